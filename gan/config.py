@@ -1,0 +1,123 @@
+"""The one trial configuration: every knob of one training run, validated on construction.
+
+A trainable starts with ``cfg = TrialConfig(**config)``; an unknown key raises ``TypeError`` and a bad value raises
+``ValueError`` with one line naming what is allowed. ``params(cfg)`` is what MLflow logs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+IMAGE_SIZES = (32, 64, 128)
+PRECISIONS = ("auto", "fp32", "bf16")
+MODELS = ("dcgan",)
+
+
+def parse_da(value) -> tuple[str, ...]:
+    """'hflip+contrast' / ['hflip', 'contrast'] / 'none' / () -> ('hflip', 'contrast') or ()."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        parts = [p.strip() for p in value.split("+") if p.strip()]
+    else:
+        parts = [str(p).strip() for p in value]
+    if parts in (["none"], ["None"]):
+        return ()
+    return tuple(parts)
+
+
+def da_label(da) -> str:
+    """The DA key used everywhere outside the dataclass: 'none', 'hflip', 'hflip+generated'."""
+    da = parse_da(da)
+    return "+".join(da) if da else "none"
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    # --- data -------------------------------------------------------------------------------------------------------
+    dataset: str = "lfw-subset"  # image source: lfw-subset | folder:PATH | celeba:ROOT | oxford-pet:ROOT[:BREED] | lfw:ROOT
+    n_real: int = 100  # real images drawn from the source (chosen deterministically from `seed`)
+    image_size: int = 32  # training resolution: 32, 64 or 128
+    download: bool = False  # let torchvision download celeba/oxford-pet/lfw when the folder is missing
+    # --- dataset-level augmentation ---------------------------------------------------------------------------------
+    da: tuple[str, ...] = ()  # one or two DA types from gan.augment.AUGMENTATIONS; () (or "none") = real images only
+    n_aug: int = 0  # augmented images added to the n_real real ones (0 exactly when da is empty)
+    pair_ratio: float = 0.5  # share of the first DA type when two are paired (0.5 = the study's 1:1)
+    allow_repeats: bool = False  # let a deterministic op (flip, negpos) repeat base images when n_aug > n_real
+    donor_steps: int = 2000  # training steps of the donor GAN whose samples feed the `generated` DA
+    # --- model and optimisation (Radford et al. 2015 defaults) ------------------------------------------------------
+    model: str = "dcgan"  # generator/discriminator family
+    nz: int = 100  # latent size
+    g_width: int = 64  # generator base width (ngf)
+    d_width: int = 64  # discriminator base width (ndf)
+    batch_size: int = 64  # images per step, drawn with replacement from the composed set
+    lr: float = 2e-4  # Adam learning rate for both G and D
+    beta1: float = 0.5  # Adam beta1
+    beta2: float = 0.999  # Adam beta2
+    steps: int = 2000  # training steps (one D update + one G update each)
+    precision: str = "auto"  # fp32 | bf16 (autocast) | auto = bf16 on CUDA, fp32 on CPU
+    seed: int = 0  # drives data choice, DA, init, noise and evaluation
+    # --- evaluation -------------------------------------------------------------------------------------------------
+    eval_every: int = 500  # report (metrics + checkpoint) every this many steps, and at the last step
+    eval_samples: int = 500  # generated images scored per evaluation, from a fixed noise
+    extractor: str = "effnet"  # feature extractor for IS/FID/KID/PR: effnet (offline) | inception (standard)
+    is_splits: int = 10  # Inception Score splits (clamped to eval_samples)
+    inception_weights: str = ""  # path to torch-fidelity's inception-v3-compat weights ("" = env var / cache)
+    # --- bookkeeping ------------------------------------------------------------------------------------------------
+    study: str = "adhoc"  # the study this trial belongs to (a key of search_spaces.STUDIES, or adhoc)
+
+    def __post_init__(self):
+        object.__setattr__(self, "da", parse_da(self.da))
+        validate(self)
+
+    @property
+    def arm(self) -> str:
+        """Human label of the ablation arm, e.g. 'hflip+contrast@200' or 'none'."""
+        if not self.da:
+            return "none"
+        ratio = "" if len(self.da) == 1 or self.pair_ratio == 0.5 else f":{self.pair_ratio:g}"
+        return f"{da_label(self.da)}{ratio}@{self.n_aug}"
+
+    def replace(self, **changes) -> "TrialConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def _fail(msg: str):
+    raise ValueError(msg)
+
+
+def validate(cfg: TrialConfig) -> None:
+    """Every check that can run without reading data. Raises ValueError with one line."""
+    from gan import augment, data, metrics
+
+    data.parse_source(cfg.dataset)  # raises on an unknown source kind
+    if cfg.image_size not in IMAGE_SIZES:
+        _fail(f"image_size {cfg.image_size} is not supported; allowed: {', '.join(map(str, IMAGE_SIZES))}")
+    if cfg.precision not in PRECISIONS:
+        _fail(f"precision {cfg.precision!r} is unknown; allowed: {', '.join(PRECISIONS)}")
+    if cfg.model not in MODELS:
+        _fail(f"model {cfg.model!r} is unknown; allowed: {', '.join(MODELS)}")
+    if cfg.extractor not in metrics.EXTRACTORS:
+        _fail(f"extractor {cfg.extractor!r} is unknown; allowed: {', '.join(metrics.EXTRACTORS)}")
+    for name in ("n_real", "steps", "batch_size", "eval_every", "eval_samples", "nz", "g_width", "d_width",
+                 "is_splits"):
+        if int(getattr(cfg, name)) < 1:
+            _fail(f"{name} must be a positive integer, got {getattr(cfg, name)}")
+    if cfg.donor_steps < 1:
+        _fail(f"donor_steps must be a positive integer, got {cfg.donor_steps}")
+    if not cfg.lr > 0:
+        _fail(f"lr must be > 0, got {cfg.lr}")
+    augment.check_da(cfg.da, n_real=cfg.n_real, n_aug=cfg.n_aug, pair_ratio=cfg.pair_ratio,
+                     allow_repeats=cfg.allow_repeats)
+
+
+def params(cfg: TrialConfig) -> dict[str, str]:
+    """Flat string params for MLflow: tuples joined with '+', plus the derived arm label."""
+    out = {}
+    for k, v in dataclasses.asdict(cfg).items():
+        if isinstance(v, (tuple, list)):
+            v = "+".join(map(str, v)) if v else "none"
+        out[k] = str(v)
+    out["arm"] = cfg.arm
+    return out

@@ -1,0 +1,1 @@
+"""gansweep's driver: CLI, Tuner construction, MLflow wiring, resume and reports."""

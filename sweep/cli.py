@@ -1,0 +1,63 @@
+"""The `gansweep` command line (also `python -m sweep`).
+
+Each command group lives in its own module (`cmd_*.py`) and imports heavy libraries only when it runs, so
+`gansweep --help` and input errors are instant. Bad input prints one line and exits 2 before any work starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+
+import click
+
+
+class InputError(click.UsageError):
+    """A user-input problem: printed as one line, exit status 2."""
+
+
+@contextlib.contextmanager
+def user_errors():
+    """Turn the library's validation errors (ValueError, FileNotFoundError) into one-line CLI errors."""
+    try:
+        yield
+    except (ValueError, FileNotFoundError) as e:
+        raise InputError(str(e)) from e
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+def cli():
+    """gansweep: which data augmentations help a GAN learn from a small image set, swept with Ray Tune into MLflow."""
+
+
+def _register():
+    from sweep import cmd_data, cmd_score, cmd_train
+
+    cli.add_command(cmd_data.data)
+    cli.add_command(cmd_train.train)
+    cli.add_command(cmd_score.score)
+    try:
+        from sweep import cmd_run
+    except ImportError:  # pragma: no cover - during bootstrap before the sweep commands exist
+        return
+    for c in cmd_run.COMMANDS:
+        cli.add_command(c)
+
+
+_register()
+
+
+def main(argv=None):
+    """Entry point: click in non-standalone mode so every usage error is exactly one line on stderr."""
+    try:
+        rv = cli.main(args=argv, prog_name="gansweep", standalone_mode=False)
+    except click.UsageError as e:
+        click.echo(f"gansweep: error: {e.format_message()}", err=True)
+        sys.exit(2)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    sys.exit(rv if isinstance(rv, int) else 0)
