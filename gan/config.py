@@ -7,7 +7,7 @@ A trainable starts with ``cfg = TrialConfig(**config)``; an unknown key raises `
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 IMAGE_SIZES = (32, 64, 128)
 PRECISIONS = ("auto", "fp32", "bf16")
