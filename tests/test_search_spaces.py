@@ -1,0 +1,295 @@
+"""Study presets: exact arms, seeds, overrides, one-line errors, and configs reaching trials through real Ray Tune."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import pytest
+
+from gan.config import TrialConfig
+from search_spaces import STUDIES, arm_counts, build_study, da_choices, possible_configs, sample_configs
+from search_spaces.studies import EMBEDDED_SIZES
+
+FIELDS = {f.name for f in dataclasses.fields(TrialConfig)}
+SINGLES = {"contrast", "negpos", "hflip", "vflip", "generated"}
+PAIRS = {"contrast+hflip", "contrast+generated", "hflip+generated"}
+
+
+def paper_arms(n: int) -> set[tuple]:
+    """The study's arms on n real images, as (da, n_aug, pair_ratio)."""
+    return ({("none", 0, 0.5)} | {(t, n, 0.5) for t in SINGLES}
+            | {(p, c, 0.5) for p in PAIRS for c in (n, 2 * n)})
+
+
+def arms(configs, dataset=None) -> set[tuple]:
+    return {(c["da"], c["n_aug"], c["pair_ratio"]) for c in configs if dataset in (None, c["dataset"])}
+
+
+def one_line_error(match: str, **kw) -> str:
+    with pytest.raises(ValueError, match=match) as e:
+        build_study(**kw)
+    msg = str(e.value)
+    assert "\n" not in msg
+    return msg
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Arms
+
+
+@pytest.mark.parametrize("name, dataset", [("paper-celeba", "celeba:data/celeba"),
+                                           ("paper-pomeranian", "folder:data/pomeranian")])
+def test_paper_study_has_exactly_the_published_arms(name, dataset):
+    space = build_study(name)
+    assert space.kind == "grid" and space.num_samples == len(space.configs) == 12
+    assert arms(space.configs) == paper_arms(1000)
+    assert {c["dataset"] for c in space.configs} == {dataset}
+    c = space.configs[0]
+    assert (c["n_real"], c["image_size"], c["extractor"], c["study"]) == (1000, 64, "inception", name)
+    assert c["donor_steps"] == c["steps"]
+    assert (space.metric, space.mode) == ("fid_inception", "min")
+
+
+def test_paper_is_the_union_of_both_datasets():
+    space = build_study("paper")
+    assert space.num_samples == 24
+    assert space.trials_per_dataset() == {"celeba:data/celeba": 12, "folder:data/pomeranian": 12}
+    for name in ("paper-celeba", "paper-pomeranian"):
+        single = build_study(name)
+        ds = single.configs[0]["dataset"]
+        assert arms(space.configs, ds) == arms(single.configs)
+        strip = [{k: v for k, v in c.items() if k != "study"} for c in space.configs if c["dataset"] == ds]
+        assert strip == [{k: v for k, v in c.items() if k != "study"} for c in single.configs]
+
+
+def test_demo_is_the_paper_scaled_to_lfw_subset():
+    space = build_study("demo")
+    assert arms(space.configs) == paper_arms(100)
+    c = space.configs[0]
+    assert (c["dataset"], c["n_real"], c["image_size"], c["extractor"]) == ("lfw-subset", 100, 32, "effnet")
+    assert (c["steps"], c["batch_size"], c["eval_every"], c["eval_samples"], c["donor_steps"]) == (300, 32, 100, 100,
+                                                                                                   300)
+    assert space.metric == "fid_effnet"
+
+
+def test_ratios_grid():
+    space = build_study("ratios")
+    expected = {("none", 0, 0.5)} | {(p, c, r) for p in PAIRS for c in (500, 1000, 2000) for r in (0.25, 0.5, 0.75)}
+    assert arms(space.configs) == expected and space.num_samples == 28
+    assert all(c["allow_repeats"] for c in space.configs)  # hflip at 0.75 x 2000 = 1500 > n_real
+
+
+def test_every_config_of_every_study_is_complete_and_constructs_trialconfig():
+    for name in STUDIES:
+        space = build_study(name)
+        for config in sample_configs(space, 50):
+            assert set(config) == FIELDS
+            assert config["study"] == name
+            TrialConfig(**config)
+    assert arm_counts() == {"paper": 24, "paper-celeba": 12, "paper-pomeranian": 12, "demo": 12, "ratios": 28,
+                            "optuna-da": 30}
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Seeds and overrides
+
+
+def test_seeds_repeat_every_arm():
+    space = build_study("demo", seeds=3)
+    assert space.num_samples == 36
+    for arm in arms(space.configs):
+        assert sorted(c["seed"] for c in space.configs if arms([c]) == {arm}) == [0, 1, 2]
+    assert [c["seed"] for c in space.configs[:12]] == [0] * 12  # seed-major: one full comparison first
+    based = build_study("demo", seeds=2, overrides={"seed": 10})
+    assert sorted({c["seed"] for c in based.configs}) == [10, 11]
+
+
+def test_overrides_apply_and_strings_are_coerced():
+    space = build_study("paper-celeba", overrides={"steps": "500", "image_size": 32, "extractor": "effnet",
+                                                   "dataset": "celeba:/abs/celeba", "eval_every": None})
+    c = space.configs[0]
+    assert (c["steps"], c["donor_steps"], c["image_size"], c["dataset"]) == (500, 500, 32, "celeba:/abs/celeba")
+    assert c["eval_every"] == 1000  # None = not given
+    assert space.metric == "fid_effnet"
+    assert arms(space.configs) == paper_arms(1000)
+    assert build_study("demo", overrides={"donor_steps": 50}).configs[0]["donor_steps"] == 50
+
+
+def test_n_real_override_scales_the_counts():
+    space = build_study("paper-celeba", overrides={"dataset": "lfw-subset", "n_real": 100})
+    assert arms(space.configs) == paper_arms(100)
+
+
+def test_multi_dataset_study_takes_one_dataset_per_dataset():
+    space = build_study("paper", overrides={"dataset": ["celeba:/d/celeba", "folder:/d/pom"]})
+    assert space.trials_per_dataset() == {"celeba:/d/celeba": 12, "folder:/d/pom": 12}
+    one_line_error(r"runs 2 dataset\(s\).*give 2", name="paper", overrides={"dataset": "lfw-subset"})
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Errors: one line, with what is allowed
+
+
+def test_unknown_study_lists_the_valid_names():
+    msg = one_line_error("unknown study 'nope'", name="nope")
+    assert all(name in msg for name in STUDIES)
+
+
+def test_unknown_override_lists_trialconfig_fields():
+    msg = one_line_error("unknown setting 'stepz'", name="demo", overrides={"stepz": 3})
+    assert "steps" in msg and "image_size" in msg
+
+
+def test_arm_fields_cannot_be_overridden():
+    one_line_error("n_aug is set by each arm", name="demo", overrides={"n_aug": 3})
+    one_line_error("da is chosen by the search", name="optuna-da", overrides={"da": "hflip"})
+
+
+def test_infeasible_dataset_override_is_one_clear_line():
+    msg = one_line_error("paper-celeba.*lfw-subset has 100 images but n_real=1000", name="paper-celeba",
+                         overrides={"dataset": "lfw-subset"})
+    assert "override n_real" in msg
+
+
+def test_infeasible_arm_names_study_and_arm():
+    one_line_error(r"study 'ratios', arm contrast\+hflip@2000 ratio 0.25.*allow_repeats", name="ratios",
+                   overrides={"allow_repeats": False})
+
+
+def test_bad_values_are_one_line():
+    one_line_error("image_size 48 is not supported; allowed: 32, 64, 128", name="demo", overrides={"image_size": 48})
+    one_line_error("override steps='x' is not a valid int", name="demo", overrides={"steps": "x"})
+    one_line_error("extractor 'clip' is unknown", name="demo", overrides={"extractor": "clip"})
+    one_line_error("seeds must be a positive integer", name="demo", seeds=0)
+    one_line_error("--seeds applies to grid studies", name="optuna-da", seeds=2)
+    one_line_error("num_samples applies to Optuna studies only", name="demo", num_samples=5)
+
+
+def test_embedded_size_matches_the_source():
+    from gan import data
+
+    src = data.parse_source("lfw-subset")
+    assert data.SOURCES["lfw-subset"].open(src).size == EMBEDDED_SIZES["lfw-subset"]
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Param space and search algorithms (no Ray session)
+
+
+def test_grid_param_space_names_every_key():
+    from ray.tune.search.sample import Categorical
+
+    space = build_study("paper", seeds=2)
+    ps = space.param_space()
+    assert set(ps) == FIELDS
+    varying = {k for k, v in ps.items() if isinstance(v, Categorical)}
+    assert varying == {"dataset", "da", "n_aug", "seed"}
+    for config in space.configs:
+        for k, v in config.items():
+            assert ps[k].is_valid(v) if k in varying else ps[k] == v
+
+
+def test_optuna_space_is_conditional_and_fully_validated():
+    assert (build_study("optuna-da").metric, build_study("optuna-da").mode) == ("is_mean_inception", "max")
+    space = build_study("optuna-da", num_samples=12, overrides={"dataset": "lfw-subset", "n_real": 100,
+                                                                "extractor": "effnet"})
+    assert space.kind == "optuna" and space.num_samples == 12
+    assert (space.metric, space.mode) == ("is_mean_effnet", "max")
+    assert space.param_space() == space.constants and "da" not in space.constants
+    points = possible_configs(space)
+    assert len(points) == 1 + 5 * 3 + 10 * 3 * 5  # none; singles x counts; pairs x counts x ratios
+    assert all(set(p) == FIELDS for p in points)
+    assert max(p["n_aug"] for p in points if p["da"] == "generated") == 200
+    assert len(da_choices()) == 16
+    configs = sample_configs(space, 40, seed=1)
+    assert configs == sample_configs(space, 40, seed=1)  # seeded
+    for c in configs:
+        if c["da"] == "none":
+            assert (c["n_aug"], c["pair_ratio"]) == (0, 0.5)
+        elif "+" not in c["da"]:
+            assert c["pair_ratio"] == 0.5 and c["n_aug"] in (50, 100, 200)
+        else:
+            assert c["pair_ratio"] in (0.25, 0.375, 0.5, 0.625, 0.75)
+    assert len({c["pair_ratio"] for c in configs if "+" in c["da"]}) > 1
+    alg = space.search_alg(metric="fid_effnet", mode="min", seed=3)
+    assert (alg.metric, alg.mode) == ("fid_effnet", "min")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Through real Ray Tune: one Ray session for the module
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    ray = pytest.importorskip("ray")
+    started = not ray.is_initialized()  # reuse a session another module left open; only end our own
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    if started:
+        ray.shutdown()
+
+
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+def _fit(space, tmp_path, trainable, **tune_kw):
+    from ray import tune
+
+    tuner = tune.Tuner(trainable, param_space=space.param_space(),
+                       tune_config=tune.TuneConfig(search_alg=space.search_alg(), num_samples=space.num_samples,
+                                                   **tune_kw),
+                       run_config=tune.RunConfig(storage_path=str(tmp_path), name=space.name, verbose=0))
+    return tuner.fit()
+
+
+def test_grid_points_reach_trials_exactly_once(ray_session, tmp_path):
+    from ray import tune
+
+    full = build_study("demo", seeds=2)
+    # 4 points whose varying keys (da, n_aug, seed) all differ in some way.
+    picked = (full.configs[0], full.configs[6], full.configs[11], full.configs[13])
+    space = dataclasses.replace(full, configs=picked, num_samples=len(picked))
+
+    def trainable(config):
+        tune.report({"fid_effnet": float(config["n_aug"]), "config_echo": repr(sorted(config.items()))})
+
+    handler = _Records()
+    logger = logging.getLogger("ray.tune.search.variant_generator")
+    logger.addHandler(handler)
+    try:
+        results = _fit(space, tmp_path, trainable)
+    finally:
+        logger.removeHandler(handler)
+    assert not results.errors
+    got = sorted(repr(sorted(r.config.items())) for r in results)
+    assert got == sorted(repr(sorted(c.items())) for c in picked)
+    assert [r.message for r in handler.records] == []
+
+
+def test_optuna_search_runs_and_respects_the_condition(ray_session, tmp_path):
+    from ray import tune
+
+    space = build_study("optuna-da", num_samples=4, overrides={"dataset": "lfw-subset", "n_real": 100,
+                                                               "extractor": "effnet"})
+
+    def trainable(config):
+        tune.report({"is_mean_effnet": float(config["n_aug"]) / 100.0})
+
+    results = _fit(space, tmp_path, trainable)
+    assert not results.errors and len(results) == 4
+    for r in results:
+        c = r.config
+        assert set(c) == FIELDS and c["study"] == "optuna-da"
+        TrialConfig(**c)  # what the trainable will do
+        if "+" not in c["da"]:
+            assert c["pair_ratio"] == 0.5
+        if c["da"] == "none":
+            assert c["n_aug"] == 0
