@@ -1,13 +1,49 @@
 """Image sources -> uint8 tensors (N,3,H,W), and the Parquet image table used for caches and composed sets.
 
-(Skeleton: the data helper fills this module in; `ImageSet` and the function names below are the contract.)
+A *source string* says where the real images come from:
+
+    lfw-subset                  the 100 faces of scikit-image's LFW subset (embedded, no files needed)
+    folder:PATH                 every jpg/jpeg/png/webp/bmp under PATH, recursive, in sorted path order
+    celeba:ROOT                 torchvision CelebA (split 'all'), files in ROOT/celeba/
+    oxford-pet:ROOT[:BREED]     torchvision OxfordIIITPet (trainval then test), optionally one breed
+    lfw:ROOT                    torchvision LFWPeople (10fold, funneled), files in ROOT/lfw-py/
+
+`load_real` draws `n_real` of them: a seeded `randperm` over the source's full ordering fixes the order, and images
+are decoded in that order until `n_real` have been read (unreadable files are skipped and counted in one warning).
+Only those images are decoded, so a 200k-image CelebA stays cheap. Because the draw is a prefix of one permutation,
+the set for `n_real=500` is the first half of the set for `n_real=1000` with the same seed.
+
+Preprocessing: centre crop to a square (CelebA 178x178, the full width of its 178x218 aligned faces, as in the
+PyTorch DCGAN tutorial; LFW 150x150 of the 250x250 funneled images, which keeps the head and drops most of the
+background; pets and folders: the largest centred square), then bicubic resize with antialiasing
+(torchvision.transforms.v2.functional.resize) to `image_size`, rounded back to uint8. Grey images become 3 channels.
+
+Prepared sets are cached as Parquet image tables under `<cache_dir>/sets/<hash>.parquet`; the hash covers everything
+that made the set (see `_cache_key`), so a changed folder or a new preprocessing version misses the cache.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
+import os
+import tempfile
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
+import numpy as np
 import torch
+
+# Bump when preprocessing changes: it is part of every cache key, so old cache entries are simply not found.
+FORMAT_VERSION = 1
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+INTERPOLATION = "bicubic"  # with antialias=True
+CELEBA_CROP = 178  # centre square of CelebA's 178x218 aligned faces
+LFW_CROP = 150  # centre square of LFW's 250x250 (funneled) images
+TABLE_KEY = b"gansweep"  # Parquet schema-metadata key holding our JSON
 
 
 @dataclass(frozen=True)
@@ -23,11 +59,531 @@ class ImageSet:
         return int(self.images.shape[0])
 
 
-def parse_source(spec: str):
+# ----------------------------------------------------------------------------------------------------------------------
+# Source strings
+
+
+@dataclass(frozen=True)
+class Source:
+    """A parsed source string. `root` is None for lfw-subset; `breed` only for oxford-pet."""
+
+    kind: str  # a key of SOURCES
+    root: str | None = None  # PATH / ROOT as written (resolve_source makes it absolute)
+    breed: str | None = None  # oxford-pet breed as written, e.g. "Pomeranian" or "american_bulldog"
+
+    @property
+    def spec(self) -> str:
+        """The source string this parses from."""
+        parts = [self.kind] + [p for p in (self.root, self.breed) if p is not None]
+        return ":".join(parts)
+
+
+def _allowed() -> str:
+    return ", ".join(kind.syntax for kind in SOURCES.values())
+
+
+def parse_source(spec: str) -> Source:
     """Validate a source string's syntax (no I/O). Raises ValueError naming the allowed forms."""
-    raise NotImplementedError
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(f"empty dataset source; allowed: {_allowed()}")
+    spec = spec.strip()
+    kind, sep, rest = spec.partition(":")
+    if kind not in SOURCES:
+        raise ValueError(f"unknown dataset source {spec!r}; allowed: {_allowed()}")
+    if kind == "lfw-subset":
+        if sep:
+            raise ValueError(f"dataset source 'lfw-subset' takes no path, got {spec!r}")
+        return Source(kind)
+    if not rest:
+        raise ValueError(f"dataset source {kind!r} needs a path: {SOURCES[kind].syntax}")
+    breed = None
+    if kind == "oxford-pet" and ":" in rest:
+        # oxford-pet:ROOT:BREED -- the breed is after the last colon (a breed never holds a slash).
+        head, _, tail = rest.rpartition(":")
+        if head and tail and not any(c in tail for c in "/\\"):
+            rest, breed = head, tail
+        elif head and not tail:
+            raise ValueError(f"empty breed in {spec!r}; use oxford-pet:ROOT or oxford-pet:ROOT:BREED")
+    return Source(kind, root=rest, breed=breed)
+
+
+def resolve_source(spec: str) -> str:
+    """The same source string with PATH/ROOT made absolute (call before Ray chdirs into trial dirs)."""
+    src = parse_source(spec)
+    if src.root is None:
+        return src.spec
+    root = os.path.abspath(os.path.expanduser(src.root))
+    return Source(src.kind, root, src.breed).spec
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Catalogs: an opened source that knows its size and how to decode one image
+
+
+@dataclass
+class Catalog:
+    """An opened source: its full ordering, and how to decode one image of it."""
+
+    size: int  # images in the source's full ordering
+    decode: Callable[[int], torch.Tensor]  # i -> uint8 (3,h,w); raises OSError/ValueError on an unreadable file
+    crop: int | None  # centre-crop side before the resize; None = the largest centred square
+    where: str  # for messages: the folder or dataset this is
+    name: Callable[[int], str] = str  # i -> a human name for image i (file name), for the skip warning
+
+
+def _pil_to_uint8(img) -> torch.Tensor:
+    """A PIL image (any mode) -> uint8 (3,h,w). Forces the full decode, so a truncated file raises here."""
+    img = img.convert("RGB")
+    return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
+
+
+def _decode_file(path: str) -> torch.Tensor:
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return _pil_to_uint8(img)
+
+
+def _decode_item(dataset, i: int) -> torch.Tensor:
+    """Decode item i of a torchvision dataset whose first element is a PIL image."""
+    return _pil_to_uint8(dataset[i][0])
+
+
+def _missing(base: Path, names) -> list[str]:
+    return [n for n in names if not (base / n).exists()]
+
+
+# --- lfw-subset ---------------------------------------------------------------------------------------------------------
+
+def _open_lfw_subset(src: Source) -> Catalog:
+    """The 100 face images of skimage.data.lfw_subset() (25x25 grey float in [0,1]; the other 100 are non-faces)."""
+    from skimage.data import lfw_subset
+
+    faces = np.asarray(lfw_subset()[:100], dtype=np.float64)
+    grey = torch.from_numpy(np.round(faces * 255.0).clip(0, 255).astype(np.uint8))  # (100, 25, 25)
+    return Catalog(size=grey.shape[0], decode=lambda i: grey[i].expand(3, -1, -1).contiguous(), crop=None,
+                   where="skimage.data.lfw_subset()", name=lambda i: f"face {i}")
+
+
+def _fingerprint_lfw_subset(src: Source) -> list:
+    import skimage
+
+    return [skimage.__version__]
+
+
+# --- folder:PATH --------------------------------------------------------------------------------------------------------
+
+def _list_folder(root: str) -> list[Path]:
+    """Every image file under root (recursive), sorted by relative path. Missing folder -> FileNotFoundError."""
+    base = Path(root)
+    if not base.is_dir():
+        what = "is not a folder" if base.exists() else "does not exist"
+        raise FileNotFoundError(f"image folder {root} {what}")
+    files = [p for p in base.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()]
+    return sorted(files, key=lambda p: p.relative_to(base).as_posix())
+
+
+def _open_folder(src: Source) -> Catalog:
+    files = _list_folder(src.root)
+    if not files:
+        raise ValueError(f"no images ({', '.join(e[1:] for e in IMAGE_EXTENSIONS)}) under {src.root}")
+    return Catalog(size=len(files), decode=lambda i: _decode_file(str(files[i])), crop=None, where=src.root,
+                   name=lambda i: files[i].relative_to(src.root).as_posix())
+
+
+def _fingerprint_folder(src: Source) -> list:
+    """File list with sizes and mtimes: any added, removed or rewritten file changes the cache key."""
+    out = []
+    for p in _list_folder(src.root):
+        st = p.stat()
+        out.append([p.relative_to(src.root).as_posix(), st.st_size, st.st_mtime_ns])
+    return out
+
+
+# --- celeba:ROOT --------------------------------------------------------------------------------------------------------
+
+CELEBA_FILES = ("img_align_celeba", "list_eval_partition.txt", "identity_CelebA.txt", "list_attr_celeba.txt",
+                "list_bbox_celeba.txt", "list_landmarks_align_celeba.txt")
+
+
+def _check_celeba(src: Source) -> Path:
+    base = Path(src.root) / "celeba"
+    missing = _missing(base, CELEBA_FILES)
+    if missing:
+        raise FileNotFoundError(
+            f"CelebA not found: torchvision expects {base}/ to hold img_align_celeba/ (the aligned jpgs) and "
+            f"{', '.join(CELEBA_FILES[1:])}; missing: {', '.join(missing)} (pass --download / download=True to fetch)")
+    return base
+
+
+def _open_celeba(src: Source, download: bool = False) -> Catalog:
+    from torchvision.datasets import CelebA
+
+    if not download:
+        _check_celeba(src)
+    ds = _torchvision(lambda: CelebA(src.root, split="all", target_type=[], download=download),
+                      f"{src.root}/celeba", "its list files must be the original Google Drive releases "
+                      "(torchvision checks their md5; Kaggle's CSV versions do not match)")
+    return Catalog(size=len(ds), decode=lambda i: _decode_item(ds, i), crop=CELEBA_CROP, where=f"{src.root}/celeba",
+                   name=lambda i: ds.filename[i])
+
+
+def _fingerprint_celeba(src: Source) -> list:
+    base = _check_celeba(src)
+    return _stat_files(base, CELEBA_FILES[1:])
+
+
+# --- oxford-pet:ROOT[:BREED] --------------------------------------------------------------------------------------------
+
+PET_SPLITS = ("trainval", "test")
+
+
+def _check_pet(src: Source) -> Path:
+    base = Path(src.root) / "oxford-iiit-pet"
+    need = ["images", *(f"annotations/{s}.txt" for s in PET_SPLITS)]
+    missing = _missing(base, need)
+    if missing:
+        raise FileNotFoundError(
+            f"Oxford-IIIT Pet not found: torchvision expects {base}/images/*.jpg and "
+            f"{base}/annotations/{{trainval,test}}.txt; missing: {', '.join(missing)} "
+            "(pass --download / download=True to fetch)")
+    return base
+
+
+def _norm_breed(name: str) -> str:
+    """'American_Bulldog', 'american bulldog', 'american-bulldog' -> 'americanbulldog'."""
+    return "".join(c for c in name.lower() if c.isalnum())
+
+
+def _pet_breed(ds, i: int) -> str:
+    """Breed of item i, named as torchvision names its classes: 'american_bulldog_12.jpg' -> 'American Bulldog'.
+
+    Read from the file name (torchvision's private `_images` list) rather than `classes[_labels[i]]`, whose
+    positions only line up with the labels when a split holds every breed.
+    """
+    return " ".join(part.title() for part in ds._images[i].stem.rsplit("_", 1)[0].split("_"))
+
+
+def _open_pet(src: Source, download: bool = False) -> Catalog:
+    """Both splits (trainval then test): the study needed every Pomeranian there is (about 200)."""
+    from torchvision.datasets import OxfordIIITPet
+
+    if not download:
+        _check_pet(src)
+    where = f"{src.root}/oxford-iiit-pet"
+    splits = [_torchvision(lambda s=s: OxfordIIITPet(src.root, split=s, target_types="category", download=download),
+                           where, "") for s in PET_SPLITS]
+    items = [(ds, i) for ds in splits for i in range(len(ds))]
+    if src.breed is not None:
+        breeds = [_pet_breed(ds, i) for ds, i in items]
+        classes = sorted(set(breeds))
+        match = [c for c in classes if _norm_breed(c) == _norm_breed(src.breed)]
+        if not match:
+            raise ValueError(f"unknown Oxford-IIIT Pet breed {src.breed!r}; available: {', '.join(classes)}")
+        items = [item for item, b in zip(items, breeds) if b == match[0]]
+        where = f"{where} ({match[0]})"
+    return Catalog(size=len(items), decode=lambda k: _decode_item(items[k][0], items[k][1]), crop=None, where=where,
+                   name=lambda k: items[k][0]._images[items[k][1]].name)
+
+
+def _fingerprint_pet(src: Source) -> list:
+    base = _check_pet(src)
+    return _stat_files(base, [f"annotations/{s}.txt" for s in PET_SPLITS])
+
+
+# --- lfw:ROOT -----------------------------------------------------------------------------------------------------------
+
+LFW_FILES = ("lfw_funneled", "lfw-funneled.tgz", "people.txt", "lfw-names.txt")
+
+
+def _check_lfw(src: Source) -> Path:
+    base = Path(src.root) / "lfw-py"
+    missing = _missing(base, LFW_FILES)
+    if missing:
+        raise FileNotFoundError(
+            f"LFW not found: torchvision's LFWPeople expects {base}/ to hold lfw_funneled/ (extracted), "
+            f"lfw-funneled.tgz (it checks the archive's md5), people.txt and lfw-names.txt; missing: "
+            f"{', '.join(missing)} (torchvision can no longer download LFW: place the files by hand)")
+    return base
+
+
+def _open_lfw(src: Source, download: bool = False) -> Catalog:
+    from torchvision.datasets import LFWPeople
+
+    _check_lfw(src)  # download=True cannot help: torchvision dropped LFW downloads
+    ds = _torchvision(lambda: LFWPeople(src.root, split="10fold", image_set="funneled"), f"{src.root}/lfw-py",
+                      "they must be the original releases (torchvision checks the md5 of lfw-funneled.tgz, "
+                      "people.txt and lfw-names.txt)")
+    return Catalog(size=len(ds), decode=lambda i: _decode_item(ds, i), crop=LFW_CROP, where=f"{src.root}/lfw-py",
+                   name=lambda i: os.path.basename(ds.data[i]))
+
+
+def _fingerprint_lfw(src: Source) -> list:
+    base = _check_lfw(src)
+    return _stat_files(base, LFW_FILES[1:])
+
+
+# --- shared helpers for the torchvision sources --------------------------------------------------------------------------
+
+def _stat_files(base: Path, names) -> list:
+    return [[n, (base / n).stat().st_size, (base / n).stat().st_mtime_ns] for n in names]
+
+
+def _torchvision(make: Callable, where: str, hint: str):
+    """Construct a torchvision dataset, turning its generic RuntimeError into one line that says where to look."""
+    try:
+        return make()
+    except (RuntimeError, OSError) as e:  # missing/corrupt files, or a failed download (URLError is an OSError)
+        msg = f"torchvision could not open the dataset in {where}: {e}"
+        raise ValueError(f"{msg}; {hint}" if hint else msg) from e
+
+
+@dataclass(frozen=True)
+class SourceKind:
+    """One entry of SOURCES: its syntax, how to open it, and what identifies its files for the cache key."""
+
+    syntax: str  # shown in error messages
+    open: Callable[..., Catalog]  # (Source, download=False) -> Catalog
+    fingerprint: Callable[[Source], list]  # cheap (no decoding); raises FileNotFoundError when files are missing
+    cache: bool = True  # worth caching (decoding costs file I/O)
+    downloads: bool = False  # open(download=True) fetches the files
+
+
+SOURCES: dict[str, SourceKind] = {
+    "lfw-subset": SourceKind("lfw-subset", lambda s, download=False: _open_lfw_subset(s), _fingerprint_lfw_subset,
+                             cache=False),
+    "folder": SourceKind("folder:PATH", lambda s, download=False: _open_folder(s), _fingerprint_folder),
+    "celeba": SourceKind("celeba:ROOT", _open_celeba, _fingerprint_celeba, downloads=True),
+    "oxford-pet": SourceKind("oxford-pet:ROOT[:BREED]", _open_pet, _fingerprint_pet, downloads=True),
+    "lfw": SourceKind("lfw:ROOT", _open_lfw, _fingerprint_lfw),
+}
+
+
+def check_source(spec: str, *, download: bool = False) -> None:
+    """Fail fast (FileNotFoundError, one line) when a source's files are missing, without decoding any image.
+
+    A source that can download is not checked when `download` is set: the download will bring its files.
+    """
+    src = parse_source(spec)
+    kind = SOURCES[src.kind]
+    if download and kind.downloads:
+        return
+    kind.fingerprint(src)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Drawing and preprocessing
+
+
+def preprocess(img: torch.Tensor, image_size: int, crop: int | None = None) -> torch.Tensor:
+    """uint8 (3,h,w) -> uint8 (3,S,S): centre crop to a square (side `crop`, capped at the short side; None = the
+    short side), then bicubic resize with antialiasing."""
+    import torchvision.transforms.v2.functional as TF
+    from torchvision.transforms import InterpolationMode
+
+    side = min(img.shape[-2:])
+    side = side if crop is None else min(crop, side)
+    img = TF.center_crop(img, [side, side])
+    if side != image_size:
+        img = TF.resize(img, [image_size, image_size], interpolation=InterpolationMode.BICUBIC, antialias=True)
+    return img
+
+
+def draw(catalog: Catalog, n_real: int, image_size: int, seed: int) -> ImageSet:
+    """Decode `n_real` images of the catalog in seeded-permutation order, skipping unreadable ones."""
+    order = torch.randperm(catalog.size, generator=torch.Generator().manual_seed(int(seed))).tolist()
+    images, index, skipped = [], [], []
+    for i in order:
+        if len(images) == n_real:
+            break
+        try:
+            img = catalog.decode(i)
+        except (OSError, ValueError, SyntaxError) as e:  # PIL: truncated/unidentified files, bad headers
+            skipped.append(f"{catalog.name(i)} ({type(e).__name__})")
+            continue
+        images.append(preprocess(img, image_size, catalog.crop))
+        index.append(i)
+    if skipped:
+        shown = ", ".join(skipped[:3]) + (", ..." if len(skipped) > 3 else "")
+        warnings.warn(f"skipped {len(skipped)} unreadable image file(s) in {catalog.where}: {shown}", stacklevel=3)
+    if len(images) < n_real:
+        readable = catalog.size - len(skipped)
+        raise ValueError(f"asked for n_real={n_real} images but {catalog.where} has only {readable} readable "
+                         f"(of {catalog.size})")
+    return ImageSet(images=torch.stack(images).contiguous(), source=("real",) * n_real,
+                    da_type=("none",) * n_real, index=tuple(index))
+
+
+def default_cache_dir() -> Path:
+    """$GANSWEEP_CACHE, else ~/.cache/gansweep."""
+    return Path(os.environ.get("GANSWEEP_CACHE") or Path.home() / ".cache" / "gansweep")
+
+
+def _cache_key(spec: str, n_real: int, image_size: int, seed: int, fingerprint: list) -> str:
+    """sha256 (16 hex) over everything that made the set: source, counts, size, seed, preprocessing, files."""
+    payload = dict(format=FORMAT_VERSION, source=spec, n_real=n_real, image_size=image_size, seed=seed,
+                   interpolation=INTERPOLATION, celeba_crop=CELEBA_CROP, lfw_crop=LFW_CROP, files=fingerprint)
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def load_real(spec: str, n_real: int, image_size: int, seed: int, *, download: bool = False,
-              cache_dir: str | None = None) -> ImageSet:
-    raise NotImplementedError
+              cache_dir: str | os.PathLike | bool | None = None) -> ImageSet:
+    """The real training images: `n_real` images of `spec` at `image_size`, chosen deterministically from `seed`.
+
+    Returns an ImageSet with source="real", da_type="none" and index = the image's index in the source's full
+    ordering (for oxford-pet:ROOT:BREED, the breed's images in trainval-then-test order). Unreadable files are
+    skipped (one warning with the count); fewer readable images than `n_real` is a ValueError. `cache_dir`: None or True = `default_cache_dir()`; a path = that folder; False = no cache. lfw-subset
+    is never cached (recomputing it is faster than reading a file).
+    """
+    from gan.config import IMAGE_SIZES
+
+    if image_size not in IMAGE_SIZES:
+        raise ValueError(f"image_size {image_size} is not supported; allowed: {', '.join(map(str, IMAGE_SIZES))}")
+    if isinstance(n_real, bool) or int(n_real) != n_real or n_real < 1:
+        raise ValueError(f"n_real must be a positive integer, got {n_real}")
+    src = parse_source(resolve_source(spec))
+    kind = SOURCES[src.kind]
+    catalog = None
+    if download and kind.downloads:
+        try:
+            kind.fingerprint(src)  # files present: nothing to fetch
+        except FileNotFoundError:
+            catalog = kind.open(src, download=True)  # torchvision fetches and verifies them
+    path = None
+    if kind.cache and cache_dir is not False:
+        base = default_cache_dir() if cache_dir in (None, True) else Path(cache_dir)
+        key = _cache_key(src.spec, int(n_real), int(image_size), int(seed), kind.fingerprint(src))
+        path = base / "sets" / f"{key}.parquet"
+        if path.exists():
+            return read_image_table(path)
+    if catalog is None:
+        catalog = kind.open(src)
+    real = draw(catalog, int(n_real), int(image_size), int(seed))
+    if path is not None:
+        write_image_table(path, real, metadata=dict(source=src.spec, n_real=int(n_real), image_size=int(image_size),
+                                                    seed=int(seed), format=FORMAT_VERSION))
+    return real
+
+
+def dataset_hash(imageset: ImageSet) -> str:
+    """sha256 (16 hex) of the images' shape and bytes: identifies a real set (keys the metrics feature cache)."""
+    images = imageset.images.to(torch.uint8).contiguous()
+    h = hashlib.sha256(str(tuple(images.shape)).encode())
+    h.update(images.numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Parquet image table: one row per image (png bytes + provenance), our JSON in the schema metadata
+
+
+def _png(img: torch.Tensor) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(img.permute(1, 2, 0).numpy()).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def _unpng(data: bytes) -> torch.Tensor:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as img:
+        if img.mode != "RGB":
+            img = img.convert("RGB")
+        return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
+
+
+def write_image_table(path, imageset: ImageSet, metadata: dict | None = None) -> None:
+    """Write an ImageSet as Parquet (columns png, source, da_type, index), atomically (tmp file + os.replace).
+
+    `metadata` (JSON-serialisable) is stored in the schema metadata; read it back with `read_image_metadata`.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    images = imageset.images
+    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"images must be uint8 (N,3,H,W), got {images.dtype} {tuple(images.shape)}")
+    images = images.cpu().contiguous()
+    table = pa.table({
+        "png": pa.array([_png(img) for img in images], type=pa.binary()),
+        "source": pa.array(list(imageset.source), type=pa.string()),
+        "da_type": pa.array(list(imageset.da_type), type=pa.string()),
+        "index": pa.array(list(imageset.index), type=pa.int64()),
+    })
+    info = dict(format=FORMAT_VERSION, shape=list(images.shape), metadata=metadata or {})
+    table = table.replace_schema_metadata({TABLE_KEY: json.dumps(info).encode()})
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _table_info(schema, path) -> dict:
+    raw = (schema.metadata or {}).get(TABLE_KEY)
+    if raw is None:
+        raise ValueError(f"{path} is not a gansweep image table (no {TABLE_KEY.decode()!r} schema metadata)")
+    return json.loads(raw)
+
+
+def read_image_table(path) -> ImageSet:
+    """Read a table written by `write_image_table` back into an ImageSet (bit-exact)."""
+    import pyarrow.parquet as pq
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"image table {path} does not exist")
+    table = pq.read_table(path)
+    info = _table_info(table.schema, path)
+    cols = table.to_pydict()
+    shape = tuple(info["shape"])
+    images = torch.stack([_unpng(b) for b in cols["png"]]) if cols["png"] else torch.empty(shape, dtype=torch.uint8)
+    if tuple(images.shape) != shape:
+        raise ValueError(f"{path}: images decode to {tuple(images.shape)} but the table says {shape}")
+    return ImageSet(images=images.contiguous(), source=tuple(cols["source"]), da_type=tuple(cols["da_type"]),
+                    index=tuple(int(i) for i in cols["index"]))
+
+
+def read_image_metadata(path) -> dict:
+    """The `metadata` dict stored by `write_image_table` (reads only the schema)."""
+    import pyarrow.parquet as pq
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"image table {path} does not exist")
+    return _table_info(pq.read_schema(path), path)["metadata"]
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Preview
+
+
+def preview_grid(imageset: ImageSet, per_type: int = 8, min_cell: int = 64):
+    """A labelled PIL grid: one row per da_type (in order of first appearance), its first `per_type` images, the
+    label (`da_type`, count) written above the row. Images smaller than `min_cell` are upscaled (nearest)."""
+    from PIL import Image, ImageDraw
+
+    types = list(dict.fromkeys(imageset.da_type))
+    n, _, h, w = imageset.images.shape
+    scale = max(1, -(-min_cell // max(h, 1)))
+    cell_h, cell_w, pad, label_h = h * scale, w * scale, 2, 14
+    cols = max(1, min(per_type, max((imageset.da_type.count(t) for t in types), default=1)))
+    width = pad + cols * (cell_w + pad)
+    height = pad + len(types) * (label_h + cell_h + pad)
+    canvas = Image.new("RGB", (width, max(height, 1)), "white")
+    pen = ImageDraw.Draw(canvas)
+    for row, t in enumerate(types):
+        rows = [i for i, d in enumerate(imageset.da_type) if d == t]
+        y = pad + row * (label_h + cell_h + pad)
+        pen.text((pad, y + 1), f"{t} (n={len(rows)})", fill="black")
+        for col, i in enumerate(rows[:per_type]):
+            tile = Image.fromarray(imageset.images[i].permute(1, 2, 0).cpu().numpy())
+            if scale > 1:
+                tile = tile.resize((cell_w, cell_h), Image.NEAREST)
+            canvas.paste(tile, (pad + col * (cell_w + pad), y + label_h))
+    return canvas
