@@ -6,23 +6,11 @@ Each command group lives in its own module (`cmd_*.py`) and imports heavy librar
 
 from __future__ import annotations
 
-import contextlib
 import sys
 
 import click
 
-
-class InputError(click.UsageError):
-    """A user-input problem: printed as one line, exit status 2."""
-
-
-@contextlib.contextmanager
-def user_errors():
-    """Turn the library's validation errors (ValueError, FileNotFoundError) into one-line CLI errors."""
-    try:
-        yield
-    except (ValueError, FileNotFoundError) as e:
-        raise InputError(str(e)) from e
+from sweep.errors import InputError, user_errors  # noqa: F401  (re-exported for the command modules)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -31,16 +19,9 @@ def cli():
 
 
 def _register():
-    from sweep import cmd_data, cmd_score, cmd_train
+    from sweep import cmd_data, cmd_run, cmd_score, cmd_train
 
-    cli.add_command(cmd_data.data)
-    cli.add_command(cmd_train.train)
-    cli.add_command(cmd_score.score)
-    try:
-        from sweep import cmd_run
-    except ImportError:  # pragma: no cover - during bootstrap before the sweep commands exist
-        return
-    for c in cmd_run.COMMANDS:
+    for c in [cmd_data.data, cmd_train.train, cmd_score.score, *cmd_run.COMMANDS]:
         cli.add_command(c)
 
 

@@ -12,7 +12,7 @@ from collections import Counter
 
 import click
 
-from sweep.cli import InputError, user_errors
+from sweep.errors import InputError, user_errors
 
 
 @click.group()
