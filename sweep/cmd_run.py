@@ -1,0 +1,169 @@
+"""`gansweep studies | run | resume | report | ui`: the sweep commands."""
+
+from __future__ import annotations
+
+import click
+
+from sweep.errors import user_errors
+
+_SWEEP_OPTIONS = [
+    click.option("--storage", default="./gansweep_results", show_default=True,
+                 help="Local folder or storage URI (s3://...) for results, checkpoints and the donor cache."),
+    click.option("--name", default=None, help="Experiment folder name (default: <study>-<timestamp>)."),
+    click.option("--mlflow-uri", default="sqlite:///mlflow.db", show_default=True,
+                 help="MLflow tracking URI (a sqlite:/// file or an http(s):// server)."),
+    click.option("--experiment", default="gansweep", show_default=True, help="MLflow experiment name."),
+]
+
+
+def _add(options):
+    def deco(f):
+        for o in reversed(options):
+            f = o(f)
+        return f
+    return deco
+
+
+@click.command()
+def studies():
+    """List the studies with their arm counts."""
+    from search_spaces import STUDIES, build_study
+
+    for name in STUDIES:
+        space = build_study(name)
+        kind = "grid" if space.configs is not None else "optuna"
+        click.echo(f"{name:<18} {space.num_samples:>4} trials  {kind:<6} ranks by {space.metric} ({space.mode})  "
+                   f"{space.description.splitlines()[0] if space.description else ''}")
+
+
+@click.command()
+@click.argument("study")
+@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True, help="Repeat every arm with K seeds.")
+@click.option("--dataset", multiple=True, help="Image source, e.g. lfw-subset, folder:PATH, celeba:ROOT, "
+              "oxford-pet:ROOT:Pomeranian, lfw:ROOT; give one per dataset of the study (paper: two, in order).")
+@click.option("--num-samples", type=click.IntRange(min=1), default=None, help="Trials of an Optuna study.")
+@click.option("--only", multiple=True, metavar="ARM", help="Run only these arms (labels as --dry-run prints them, "
+              "e.g. none, hflip@100, contrast+hflip@200).")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="Override any TrialConfig field, e.g. --set eval_every=50 --set batch_size=32.")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Training steps per trial.")
+@click.option("--image-size", type=click.Choice(["32", "64", "128"]), default=None)
+@click.option("--extractor", type=click.Choice(["effnet", "inception"]), default=None,
+              help="Feature extractor for IS/FID/KID/PR.")
+@click.option("--inception-weights", default=None, type=click.Path(dir_okay=False),
+              help="torch-fidelity inception-v3-compat weights file (else $GANSWEEP_INCEPTION_WEIGHTS or the hub cache).")
+@click.option("--metric", default=None, help="Metric that ASHA/Optuna optimise and the report ranks by.")
+@click.option("--mode", type=click.Choice(["min", "max"]), default=None)
+@click.option("--scheduler", type=click.Choice(["fifo", "asha"]), default="fifo", show_default=True,
+              help="asha stops weak arms early.")
+@click.option("--cpus-per-trial", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True)
+@click.option("--gpus-per-trial", type=click.FloatRange(min=0), default=None,
+              help="Fractional GPUs per trial (0.25 packs 4 trials per GPU). Default: 1 if the cluster has GPUs.")
+@click.option("--max-concurrent", type=click.IntRange(min=1), default=None)
+@click.option("--max-failures", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Restarts of a trial from its last checkpoint after its worker dies.")
+@click.option("--address", default=None, help="Join a running Ray cluster ('auto' or host:port). "
+                                              "Default: start a one-node Ray on this machine.")
+@click.option("--num-cpus", type=click.IntRange(min=1), default=None, help="CPUs of the local one-node Ray.")
+@click.option("--in-process", is_flag=True, help="Run trials one by one in this process (debugging, breakpoints).")
+@click.option("--dry-run", is_flag=True, help="Print the resolved trial configs and exit (reads no data).")
+@click.option("--json", "as_json", is_flag=True, help="With --dry-run: one JSON object per line.")
+@click.option("--no-report", is_flag=True, help="Skip the report at the end.")
+@_add(_SWEEP_OPTIONS)
+def run(study, seeds, dataset, num_samples, only, settings, steps, image_size, extractor, inception_weights, metric, mode, scheduler,
+        cpus_per_trial, gpus_per_trial, max_concurrent, max_failures, address, num_cpus, in_process, dry_run,
+        as_json, no_report, storage, name, mlflow_uri, experiment):
+    """Run STUDY (see `gansweep studies`) as a Ray Tune sweep, every trial tracked in MLflow."""
+    from sweep.driver import SweepOptions, dry_run_lines, resolve_sweep, run_sweep
+
+    flags = {"dataset": list(dataset) or None, "steps": steps, "extractor": extractor,
+             "image_size": int(image_size) if image_size else None, "inception_weights": inception_weights}
+    overrides = {**_parse_settings(settings), **{k: v for k, v in flags.items() if v is not None}}
+    opts = SweepOptions(storage=storage, name=name, mlflow_uri=mlflow_uri, experiment=experiment, address=address,
+                        in_process=in_process, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+                        max_concurrent=max_concurrent, scheduler=scheduler, metric=metric, mode=mode,
+                        max_failures=max_failures, num_cpus=num_cpus)
+    with user_errors():
+        sweep = resolve_sweep(study, seeds=seeds, overrides=overrides, num_samples=num_samples, only=list(only),
+                              opts=opts)
+    if dry_run:
+        for line in dry_run_lines(sweep, as_json):
+            click.echo(line)
+        return
+    with user_errors():
+        _check_runnable(sweep, opts)
+    click.echo(f"gansweep: {study}: {sweep.space.num_samples} trials -> {sweep.path}  (MLflow: {mlflow_uri})")
+    files = run_sweep(sweep, opts, report=not no_report)
+    _print_report(sweep.path, files)
+
+
+def _parse_settings(settings) -> dict:
+    out = {}
+    for item in settings:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE (e.g. eval_every=50)", param_hint="--set")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _check_runnable(sweep, opts) -> None:
+    """Checks that need the file system but no data read: the experiment folder must be new, data roots exist."""
+    from gan.data import check_source
+
+    for ds in sorted({c.dataset for c in sweep.configs}):
+        check_source(ds, download=any(c.download for c in sweep.configs if c.dataset == ds))
+
+
+def _print_report(path, files):
+    summary = [f for f in files if str(f).endswith("summary.md")]
+    if summary:
+        click.echo("")
+        click.echo(open(summary[0]).read())
+    click.echo(f"report: {path}/report   browse: gansweep ui")
+
+
+@click.command()
+@click.argument("path")
+@click.option("--address", default=None, help="Ray cluster to resume on (default: as the sweep ran).")
+@click.option("--mlflow-uri", default=None, help="MLflow tracking URI (default: the sweep's).")
+def resume(path, address, mlflow_uri):
+    """Continue the sweep at PATH whose driver died: only what did not finish runs again."""
+    from sweep.driver import resume_sweep
+
+    with user_errors():
+        files = resume_sweep(path, overrides={"address": address, "mlflow_uri": mlflow_uri})
+    _print_report(path, files)
+
+
+@click.command()
+@click.argument("path")
+@click.option("--metric", default=None, help="Rank arms by this metric (default: the sweep's).")
+@click.option("--mode", type=click.Choice(["min", "max"]), default=None)
+@click.option("--mlflow-uri", default=None, help="Also backfill MLflow and attach the report (default: the sweep's).")
+@click.option("--no-mlflow", is_flag=True, help="Write the report files only.")
+def report(path, metric, mode, mlflow_uri, no_mlflow):
+    """Results to Parquet, a per-arm summary (mean, 95% CI, difference to no-DA) and plots, next to the results."""
+    from sweep.driver import report_sweep
+
+    with user_errors():
+        files = report_sweep(path, metric=metric, mode=mode, mlflow_uri=mlflow_uri, mlflow=not no_mlflow)
+    _print_report(path, files)
+
+
+@click.command()
+@click.option("--mlflow-uri", default="sqlite:///mlflow.db", show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Bind address (0.0.0.0 exposes it).")
+@click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
+def ui(mlflow_uri, host, port):
+    """The MLflow UI on the sweep's tracking store."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", mlflow_uri, "--host", host,
+           "--port", str(port)]
+    click.echo(f"MLflow UI on http://{host}:{port}  ({mlflow_uri})")
+    raise SystemExit(subprocess.call(cmd))
+
+
+COMMANDS = [studies, run, resume, report, ui]

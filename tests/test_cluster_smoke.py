@@ -1,0 +1,45 @@
+"""A smoke sweep on a simulated 2-node Ray cluster (`ray.cluster_utils.Cluster`): trials run on both nodes and the
+driver, joining with `--address`, gets every result into MLflow."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import ray
+from ray.cluster_utils import Cluster
+
+from sweep.driver import SweepOptions, resolve_sweep, run_sweep
+from tests.sweep_helpers import TINY, sweep_runs
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def two_nodes():
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    yield cluster
+    ray.shutdown()
+    cluster.shutdown()
+
+
+def test_sweep_spreads_over_both_nodes(tmp_path, two_nodes):
+    opts = SweepOptions(storage=str(tmp_path / "results"), name="c", mlflow_uri=f"sqlite:///{tmp_path}/mlflow.db",
+                        address=two_nodes.address, verbose=0)
+    sweep = resolve_sweep("demo", overrides=TINY, only=["none", "hflip@100", "contrast@100", "vflip@100"], opts=opts)
+    run_sweep(sweep, opts, report=False)
+
+    nodes = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+    assert len(nodes) == 2
+    used = set()
+    for p in Path(sweep.path).glob("*/result.json"):
+        rows = [json.loads(line) for line in p.read_text().splitlines()]
+        assert rows[-1]["step"] == 4
+        used |= {r["node_id"] for r in rows}
+    assert used == nodes, "trials ran on one node only"
+    _, parents, children = sweep_runs(opts.mlflow_uri)
+    assert len(parents) == 1 and len(children) == 4
+    assert json.loads(parents[0].data.tags["gansweep.cluster_resources"])["nodes"] == 2

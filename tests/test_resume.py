@@ -1,0 +1,68 @@
+"""Kill a sweep's driver mid-run (the whole process group: driver, its local Ray, the trial workers), then
+`gansweep resume PATH`: every trial ends finished, each exactly once in MLflow, no metric step logged twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.sweep_helpers import TINY, metric_steps, sweep_runs
+
+pytestmark = pytest.mark.slow
+
+
+def _env():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}  # its own Ray, not a test's
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _gansweep(*args):
+    return [sys.executable, "-m", "sweep", *args]
+
+
+def test_kill_driver_then_resume(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    storage = tmp_path / "results"
+    settings = [f"--set={k}={v}" for k, v in {**TINY, "steps": 40}.items() if k != "steps"] + ["--steps", "40"]
+    cmd = _gansweep("run", "demo", "--only", "none", "--only", "hflip@100", "--name", "sw", "--storage",
+                    str(storage), "--mlflow-uri", uri, "--num-cpus", "2", *settings)
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    sweep = storage / "sw"
+    deadline = time.time() + 240
+    try:
+        # Wait until a trial has reported a few checkpoints, then kill everything the driver started.
+        while time.time() < deadline:
+            steps = [json.loads(l)["step"] for p in sweep.glob("*/result.json") for l in p.read_text().splitlines()]
+            if steps and max(steps) >= 6:
+                break
+            assert proc.poll() is None, "the sweep ended before it could be killed"
+            time.sleep(0.5)
+        else:
+            pytest.fail("no trial reported in time")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver's session: itself, its GCS and raylet (workers follow)
+        proc.wait()
+    unfinished = [p for p in sweep.glob("*/result.json")
+                  if json.loads(p.read_text().splitlines()[-1])["step"] < 40]
+    assert unfinished, "both trials finished before the kill: the test did not test resume"
+
+    done = subprocess.run(_gansweep("resume", str(sweep)), cwd=tmp_path, env=_env(), capture_output=True,
+                          text=True, timeout=400)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    client, parents, children = sweep_runs(uri)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert sorted(r.data.params["arm"] for r in children) == ["hflip@100", "none"]
+    for run in children:
+        assert run.data.tags["gansweep.outcome"] == "finished"
+        assert metric_steps(client, run.info.run_id, "fid_effnet") == list(range(2, 41, 2))
+    assert (sweep / "report" / "summary.md").exists()

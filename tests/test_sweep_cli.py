@@ -1,0 +1,82 @@
+"""`gansweep studies` and `gansweep run --dry-run`: resolution and validation before Ray starts (no Ray here)."""
+
+import json
+
+import pytest
+
+from gan.config import TrialConfig
+from sweep.cli import main
+
+
+def run_cli(capsys, *argv):
+    with pytest.raises(SystemExit) as e:
+        main(list(argv))
+    out = capsys.readouterr()
+    return e.value.code, out.out, out.err
+
+
+def test_studies_lists_arm_counts(capsys):
+    code, out, _ = run_cli(capsys, "studies")
+    assert code == 0
+    counts = {line.split()[0]: int(line.split()[1]) for line in out.splitlines()}
+    assert counts == {"paper": 24, "paper-celeba": 12, "paper-pomeranian": 12, "demo": 12, "ratios": 28,
+                      "optuna-da": 30}
+
+
+def test_dry_run_json_has_exactly_the_demo_arms(capsys):
+    code, out, _ = run_cli(capsys, "run", "demo", "--dry-run", "--json")
+    assert code == 0
+    rows = [json.loads(line) for line in out.splitlines()]
+    arms = sorted((r["da"], r["n_aug"]) for r in rows)
+    singles = [("none", 0)] + [(t, 100) for t in ("contrast", "negpos", "hflip", "vflip", "generated")]
+    pairs = [(p, n) for p in ("contrast+hflip", "contrast+generated", "hflip+generated") for n in (100, 200)]
+    assert arms == sorted(singles + pairs)
+    for r in rows:
+        assert r["dataset"] == "lfw-subset" and r["n_real"] == 100 and r["image_size"] == 32
+        assert r["extractor"] == "effnet" and r["pair_ratio"] == 0.5
+        cfg = TrialConfig(**{k: v for k, v in r.items() if k != "arm"})
+        assert cfg.arm == r["arm"]
+
+
+def test_dry_run_overrides_seeds_and_only(capsys):
+    code, out, _ = run_cli(capsys, "run", "demo", "--dry-run", "--json", "--seeds", "3", "--steps", "50",
+                           "--image-size", "64", "--only", "none", "--only", "hflip@100", "--set", "eval_every=25")
+    assert code == 0
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert sorted((r["arm"], r["seed"]) for r in rows) == sorted(
+        (a, s) for a in ("none", "hflip@100") for s in (0, 1, 2))
+    assert {(r["steps"], r["image_size"], r["eval_every"]) for r in rows} == {(50, 64, 25)}
+
+
+def test_dry_run_reads_no_data(capsys, tmp_path):
+    # The CelebA root does not exist: a dry run still resolves and prints every trial, with an absolute root.
+    code, out, _ = run_cli(capsys, "run", "paper-celeba", "--dry-run", "--json", "--dataset", "celeba:nowhere")
+    assert code == 0
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert len(rows) == 12 and all(r["dataset"].startswith("celeba:/") for r in rows)
+
+
+def test_dry_run_of_an_optuna_study_marks_sampled_points(capsys):
+    code, out, _ = run_cli(capsys, "run", "optuna-da", "--dry-run", "--json", "--num-samples", "5")
+    assert code == 0
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert len(rows) == 5 and all(r["sampled"] for r in rows)
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["run", "nosuch"], "unknown study 'nosuch'; allowed: paper, paper-celeba"),
+    (["run", "demo", "--image-size", "48"], "'48' is not one of '32', '64', '128'"),
+    (["run", "demo", "--dataset", "imagenet:/x"], "unknown dataset source 'imagenet:/x'; allowed: lfw-subset"),
+    (["run", "demo", "--extractor", "clip"], "'clip' is not one of 'effnet', 'inception'"),
+    (["run", "demo", "--only", "blur@100"], "unknown arm 'blur@100'"),
+    (["run", "demo", "--set", "n_real=1000"], "has 100 images but n_real=1000"),
+    (["run", "demo", "--set", "nosuch=1"], "unknown setting 'nosuch'"),
+    (["run", "demo", "--metric", "accuracy"], "metric 'accuracy' is not reported by this study; allowed:"),
+    (["run", "demo", "--dataset", "celeba:/nonexistent/root"], "CelebA not found"),
+    (["resume", "/nonexistent/sweep"], "is not a gansweep sweep folder"),
+])
+def test_bad_input_is_one_line_and_exit_2(capsys, argv, match):
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith("gansweep: error: ") and match in err, err

@@ -1,0 +1,129 @@
+"""Sweeps end to end through real Ray Tune (one 2-CPU Ray for the module) into a real sqlite MLflow store.
+
+Covers: the smoke sweep (parent/child runs, params, metric history, sample grids, the donor run, the report), a
+trial whose worker is SIGKILLed mid-run resuming from its checkpoint with the same final numbers as an
+uninterrupted run, diverging trials, and a second `generated` sweep reusing the donor cache.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import ray
+
+from sweep.driver import SweepOptions, resolve_sweep, run_sweep
+from tests.sweep_helpers import TINY, metric_steps, sweep_runs
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def chaos_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("chaos")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_session(chaos_dir):
+    # Workers see GANSWEEP_CHAOS_DIR; the fault hook stays idle until a test writes kill_at_step there.
+    ray.init(num_cpus=2, include_dashboard=False, runtime_env={"env_vars": {"GANSWEEP_CHAOS_DIR": str(chaos_dir)}})
+    yield
+    ray.shutdown()
+
+
+def sweep_in(tmp_path, study="demo", only=(), in_process=False, name="s", storage=None, **settings):
+    opts = SweepOptions(storage=str(storage or tmp_path / "results"), name=name,
+                        mlflow_uri=f"sqlite:///{tmp_path}/mlflow.db", in_process=in_process, verbose=0)
+    sweep = resolve_sweep(study, overrides={**TINY, **settings}, only=list(only), opts=opts)
+    return sweep, opts
+
+
+def test_smoke_sweep_writes_mlflow_runs_and_report(tmp_path):
+    sweep, opts = sweep_in(tmp_path)
+    files = run_sweep(sweep, opts)
+
+    client, parents, children = sweep_runs(opts.mlflow_uri)
+    assert len(parents) == 1
+    parent = parents[0]
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["gansweep.study"] == "demo" and parent.data.tags["gansweep.sweep_path"] == sweep.path
+    assert json.loads(parent.data.tags["gansweep.cluster_resources"])["CPU"] == 2
+    trials = [r for r in children if not r.data.tags["gansweep.trial_id"].startswith("donor-")]
+    donors = [r for r in children if r.data.tags["gansweep.trial_id"].startswith("donor-")]
+    assert len(trials) == 12 and len(donors) == 1
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parent.info.run_id}
+    assert sorted(r.data.params["arm"] for r in trials) == sorted(c.arm for c in sweep.configs)
+    for run in trials:
+        assert run.info.status == "FINISHED" and run.data.tags["gansweep.outcome"] == "finished"
+        assert run.data.params["dataset"] == "lfw-subset" and run.data.params["steps"] == "4"
+        assert metric_steps(client, run.info.run_id, "fid_effnet") == [2, 4]
+        assert metric_steps(client, run.info.run_id, "loss_d") == [2, 4]
+        grids = {a.path for a in client.list_artifacts(run.info.run_id, "samples")}
+        assert grids == {"samples/step_000002.png", "samples/step_000004.png"}
+    # The report: next to the results and on the parent run.
+    names = {Path(f).name for f in files}
+    assert {"results.parquet", "summary.md", "final_fid_effnet.png", "final_is_mean_effnet.png"} <= names
+    df = pd.read_parquet(Path(sweep.path) / "report" / "results.parquet")
+    assert len(df) == 24 and set(df["step"]) == {2, 4}
+    parent_files = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
+    assert "report/summary.md" in parent_files
+
+
+def test_killed_worker_resumes_from_checkpoint_with_same_numbers(tmp_path, chaos_dir):
+    settings = dict(steps=6)
+    # Reference: the same trial, uninterrupted, in-process with the same thread count.
+    ref, ref_opts = sweep_in(tmp_path / "ref", only=["hflip@100"], in_process=True, **settings)
+    run_sweep(ref, ref_opts, report=False)
+    ref_rows = [json.loads(l) for p in Path(ref.path).glob("*/result.json") for l in p.read_text().splitlines()]
+
+    (chaos_dir / "kill_at_step").write_text("4")  # the worker dies right after reporting step 4
+    sweep, opts = sweep_in(tmp_path / "chaos", only=["hflip@100"], **settings)
+    run_sweep(sweep, opts, report=False)
+    (chaos_dir / "kill_at_step").unlink()
+    assert (chaos_dir / "killed").exists(), "the fault was never injected"
+
+    (trial_dir,) = [p.parent for p in Path(sweep.path).glob("*/result.json")]
+    rows = [json.loads(l) for l in (trial_dir / "result.json").read_text().splitlines()]
+    # Restored from the step-4 (or step-2) checkpoint and continued to the end: the last report is step 6.
+    assert rows[-1]["step"] == 6 and len({r["pid"] for r in rows}) == 2
+    for key in ("loss_d", "loss_g", "fid_effnet", "is_mean_effnet", "kid_mean_effnet"):
+        assert rows[-1][key] == ref_rows[-1][key], key
+    # MLflow: one run for the trial, each step once.
+    client, _, children = sweep_runs(opts.mlflow_uri)
+    (run,) = [r for r in children if r.data.tags["gansweep.trial_id"] == rows[-1]["trial_id"]]
+    assert metric_steps(client, run.info.run_id, "fid_effnet") == [2, 4, 6]
+    assert run.data.tags["gansweep.outcome"] == "finished"
+
+
+def test_diverging_trials_end_with_diverged_and_the_sweep_goes_on(tmp_path):
+    sweep, opts = sweep_in(tmp_path, only=["none", "hflip@100"], lr=1e30)
+    run_sweep(sweep, opts, report=False)
+    client, _, children = sweep_runs(opts.mlflow_uri)
+    assert len(children) == 2
+    for run in children:
+        assert run.data.tags["gansweep.outcome"] == "diverged"
+        assert run.data.metrics["diverged"] == 1.0
+
+
+def test_generated_sweep_reuses_the_donor_cache(tmp_path):
+    storage = tmp_path / "results"
+    only = ["generated@100", "hflip+generated@200"]
+    first, opts = sweep_in(tmp_path, only=only, name="first", storage=storage, in_process=True)
+    run_sweep(first, opts, report=False)
+    second, opts2 = sweep_in(tmp_path, only=only, name="second", storage=storage, in_process=True)
+    run_sweep(second, opts2, report=False)
+    client, parents, children = sweep_runs(opts.mlflow_uri)
+    donors = [r for r in children if r.data.tags["gansweep.trial_id"].startswith("donor-")]
+    assert len(parents) == 2 and len(donors) == 1  # trained once, by the first sweep
+    (donor_folder,) = list((storage / "donors").iterdir())
+    assert (donor_folder / "samples.parquet").exists() and (donor_folder / "state.pt").exists()
+    # Both sweeps trained on the same donor images: identical final numbers per arm.
+    def finals(sweep):
+        out = {}
+        for p in Path(sweep.path).glob("*/result.json"):
+            last = json.loads(p.read_text().splitlines()[-1])
+            out[last["arm"]] = last["fid_effnet"]
+        return out
+    assert finals(first) == finals(second) and len(finals(first)) == 2
