@@ -71,13 +71,16 @@ def resolve_sweep(study: str, *, seeds: int = 1, overrides: dict | None = None, 
     from search_spaces import build_study, sample_configs
 
     overrides = dict(overrides or {})
-    if isinstance(overrides.get("dataset"), (list, tuple)):  # one source per dataset of the study
-        overrides["dataset"] = [resolve_source(d) for d in overrides["dataset"]]
-        if len(overrides["dataset"]) == 1:
-            overrides["dataset"] = overrides["dataset"][0]
-    elif "dataset" in overrides:
-        overrides["dataset"] = resolve_source(overrides["dataset"])
+    if isinstance(overrides.get("dataset"), (list, tuple)) and len(overrides["dataset"]) == 1:
+        overrides["dataset"] = overrides["dataset"][0]
     space = build_study(study, seeds=seeds, overrides=overrides, num_samples=num_samples)
+    # Trials run in Tune's trial folders: rebuild with the study's own data roots made absolute.
+    datasets = [space.constants["dataset"]] if space.configs is None else \
+        list(dict.fromkeys(c["dataset"] for c in space.configs))
+    resolved = [resolve_source(d) for d in datasets]
+    if resolved != datasets:
+        overrides["dataset"] = resolved[0] if len(resolved) == 1 else resolved
+        space = build_study(study, seeds=seeds, overrides=overrides, num_samples=num_samples)
     if only:
         space = _only_arms(space, only)
     if space.configs is not None:
@@ -160,9 +163,7 @@ def _groups(configs: list[TrialConfig]) -> dict[str, list[TrialConfig]]:
 
 
 def _configs(raw: list[dict]) -> list[TrialConfig]:
-    from gan.data import resolve_source
-
-    return [TrialConfig(**{**c, "dataset": resolve_source(c["dataset"])}) for c in raw]
+    return [TrialConfig(**c) for c in raw]
 
 
 def _inputs_needed(sweep: Sweep) -> list[TrialConfig]:

@@ -127,3 +127,50 @@ def test_generated_sweep_reuses_the_donor_cache(tmp_path):
             out[last["arm"]] = last["fid_effnet"]
         return out
     assert finals(first) == finals(second) and len(finals(first)) == 2
+
+
+def test_optuna_study_through_tune(tmp_path):
+    opts = SweepOptions(storage=str(tmp_path / "results"), name="o", mlflow_uri=f"sqlite:///{tmp_path}/mlflow.db",
+                        verbose=0)
+    sweep = resolve_sweep("optuna-da", num_samples=3, opts=opts,
+                          overrides={**TINY, "dataset": "lfw-subset", "n_real": 100, "extractor": "effnet"})
+    run_sweep(sweep, opts, report=False)
+    rows = [json.loads(p.read_text().splitlines()[-1]) for p in Path(sweep.path).glob("*/result.json")]
+    assert len(rows) == 3 and all(r["step"] == 4 for r in rows)
+    configs = [r["config"] for r in rows]
+    for c in configs:  # the conditional space: a ratio other than 0.5 only for pairs
+        assert "+" in c["da"] or c["pair_ratio"] == 0.5
+    _, _, children = sweep_runs(opts.mlflow_uri)
+    assert sorted(r.data.params["arm"] for r in children if not r.data.tags["gansweep.trial_id"].startswith("donor")) \
+        == sorted(r["arm"] for r in rows)
+
+
+def test_asha_stops_weak_arms_early(tmp_path):
+    opts = SweepOptions(storage=str(tmp_path / "results"), name="a", mlflow_uri=f"sqlite:///{tmp_path}/mlflow.db",
+                        scheduler="asha", max_concurrent=1, verbose=0)  # one at a time: a fixed rung order
+    sweep = resolve_sweep("demo", overrides={**TINY, "steps": 8}, only=["none", "contrast@100", "negpos@100",
+                                                                        "vflip@100"], opts=opts)
+    run_sweep(sweep, opts, report=False)
+    last = [json.loads(p.read_text().splitlines()[-1])["step"] for p in Path(sweep.path).glob("*/result.json")]
+    assert len(last) == 4 and max(last) == 8 and min(last) < 8  # at least one arm was cut at a rung
+    _, _, children = sweep_runs(opts.mlflow_uri)
+    outcomes = sorted(r.data.tags["gansweep.outcome"] for r in children)
+    assert "stopped" in outcomes and "finished" in outcomes
+
+
+def test_unreachable_mlflow_is_backfilled_by_report(tmp_path):
+    from sweep.driver import report_sweep
+
+    sweep, opts = sweep_in(tmp_path, only=["none", "hflip@100"], in_process=True)
+    opts.mlflow_uri = "http://127.0.0.1:9"  # nothing listens there
+    run_sweep(sweep, opts)  # carries on without MLflow
+    uri = f"sqlite:///{tmp_path}/later.db"
+    report_sweep(sweep.path, mlflow_uri=uri)
+    client, parents, children = sweep_runs(uri)
+    assert len(parents) == 1 and len(children) == 2
+    for run in children:
+        assert metric_steps(client, run.info.run_id, "fid_effnet") == [2, 4]
+    report_sweep(sweep.path, mlflow_uri=uri)  # twice: still no duplicates
+    client, parents, children = sweep_runs(uri)
+    assert len(parents) == 1 and len(children) == 2
+    assert all(metric_steps(client, r.info.run_id, "fid_effnet") == [2, 4] for r in children)
