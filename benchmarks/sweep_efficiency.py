@@ -1,11 +1,12 @@
 """Sweep efficiency: the same K short trials through Ray Tune on this machine's CPUs vs one after another in one
 process (`--in-process`, each trial using every core), in the same script.
 
-    python benchmarks/sweep_efficiency.py [--trials 4] [--steps 60] [--cpus 2]
+    python benchmarks/sweep_efficiency.py [--trials 4] [--steps 60,300] [--cpus 2]
 
 Prints a Markdown table, the speed-up of Tune over the sequential run, and Tune's overhead per trial: the part of
 Tune's wall time that was not spent inside the trainables (worker start, imports, extractor load, scheduling,
-checkpoint and result handling), spread over the trials.
+checkpoint and result handling), spread over the trials. Each step count is one comparison: short trials show the
+fixed cost of a Tune trial, longer ones how much of it is left.
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ def run(mode: str, trials: int, steps: int, cpus: int, root: Path) -> dict:
     from sweep.driver import SweepOptions, resolve_sweep, run_sweep
 
     settings = dict(steps=steps, eval_every=max(1, steps // 2), eval_samples=32, is_splits=4, batch_size=32,
-                    g_width=16, d_width=16)
+                    g_width=32, d_width=32)
     in_process = mode == "in-process"
-    opts = SweepOptions(storage=str(root / mode), name="bench", mlflow_uri=f"sqlite:///{root}/{mode}.db",
+    opts = SweepOptions(storage=str(root / mode), name=f"bench{steps}", mlflow_uri=f"sqlite:///{root}/{mode}.db",
                         in_process=in_process, cpus_per_trial=cpus if in_process else 1, num_cpus=cpus,
                         verbose=0)
     sweep = resolve_sweep("demo", overrides=settings, only=ARMS[:trials], opts=opts)
@@ -53,23 +54,25 @@ def run(mode: str, trials: int, steps: int, cpus: int, root: Path) -> dict:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=4)
-    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--steps", default="60,300", help="comma-separated step counts, one comparison each")
     ap.add_argument("--cpus", type=int, default=os.cpu_count() or 2)
     a = ap.parse_args()
+    rows = []
     with tempfile.TemporaryDirectory() as d:
-        root = Path(d)
-        seq = run("in-process", a.trials, a.steps, a.cpus, root)
-        tune = run("tune", a.trials, a.steps, a.cpus, root)
-    print(f"\n{a.trials} trials x {a.steps} steps (32x32 DCGAN, widths 16, 2 evaluations of 32 samples each, "
-          f"effnet), {a.cpus} CPUs\n")
-    print("| run | wall s | s per trial |")
-    print("|---|---:|---:|")
-    print(f"| one after another in one process ({a.cpus} threads each) | {seq['wall']:.1f} | {seq['wall'] / a.trials:.1f} |")
-    print(f"| Ray Tune, {a.cpus} concurrent trials x 1 CPU | {tune['wall']:.1f} | {tune['wall'] / a.trials:.1f} |")
-    overhead = (tune["wall"] * min(a.cpus, a.trials) - tune["inside"]) / a.trials
-    print(f"\nspeed-up of Tune over sequential: {seq['wall'] / tune['wall']:.2f}x")
-    print(f"Tune overhead per trial (worker slot time outside the trainable): {overhead:.1f} s "
-          f"(trainables ran {tune['inside'] / a.trials:.1f} s each)")
+        for steps in [int(x) for x in a.steps.split(",")]:
+            seq = run("in-process", a.trials, steps, a.cpus, Path(d))
+            tune = run("tune", a.trials, steps, a.cpus, Path(d))
+            rows.append((steps, seq, tune))
+    print(f"\n{a.trials} trials each (32x32 DCGAN, widths 32, batch 32, 2 evaluations of 32 samples, effnet), "
+          f"{a.cpus} CPUs\n")
+    print("| steps/trial | sequential in one process, wall s | Ray Tune, wall s | speed-up | Tune overhead per trial, s |")
+    print("|---:|---:|---:|---:|---:|")
+    for steps, seq, tune in rows:
+        overhead = (tune["wall"] * min(a.cpus, a.trials) - tune["inside"]) / a.trials
+        print(f"| {steps} | {seq['wall']:.1f} | {tune['wall']:.1f} | {seq['wall'] / tune['wall']:.2f}x | {overhead:.1f} |")
+    print("\nsequential: one trial after another, each using all cores as torch threads; Tune: one trial per core.\n"
+          "overhead: worker-slot seconds not spent inside the trainable (process start, imports, extractor load, "
+          "result and checkpoint handling), per trial.")
 
 
 if __name__ == "__main__":

@@ -56,7 +56,8 @@ def studies():
 @click.option("--mode", type=click.Choice(["min", "max"]), default=None)
 @click.option("--scheduler", type=click.Choice(["fifo", "asha"]), default="fifo", show_default=True,
               help="asha stops weak arms early.")
-@click.option("--cpus-per-trial", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True)
+@click.option("--cpus-per-trial", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="CPUs (and torch threads) per trial. Default: 1 under Ray, every core with --in-process.")
 @click.option("--gpus-per-trial", type=click.FloatRange(min=0), default=None,
               help="Fractional GPUs per trial (0.25 packs 4 trials per GPU). Default: 1 if the cluster has GPUs.")
 @click.option("--max-concurrent", type=click.IntRange(min=1), default=None)
@@ -110,7 +111,9 @@ def _parse_settings(settings) -> dict:
 def _check_runnable(sweep, opts) -> None:
     """Checks that need the file system but no data read: the experiment folder must be new, data roots exist."""
     from gan.data import check_source
+    from sweep.driver import check_new
 
+    check_new(sweep)
     for ds in sorted({c.dataset for c in sweep.configs}):
         check_source(ds, download=any(c.download for c in sweep.configs if c.dataset == ds))
 

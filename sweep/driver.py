@@ -30,7 +30,7 @@ class SweepOptions:
     experiment: str = "gansweep"  # MLflow experiment
     address: str | None = None  # join this Ray cluster ("auto" = the one this machine belongs to)
     in_process: bool = False  # run trials one by one in this process (debugging; no Ray workers)
-    cpus_per_trial: float = 1.0
+    cpus_per_trial: float | None = None  # None = 1 under Ray; every core in-process
     gpus_per_trial: float | None = None  # None = 1 when the cluster has GPUs, else 0; fractions pack trials
     max_concurrent: int | None = None
     scheduler: str = "fifo"  # fifo | asha
@@ -196,7 +196,7 @@ def prepare(sweep: Sweep, opts: SweepOptions, tracker=None, use_ray: bool = True
     if use_ray:
         import ray
 
-        task = ray.remote(num_cpus=opts.cpus_per_trial, num_gpus=opts.gpus_per_trial or 0)(prepare_inputs)
+        task = ray.remote(num_cpus=opts.cpus_per_trial or 1, num_gpus=opts.gpus_per_trial or 0)(prepare_inputs)
         refs = {k: task.remote(g, donor_dir, opts.cache_dir) for k, g in groups.items()}
         inputs = {k: ray.get(r) for k, r in refs.items()}
     else:
@@ -206,6 +206,13 @@ def prepare(sweep: Sweep, opts: SweepOptions, tracker=None, use_ray: bool = True
             if inp.donor and inp.donor.get("trained"):
                 _log_donor(tracker, inp.donor)
     return inputs
+
+
+def check_new(sweep: Sweep) -> None:
+    """A new sweep must not write into an existing one (its results and checkpoints would be mixed up)."""
+    if storage.exists(storage.join(sweep.path, RECORD)):
+        raise ValueError(f"{sweep.path} already holds a sweep; continue it with `gansweep resume {sweep.path}` "
+                         "or pick another --name")
 
 
 def _record(sweep: Sweep, opts: SweepOptions) -> dict:
@@ -264,9 +271,7 @@ def run_sweep(sweep: Sweep, opts: SweepOptions, *, resume: bool = False, report:
     opts.gpus_per_trial = _auto_gpus(opts, use_ray)
     record = _record(sweep, opts)
     if not resume:
-        if storage.exists(storage.join(sweep.path, RECORD)):
-            raise ValueError(f"{sweep.path} already holds a sweep; resume it with `gansweep resume {sweep.path}` "
-                             "or pick another --name")
+        check_new(sweep)
         storage.write_text(storage.join(sweep.path, RECORD), json.dumps(record, indent=2, default=str))
     tracker = make_tracker(opts)
     tracker.start_sweep(sweep.name, sweep.path, sweep.study,
@@ -277,7 +282,7 @@ def run_sweep(sweep: Sweep, opts: SweepOptions, *, resume: bool = False, report:
                               "gansweep.cluster_resources": json.dumps(_cluster_resources() if use_ray else {})})
     status = "FAILED"
     try:
-        if resume and not opts.in_process:
+        if resume:
             from sweep.tracking import backfill
 
             backfill(sweep.path, tracker)  # whatever the dead driver did not get into MLflow
@@ -312,7 +317,7 @@ def _tuner_parts(sweep: Sweep, opts: SweepOptions, inputs: dict, tracker):
     from trainables import train_arm
 
     trainable = tune.with_resources(tune.with_parameters(train_arm, inputs=inputs),
-                                    {"cpu": opts.cpus_per_trial, "gpu": opts.gpus_per_trial or 0})
+                                    {"cpu": opts.cpus_per_trial or 1, "gpu": opts.gpus_per_trial or 0})
     scheduler = None
     if opts.scheduler == "asha":
         from ray.tune.schedulers import ASHAScheduler
@@ -362,6 +367,7 @@ def _fit_with_tune(sweep: Sweep, opts: SweepOptions, inputs: dict, tracker, *, r
                 metric=sweep.metric if scheduler is not None else None,
                 mode=sweep.mode if scheduler is not None else None,
                 max_concurrent_trials=opts.max_concurrent,
+                reuse_actors=True,  # a finished trial's worker takes the next: no new process, imports or extractor load
             ),
             run_config=run_config,
         )

@@ -88,7 +88,7 @@ def run_in_process(sweep, opts, inputs: dict, tracker) -> None:
                 print(f"[{_tid}] {cfg.arm:<22} step {metrics['step']:>6}  IS {metrics.get(f'is_mean_{ext}', float('nan')):.3f}"
                       f"  FID {metrics.get(f'fid_{ext}', float('nan')):.2f}  diverged {metrics['diverged']}", flush=True)
 
-        session = InProcessSession(trial_dir, on_report, cpus=int(opts.cpus_per_trial) or 0)
+        session = InProcessSession(trial_dir, on_report, cpus=int(opts.cpus_per_trial or 0))  # 0: every core
         session.iteration = len(results)
         try:
             with session:

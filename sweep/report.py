@@ -36,6 +36,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from trainables import storage
+from trainables.storage import is_uri
+
 REPORT_DIR = "report"
 
 # Keys Tune (or the in-process runner) adds to every result: bookkeeping, not measurements.
@@ -60,16 +63,12 @@ OUTCOMES = ("finished", "stopped", "diverged", "failed", "interrupted")
 # --- reading an experiment folder -----------------------------------------------------------------------------
 
 
-def _is_uri(path) -> bool:
-    return "://" in str(path)
-
-
 class _Folder:
     """Read-only access to an experiment folder: a local path, or a URI that pyarrow understands (s3://, gs://)."""
 
     def __init__(self, root):
-        self.root = str(root).rstrip("/") if _is_uri(root) else os.path.abspath(os.path.expanduser(str(root)))
-        self.remote = _is_uri(root)
+        self.root = storage.absolute(str(root).rstrip("/") if is_uri(root) else root)
+        self.remote = is_uri(root)
         if self.remote:
             import pyarrow.fs
 
@@ -224,17 +223,13 @@ def read_trials(experiment_path) -> list[TrialRecord]:
     return sorted(trials, key=lambda t: t.trial_id)
 
 
-def _join(base: str, *parts: str) -> str:
-    return posixpath.join(base, *parts) if _is_uri(base) else os.path.join(base, *parts)
-
-
 def checkpoint_samples(trial: TrialRecord, folder: _Folder) -> list[tuple[str, int | None, str]]:
     """(checkpoint folder name, step, path) of every samples.png in the trial's checkpoints, oldest first. Paths
     are in the experiment's storage: `folder.local(path)` gives a local file."""
     found = []
     for name in sorted(trial.checkpoints):
-        if "samples.png" in folder.listdir(_join(trial.path, name))[1]:
-            found.append((name, trial.checkpoints[name], _join(trial.path, name, "samples.png")))
+        if "samples.png" in folder.listdir(storage.join(trial.path, name))[1]:
+            found.append((name, trial.checkpoints[name], storage.join(trial.path, name, "samples.png")))
     return found
 
 
@@ -676,7 +671,7 @@ def write_report(experiment_path, metric: str | None = None, mode: str | None = 
     ext = extractor_of(df)
     metric = metric or f"fid_{ext}"
     mode = mode or default_mode(metric)
-    remote = _is_uri(experiment_path)
+    remote = is_uri(experiment_path)
     out = Path(tempfile.mkdtemp(prefix="gansweep_report_")) / REPORT_DIR if remote else \
         Path(os.path.abspath(os.path.expanduser(str(experiment_path)))) / REPORT_DIR
     out.mkdir(parents=True, exist_ok=True)

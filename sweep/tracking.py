@@ -29,18 +29,15 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sweep.report import TUNE_KEYS
+
 DEFAULT_URI = "sqlite:///mlflow.db"
 DEFAULT_EXPERIMENT = "gansweep"
 OUTCOMES = {"finished": "FINISHED", "diverged": "FINISHED", "stopped": "FINISHED", "failed": "FAILED",
             "interrupted": "KILLED"}
 
-# Metric policy: every numeric (int/float, not bool) value of a result is logged, except Tune's bookkeeping.
-TUNE_KEYS = frozenset({
-    "timestamp", "checkpoint_dir_name", "should_checkpoint", "done", "training_iteration", "trial_id", "date",
-    "time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip", "config", "time_since_restore",
-    "iterations_since_restore", "experiment_tag", "warmup_time", "timesteps_total", "episodes_total",
-    "timesteps_since_restore", "episodes_this_iter", "timesteps_this_iter",
-})
+# Metric policy: every numeric (int/float, not bool) value of a result is logged, except Tune's bookkeeping
+# (report.TUNE_KEYS).
 
 # Short HTTP limits so an unreachable server costs seconds once, not minutes per call (set unless already set).
 HTTP_ENV = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "5", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
@@ -55,6 +52,16 @@ def git_commit(path: str | os.PathLike | None = None) -> str | None:
         return None
     commit = out.stdout.strip()
     return commit if out.returncode == 0 and len(commit) == 40 else None
+
+
+def artifact_location(tracking_uri: str) -> str | None:
+    """Artifacts of a sqlite store go beside its database file (`<dir>/mlruns`), wherever the sweep was started
+    from; a server decides for itself (None)."""
+    prefix = "sqlite:///"
+    if not tracking_uri.startswith(prefix):
+        return None
+    db = Path(tracking_uri[len(prefix):]).expanduser().resolve()
+    return (db.parent / "mlruns").as_uri()
 
 
 def metrics_of(result: dict) -> dict[str, float]:
@@ -153,7 +160,8 @@ class SweepTracker:
     def _experiment(self) -> str:
         if self._experiment_id is None:
             exp = self.client.get_experiment_by_name(self.experiment_name)
-            self._experiment_id = exp.experiment_id if exp else self.client.create_experiment(self.experiment_name)
+            self._experiment_id = exp.experiment_id if exp else self.client.create_experiment(
+                self.experiment_name, artifact_location=artifact_location(self.tracking_uri))
         return self._experiment_id
 
     def _search(self, filter_string: str) -> list:

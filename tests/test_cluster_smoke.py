@@ -1,5 +1,8 @@
 """A smoke sweep on a simulated 2-node Ray cluster (`ray.cluster_utils.Cluster`): trials run on both nodes and the
-driver, joining with `--address`, gets every result into MLflow."""
+driver, joining with `--address`, gets every result into MLflow.
+
+Each node declares one (logical) GPU and trials ask for half a GPU and half a CPU, as `--gpus-per-trial 0.5` would on
+a real cluster: Ray packs two trials per GPU, and torch, seeing no CUDA device here, trains on the CPU."""
 
 from __future__ import annotations
 
@@ -18,8 +21,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def two_nodes():
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
-    cluster.add_node(num_cpus=1)
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "num_gpus": 1, "include_dashboard": False})
+    cluster.add_node(num_cpus=1, num_gpus=1)
     cluster.wait_for_nodes()
     yield cluster
     ray.shutdown()
@@ -28,7 +31,7 @@ def two_nodes():
 
 def test_sweep_spreads_over_both_nodes(tmp_path, two_nodes):
     opts = SweepOptions(storage=str(tmp_path / "results"), name="c", mlflow_uri=f"sqlite:///{tmp_path}/mlflow.db",
-                        address=two_nodes.address, verbose=0)
+                        address=two_nodes.address, cpus_per_trial=0.5, gpus_per_trial=0.5, verbose=0)
     sweep = resolve_sweep("demo", overrides=TINY, only=["none", "hflip@100", "contrast@100", "vflip@100"], opts=opts)
     run_sweep(sweep, opts, report=False)
 
@@ -42,4 +45,6 @@ def test_sweep_spreads_over_both_nodes(tmp_path, two_nodes):
     assert used == nodes, "trials ran on one node only"
     _, parents, children = sweep_runs(opts.mlflow_uri)
     assert len(parents) == 1 and len(children) == 4
-    assert json.loads(parents[0].data.tags["gansweep.cluster_resources"])["nodes"] == 2
+    resources = json.loads(parents[0].data.tags["gansweep.cluster_resources"])
+    assert resources["nodes"] == 2 and resources["GPU"] == 2
+    assert {r.data.params["arm"] for r in children} == {"none", "hflip@100", "contrast@100", "vflip@100"}

@@ -80,3 +80,25 @@ def test_bad_input_is_one_line_and_exit_2(capsys, argv, match):
     assert code == 2
     assert len(err.strip().splitlines()) == 1, err
     assert err.startswith("gansweep: error: ") and match in err, err
+
+
+def test_a_new_sweep_never_writes_into_an_existing_one(capsys, tmp_path):
+    existing = tmp_path / "results" / "mine"
+    existing.mkdir(parents=True)
+    (existing / "gansweep.json").write_text("{}")
+    code, _, err = run_cli(capsys, "run", "demo", "--storage", str(tmp_path / "results"), "--name", "mine")
+    assert code == 2 and "already holds a sweep; continue it with `gansweep resume" in err
+    assert (existing / "gansweep.json").read_text() == "{}"
+
+
+def test_ui_serves_the_store_on_localhost_by_default(capsys, monkeypatch):
+    import subprocess
+
+    calls = []
+    monkeypatch.setattr(subprocess, "call", lambda cmd: calls.append(cmd) or 0)
+    code, out, _ = run_cli(capsys, "ui", "--mlflow-uri", "sqlite:////tmp/x/mlflow.db")
+    assert code == 0
+    (cmd,) = calls
+    assert cmd[1:4] == ["-m", "mlflow", "ui"]
+    assert cmd[cmd.index("--backend-store-uri") + 1] == "sqlite:////tmp/x/mlflow.db"
+    assert cmd[cmd.index("--host") + 1] == "127.0.0.1" and cmd[cmd.index("--port") + 1] == "5000"

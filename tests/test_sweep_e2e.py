@@ -34,7 +34,7 @@ def ray_session(chaos_dir):
 
 
 def sweep_in(tmp_path, study="demo", only=(), in_process=False, name="s", storage=None, **settings):
-    opts = SweepOptions(storage=str(storage or tmp_path / "results"), name=name,
+    opts = SweepOptions(storage=str(storage or tmp_path / "results"), name=name, cpus_per_trial=1,
                         mlflow_uri=f"sqlite:///{tmp_path}/mlflow.db", in_process=in_process, verbose=0)
     sweep = resolve_sweep(study, overrides={**TINY, **settings}, only=list(only), opts=opts)
     return sweep, opts

@@ -30,7 +30,11 @@ def train_arm(config: dict, inputs: dict | None = None) -> None:
     cfg = TrialConfig(**config)
     from gan import augment, metrics, train
 
-    shared = _resolve((inputs or {})[input_key(cfg)])
+    key = input_key(cfg)
+    if key not in (inputs or {}):
+        raise KeyError(f"no prepared inputs for {key}; the driver prepared {sorted(inputs or {})} "
+                       "(trials must come from the sweep's own configs)")
+    shared = _resolve(inputs[key])
     composed = augment.compose(shared.real, cfg.da, cfg.n_aug, pair_ratio=cfg.pair_ratio, seed=cfg.seed,
                                generated=shared.generated, allow_repeats=cfg.allow_repeats)
 

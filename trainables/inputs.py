@@ -33,13 +33,13 @@ class TrialInputs:
 
 
 def input_key(cfg: TrialConfig) -> str:
-    """The key under which a trial finds its inputs."""
-    return f"{cfg.dataset}|n{cfg.n_real}|s{cfg.image_size}|seed{cfg.seed}|{cfg.extractor}"
+    """The key under which a trial finds its inputs: its real set, extractor and donor."""
+    return f"{cfg.dataset}|n{cfg.n_real}|s{cfg.image_size}|seed{cfg.seed}|{cfg.extractor}|donor-{donor_key(cfg)}"
 
 
 def donor_config(cfg: TrialConfig) -> TrialConfig:
     """The donor GAN: the trial's real set and model, no DA, trained for `donor_steps`."""
-    return cfg.replace(da=(), n_aug=0, steps=cfg.donor_steps, eval_every=cfg.donor_steps, study=cfg.study)
+    return cfg.replace(da=(), n_aug=0, steps=cfg.donor_steps, eval_every=cfg.donor_steps)
 
 
 def donor_key(cfg: TrialConfig) -> str:
