@@ -75,7 +75,7 @@ def run_in_process(sweep, opts, inputs: dict, tracker) -> None:
             nonlocal last
             row = {**metrics, "trial_id": _tid, "timestamp": int(time.time()), "config": config,
                    "training_iteration": len(_read_results(_dir)) + 1,
-                   "checkpoint_dir_name": Path(checkpoint).name if checkpoint else None}
+                   "checkpoint_dir_name": Path(checkpoint).name.removesuffix(".tmp") if checkpoint else None}
             with open(_dir / "result.json", "a") as f:
                 f.write(json.dumps(row, default=str) + "\n")
             last = metrics

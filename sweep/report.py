@@ -216,7 +216,7 @@ def read_trials(experiment_path) -> list[TrialRecord]:
         trial_id = (state.get("trial_id") or next((r["trial_id"] for r in results if r.get("trial_id")), None)
                     or (match.group(1) if match else name))
         step_of = {r["checkpoint_dir_name"]: r.get("step") for r in lines if r.get("checkpoint_dir_name")}
-        checkpoints = {d: step_of.get(d) for d in dirs if d.startswith("checkpoint_")}
+        checkpoints = {d: step_of.get(d) for d in dirs if d.startswith("checkpoint_") and not d.endswith(".tmp")}
         trials.append(TrialRecord(trial_id=trial_id, path=path, config=config, results=results,
                                   status=state.get("status"), error=bool({"error.txt", "error.pkl"} & set(files)),
                                   checkpoints=checkpoints))

@@ -1,5 +1,6 @@
-"""Kill a sweep's driver mid-run (the whole process group: driver, its local Ray, the trial workers), then
-`gansweep resume PATH`: every trial ends finished, each exactly once in MLflow, no metric step logged twice."""
+"""Kill a sweep's driver mid-run (the whole process group: driver, its local Ray, the trial workers; or the one
+process of an `--in-process` sweep), then `gansweep resume PATH`: every trial ends finished, each exactly once in
+MLflow, no metric step logged twice."""
 
 from __future__ import annotations
 
@@ -28,12 +29,14 @@ def _gansweep(*args):
     return [sys.executable, "-m", "sweep", *args]
 
 
-def test_kill_driver_then_resume(tmp_path):
+@pytest.mark.parametrize("mode", ["ray", "in-process"])
+def test_kill_driver_then_resume(tmp_path, mode):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     storage = tmp_path / "results"
     settings = [f"--set={k}={v}" for k, v in {**TINY, "steps": 40}.items() if k != "steps"] + ["--steps", "40"]
     cmd = _gansweep("run", "demo", "--only", "none", "--only", "hflip@100", "--name", "sw", "--storage",
-                    str(storage), "--mlflow-uri", uri, "--num-cpus", "2", *settings)
+                    str(storage), "--mlflow-uri", uri, "--num-cpus", "2", *settings,
+                    *(["--in-process"] if mode == "in-process" else []))
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     sweep = storage / "sw"

@@ -28,20 +28,22 @@ class InProcessSession:
         self.iteration = 0
 
     def latest_checkpoint(self) -> Path | None:
-        found = sorted(self.trial_dir.glob("checkpoint_*"))
+        found = sorted(p for p in self.trial_dir.glob("checkpoint_*") if not p.name.endswith(".tmp"))
         return found[-1] if found else None
 
     def report(self, metrics: dict, checkpoint: tune.Checkpoint | None) -> None:
-        path = None
+        """Record the result, then put the checkpoint in place: a crash in between resumes from the previous
+        checkpoint and reports this step again (readers keep the last row of a step; MLflow skips it)."""
+        dest = None
         if checkpoint is not None:
             dest = self.trial_dir / f"checkpoint_{self.iteration:06d}"
             tmp = dest.with_name(dest.name + ".tmp")
             shutil.rmtree(tmp, ignore_errors=True)
             shutil.copytree(checkpoint.path, tmp)
-            os.replace(tmp, dest)
-            path = str(dest)
         self.iteration += 1
-        self.on_report(dict(metrics), path)
+        self.on_report(dict(metrics), str(tmp) if dest else None)
+        if dest is not None:
+            os.replace(tmp, dest)
 
     def __enter__(self):
         global _in_process
