@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -350,6 +351,16 @@ def _progress_reporter(sweep: Sweep):
         max_report_frequency=15, sort_by_metric=False, max_column_length=28)
 
 
+def trial_name(trial) -> str:
+    """What Tune's table and logs call a trial: its arm, seed and id, e.g. `hflip+contrast@200-s1-7c1f2_00004`."""
+    return f"{TrialConfig(**trial.config).arm}-s{trial.config.get('seed', 0)}-{trial.trial_id}"
+
+
+def trial_dirname(trial) -> str:
+    """Its folder: the trial name with only [A-Za-z0-9_.-] (object stores and shells dislike '+' and '@')."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", trial_name(trial))
+
+
 def _fit_with_tune(sweep: Sweep, opts: SweepOptions, inputs: dict, tracker, *, resume: bool):
     from ray import tune
 
@@ -367,6 +378,8 @@ def _fit_with_tune(sweep: Sweep, opts: SweepOptions, inputs: dict, tracker, *, r
                 metric=sweep.metric if scheduler is not None else None,
                 mode=sweep.mode if scheduler is not None else None,
                 max_concurrent_trials=opts.max_concurrent,
+                trial_name_creator=trial_name,
+                trial_dirname_creator=trial_dirname,
                 reuse_actors=True,  # a finished trial's worker takes the next: no new process, imports or extractor load
             ),
             run_config=run_config,

@@ -7,6 +7,7 @@ sample grid). A restored trial continues exactly where it stopped; a diverging o
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import tempfile
@@ -29,6 +30,8 @@ def train_arm(config: dict, inputs: dict | None = None) -> None:
     """Train one arm. `inputs` maps `input_key(cfg)` to `TrialInputs` (or an ObjectRef to one)."""
     cfg = TrialConfig(**config)
     from gan import augment, metrics, train
+
+    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)  # else a line per checkpoint
 
     key = input_key(cfg)
     if key not in (inputs or {}):
