@@ -96,6 +96,8 @@ def resolve_sweep(study: str, *, seeds: int = 1, overrides: dict | None = None, 
     known = metric_names(configs)
     if metric not in known:
         raise ValueError(f"metric {metric!r} is not reported by this study; allowed: {', '.join(sorted(known))}")
+    if opts.in_process and storage.is_uri(opts.storage):
+        raise ValueError(f"--in-process writes trials to a local folder; give a local --storage, not {opts.storage}")
     if opts.scheduler not in ("fifo", "asha"):
         raise ValueError(f"scheduler {opts.scheduler!r} is unknown; allowed: fifo, asha")
     opts.mlflow_uri = absolute_mlflow_uri(opts.mlflow_uri)

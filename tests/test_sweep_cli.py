@@ -74,6 +74,7 @@ def test_dry_run_of_an_optuna_study_marks_sampled_points(capsys):
     (["run", "demo", "--metric", "accuracy"], "metric 'accuracy' is not reported by this study; allowed:"),
     (["run", "demo", "--dataset", "celeba:/nonexistent/root"], "CelebA not found"),
     (["resume", "/nonexistent/sweep"], "is not a gansweep sweep folder"),
+    (["run", "demo", "--in-process", "--storage", "s3://bucket/x"], "--in-process writes trials to a local folder"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, argv, match):
     code, out, err = run_cli(capsys, *argv)

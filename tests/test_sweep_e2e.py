@@ -174,3 +174,24 @@ def test_unreachable_mlflow_is_backfilled_by_report(tmp_path):
     client, parents, children = sweep_runs(uri)
     assert len(parents) == 1 and len(children) == 2
     assert all(metric_steps(client, r.info.run_id, "fid_effnet") == [2, 4] for r in children)
+
+
+def test_sweep_to_a_storage_uri(tmp_path):
+    """--storage as a URI (file:// here, s3:// on a cluster): results, donor cache and report go through pyarrow."""
+    opts = SweepOptions(storage=f"file://{tmp_path}/remote", name="u", mlflow_uri=f"sqlite:///{tmp_path}/mlflow.db",
+                        verbose=0)
+    sweep = resolve_sweep("demo", overrides=TINY, only=["none", "generated@100"], opts=opts)
+    assert sweep.path == f"file://{tmp_path}/remote/u"
+    files = run_sweep(sweep, opts)
+    root = tmp_path / "remote"
+    assert (root / "u" / "gansweep.json").exists() and (root / "u" / "report" / "summary.md").exists()
+    (donor,) = list((root / "donors").iterdir())
+    assert (donor / "samples.parquet").exists() and (donor / "state.pt").exists()
+    assert any(str(f).endswith("summary.md") for f in files)
+    client, _, children = sweep_runs(opts.mlflow_uri)
+    trials = [r for r in children if not r.data.tags["gansweep.trial_id"].startswith("donor-")]
+    assert len(trials) == 2
+    for run in trials:
+        assert metric_steps(client, run.info.run_id, "fid_effnet") == [2, 4]
+        assert {a.path for a in client.list_artifacts(run.info.run_id, "samples")} == {
+            "samples/step_000002.png", "samples/step_000004.png"}

@@ -49,6 +49,7 @@ def write_text(path: str, text: str) -> None:
         os.replace(tmp, path)
         return
     fs, p = _fs(path)
+    fs.create_dir(p.rsplit("/", 1)[0], recursive=True)  # a no-op on object stores
     with fs.open_output_stream(p) as f:
         f.write(text.encode())
 
@@ -80,4 +81,5 @@ def upload_dir(local: str, uri: str) -> None:
     import pyarrow.fs
 
     fs, p = _fs(uri)
+    fs.create_dir(p, recursive=True)
     pyarrow.fs.copy_files(local, p, source_filesystem=pyarrow.fs.LocalFileSystem(), destination_filesystem=fs)
