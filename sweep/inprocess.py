@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import time
 import traceback
 from pathlib import Path
@@ -18,9 +19,11 @@ from gan.config import TrialConfig, params
 
 
 def trial_id_for(index: int, config: dict) -> str:
-    """Stable id: the position in the study plus a hash of the config (so a resumed sweep finds its trials)."""
+    """Stable id, named like a Tune trial folder: arm, seed, position in the study and a hash of the config (so a
+    resumed sweep finds its trials), e.g. `contrast_hflip_200-s0-00009_2e4523de`."""
     digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:8]
-    return f"{index:05d}_{digest}"
+    arm = re.sub(r"[^A-Za-z0-9_.-]", "_", TrialConfig(**config).arm)
+    return f"{arm}-s{config.get('seed', 0)}-{index:05d}_{digest}"
 
 
 def _config_dict(cfg: TrialConfig) -> dict:
@@ -50,9 +53,8 @@ def _suggestions(sweep):
         return
     searcher = sweep.space.search_alg(metric=sweep.metric, mode=sweep.mode)
     for i in range(sweep.space.num_samples):
-        tid = f"{i:05d}_optuna"
-        config = searcher.suggest(tid)
-        yield tid, config, searcher
+        config = {**sweep.space.constants, **searcher.suggest(f"optuna_{i:05d}")}  # as Tune merges param_space
+        yield trial_id_for(i, config), config, (searcher, f"optuna_{i:05d}")
 
 
 def run_in_process(sweep, opts, inputs: dict, tracker) -> None:
@@ -60,7 +62,7 @@ def run_in_process(sweep, opts, inputs: dict, tracker) -> None:
     from trainables.session import InProcessSession
 
     root = Path(sweep.path)
-    for trial_id, config, searcher in _suggestions(sweep):
+    for trial_id, config, search in _suggestions(sweep):
         cfg = TrialConfig(**config)
         trial_dir = root / trial_id
         if _finished(trial_dir, cfg):
@@ -99,5 +101,7 @@ def run_in_process(sweep, opts, inputs: dict, tracker) -> None:
             print(f"[{trial_id}] failed:\n{traceback.format_exc()}", flush=True)
             outcome = "failed"
         tracker.trial_finished(trial_id, outcome)
-        if searcher is not None:
-            searcher.on_trial_complete(trial_id, last if outcome != "failed" else None, error=outcome == "failed")
+        if search is not None:  # tell Optuna how the point it suggested did
+            searcher, suggestion_id = search
+            searcher.on_trial_complete(suggestion_id, last if outcome != "failed" else None,
+                                       error=outcome == "failed")

@@ -129,16 +129,18 @@ def test_generated_sweep_reuses_the_donor_cache(tmp_path):
     assert finals(first) == finals(second) and len(finals(first)) == 2
 
 
-def test_optuna_study_through_tune(tmp_path):
+@pytest.mark.parametrize("in_process", [False, True], ids=["tune", "in-process"])
+def test_optuna_study(tmp_path, in_process):
     opts = SweepOptions(storage=str(tmp_path / "results"), name="o", mlflow_uri=f"sqlite:///{tmp_path}/mlflow.db",
-                        verbose=0)
+                        in_process=in_process, verbose=0)
     sweep = resolve_sweep("optuna-da", num_samples=3, opts=opts,
                           overrides={**TINY, "dataset": "lfw-subset", "n_real": 100, "extractor": "effnet"})
     run_sweep(sweep, opts, report=False)
     rows = [json.loads(p.read_text().splitlines()[-1]) for p in Path(sweep.path).glob("*/result.json")]
     assert len(rows) == 3 and all(r["step"] == 4 for r in rows)
     configs = [r["config"] for r in rows]
-    for c in configs:  # the conditional space: a ratio other than 0.5 only for pairs
+    for c in configs:  # the study's settings, and the conditional space: a ratio other than 0.5 only for pairs
+        assert (c["steps"], c["image_size"], c["g_width"]) == (4, 64, 8)
         assert "+" in c["da"] or c["pair_ratio"] == 0.5
     _, _, children = sweep_runs(opts.mlflow_uri)
     assert sorted(r.data.params["arm"] for r in children if not r.data.tags["gansweep.trial_id"].startswith("donor")) \
