@@ -41,6 +41,7 @@ def studies():
 @click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True, help="Repeat every arm with K seeds.")
 @click.option("--dataset", multiple=True, help="Image source, e.g. lfw-subset, folder:PATH, celeba:ROOT, "
               "oxford-pet:ROOT:Pomeranian, lfw:ROOT; give one per dataset of the study (paper: two, in order).")
+@click.option("--download", is_flag=True, help="Let torchvision download celeba/oxford-pet data that is missing.")
 @click.option("--num-samples", type=click.IntRange(min=1), default=None, help="Trials of an Optuna study.")
 @click.option("--only", multiple=True, metavar="ARM", help="Run only these arms (labels as --dry-run prints them, "
               "e.g. none, hflip@100, contrast+hflip@200).")
@@ -71,14 +72,15 @@ def studies():
 @click.option("--json", "as_json", is_flag=True, help="With --dry-run: one JSON object per line.")
 @click.option("--no-report", is_flag=True, help="Skip the report at the end.")
 @_add(_SWEEP_OPTIONS)
-def run(study, seeds, dataset, num_samples, only, settings, steps, image_size, extractor, inception_weights, metric, mode, scheduler,
+def run(study, seeds, dataset, download, num_samples, only, settings, steps, image_size, extractor, inception_weights, metric, mode, scheduler,
         cpus_per_trial, gpus_per_trial, max_concurrent, max_failures, address, num_cpus, in_process, dry_run,
         as_json, no_report, storage, name, mlflow_uri, experiment):
     """Run STUDY (see `gansweep studies`) as a Ray Tune sweep, every trial tracked in MLflow."""
     from sweep.driver import SweepOptions, dry_run_lines, resolve_sweep, run_sweep
 
     flags = {"dataset": list(dataset) or None, "steps": steps, "extractor": extractor,
-             "image_size": int(image_size) if image_size else None, "inception_weights": inception_weights}
+             "image_size": int(image_size) if image_size else None, "inception_weights": inception_weights,
+             "download": True if download else None}
     overrides = {**_parse_settings(settings), **{k: v for k, v in flags.items() if v is not None}}
     opts = SweepOptions(storage=storage, name=name, mlflow_uri=mlflow_uri, experiment=experiment, address=address,
                         in_process=in_process, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
@@ -114,6 +116,12 @@ def _check_runnable(sweep, opts) -> None:
     from sweep.driver import check_new
 
     check_new(sweep)
+    inception = {c.inception_weights for c in sweep.configs if c.extractor == "inception"}
+    if inception:  # missing weights fail here, in one line, not inside every trial
+        from gan.metrics import inception_state_dict
+
+        for weights in inception:
+            inception_state_dict(weights or None)
     for ds in sorted({c.dataset for c in sweep.configs}):
         check_source(ds, download=any(c.download for c in sweep.configs if c.dataset == ds))
 

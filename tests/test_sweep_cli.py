@@ -103,3 +103,21 @@ def test_ui_serves_the_store_on_localhost_by_default(capsys, monkeypatch):
     assert cmd[1:4] == ["-m", "mlflow", "ui"]
     assert cmd[cmd.index("--backend-store-uri") + 1] == "sqlite:////tmp/x/mlflow.db"
     assert cmd[cmd.index("--host") + 1] == "127.0.0.1" and cmd[cmd.index("--port") + 1] == "5000"
+
+
+def test_missing_inception_weights_fail_before_any_trial(capsys, monkeypatch, tmp_path):
+    import urllib.error
+
+    import torch
+
+    monkeypatch.delenv("GANSWEEP_INCEPTION_WEIGHTS", raising=False)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+
+    def offline(*a, **k):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    code, _, err = run_cli(capsys, "run", "demo", "--extractor", "inception", "--storage", str(tmp_path / "r"))
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "Inception weights not found" in err and "--inception-weights PATH" in err
+    assert not (tmp_path / "r").exists()  # nothing started, nothing written
