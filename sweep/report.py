@@ -487,7 +487,7 @@ def summary_markdown(summary: pd.DataFrame, metric: str, mode: str) -> str:
         direction(metric, mode),
         "FID/KID: lower = closer to the real set. " + IS_DIRECTION,
         "Values: mean ± 95% CI half-width (t-distribution) over the seeds of trials that finished. "
-        f"Δ vs none: the arm minus the `none` baseline of the same dataset (paired by seed where possible).", "",
+        "Δ vs none: the arm minus the `none` baseline of the same dataset (paired by seed where possible).", "",
     ]
     multi = {k: summary[k].nunique() > 1 for k in ("image_size", "model", "steps", "extractor") if k in summary}
     extra = [k for k, v in multi.items() if v]

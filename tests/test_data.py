@@ -208,7 +208,7 @@ def test_folder_recursive_sorted_case_insensitive(tmp_path):
 
 
 def test_folder_skips_unreadable_with_one_warning(tmp_path):
-    files = make_folder(tmp_path / "imgs", n=4)
+    make_folder(tmp_path / "imgs", n=4)
     (tmp_path / "imgs" / "broken.jpg").write_bytes(b"not a jpeg at all")
     good = write_image(tmp_path / "imgs" / "trunc.jpg", w=64, h=64, seed=9)
     good.write_bytes(good.read_bytes()[:300])  # truncated mid-scan
