@@ -16,6 +16,7 @@ import traceback
 from pathlib import Path
 
 from gan.config import TrialConfig, params
+from sweep.report import trial_outcome
 
 
 def trial_id_for(index: int, config: dict) -> str:
@@ -95,7 +96,7 @@ def run_in_process(sweep, opts, inputs: dict, tracker) -> None:
         try:
             with session:
                 train_arm(config, inputs)
-            outcome = "diverged" if last.get("diverged") == 1 else "finished"
+            outcome = trial_outcome(last, config, status="TERMINATED")
         except Exception:
             (trial_dir / "error.txt").write_text(traceback.format_exc())
             print(f"[{trial_id}] failed:\n{traceback.format_exc()}", flush=True)

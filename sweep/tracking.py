@@ -29,7 +29,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sweep.report import TUNE_KEYS
+from sweep.report import TUNE_KEYS, trial_outcome
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 DEFAULT_EXPERIMENT = "gansweep"
@@ -442,13 +442,8 @@ def _make_callback_class():
                     self.tracker.trial_artifact(trial.trial_id, path, name=sample_name(step))
 
         def on_trial_complete(self, iteration, trials, trial, **info):
-            last = trial.last_result or {}
-            if last.get("diverged") == 1:
-                outcome = "diverged"
-            elif last.get("step", 0) < int(trial.config.get("steps", 0) or 0):
-                outcome = "stopped"  # ended early without an error: a scheduler (ASHA) or a stopper
-            else:
-                outcome = "finished"
+            # Completed without an error: short of `steps` means a scheduler (ASHA) or a stopper ended it.
+            outcome = trial_outcome(trial.last_result or {}, trial.config, status="TERMINATED")
             self.tracker.trial_finished(trial.trial_id, outcome)
 
         def on_trial_error(self, iteration, trials, trial, **info):
