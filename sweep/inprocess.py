@@ -77,7 +77,7 @@ def run_in_process(sweep, opts, inputs: dict, tracker) -> None:
         def on_report(metrics: dict, checkpoint: str | None, _tid=trial_id, _dir=trial_dir):
             nonlocal last
             row = {**metrics, "trial_id": _tid, "timestamp": int(time.time()), "config": config,
-                   "training_iteration": len(_read_results(_dir)) + 1,
+                   "training_iteration": session.iteration,  # already counts this report
                    "checkpoint_dir_name": Path(checkpoint).name.removesuffix(".tmp") if checkpoint else None}
             with open(_dir / "result.json", "a") as f:
                 f.write(json.dumps(row, default=str) + "\n")
