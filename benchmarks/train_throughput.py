@@ -28,7 +28,8 @@ from pathlib import Path
 import torch
 
 from gan.config import TrialConfig
-from gan.train import build_state, gan_step, select_device, set_threads, train_steps
+from gan.runtime import select_device, set_threads
+from gan.train import build_state, gan_step, train_steps
 
 SOURCE_SIZE = 125  # side of the PNGs on disk
 SETTLE_S = 0.5  # pause after each timed run

@@ -16,8 +16,41 @@ from typing import Callable, Sequence
 import torch
 import torchvision.transforms.v2.functional as TF
 
-from gan.config import parse_da
-from gan.data import ImageSet
+from gan.imagetable import ImageSet
+
+NONE = "none"  # the DA label of "no augmentation": the study-1 baseline arm
+
+
+def parse_da(value) -> tuple[str, ...]:
+    """'hflip+contrast' / ['hflip', 'contrast'] / 'none' / () / None -> ('hflip', 'contrast') or ()."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        parts = [p.strip() for p in value.split("+") if p.strip()]
+    else:
+        parts = [str(p).strip() for p in value]
+    if parts in ([NONE], ["None"]):
+        return ()
+    return tuple(parts)
+
+
+def da_label(da) -> str:
+    """The DA key used everywhere outside the dataclass: 'none', 'hflip', 'hflip+generated'."""
+    da = parse_da(da)
+    return "+".join(da) if da else NONE
+
+
+def arm_label(da, n_aug: int, pair_ratio: float = 0.5) -> str:
+    """The label of a DA-ablation arm: 'none', 'hflip@100', 'contrast+hflip@200', 'contrast+hflip:0.25@200'.
+
+    The ratio shows only for a pair mixed other than 1:1.
+    """
+    da = parse_da(da)
+    if not da:
+        return NONE
+    ratio = "" if len(da) == 1 or pair_ratio == 0.5 else f":{pair_ratio:g}"
+    return f"{da_label(da)}{ratio}@{n_aug}"
+
 
 # contrast factors are drawn per image from [1 - HI, 1 - LO] U [1 + LO, 1 + HI]: always a visible change, never 1.
 CONTRAST_LO, CONTRAST_HI = 0.2, 0.6
@@ -100,7 +133,7 @@ def check_da(da, *, n_real: int, n_aug: int, pair_ratio: float = 0.5, allow_repe
              n_generated: int | None = None) -> None:
     """Validate a DA request without touching data. Raises ValueError with one line saying what is allowed."""
     da = parse_da(da)
-    allowed = ", ".join(["none", *AUGMENTATIONS])
+    allowed = ", ".join([NONE, *AUGMENTATIONS])
     for name in da:
         if name not in AUGMENTATIONS:
             raise ValueError(f"unknown DA type {name!r}; allowed: {allowed} (pair two with '+', e.g. hflip+contrast)")

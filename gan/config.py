@@ -9,28 +9,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from gan.augment import arm_label, check_da, da_label, parse_da
+from gan.metrics.schema import EXTRACTOR_NAMES
+from gan.sources import parse_source
+
 IMAGE_SIZES = (32, 64, 128)
 PRECISIONS = ("auto", "fp32", "bf16")
 MODELS = ("dcgan",)
-
-
-def parse_da(value) -> tuple[str, ...]:
-    """'hflip+contrast' / ['hflip', 'contrast'] / 'none' / () -> ('hflip', 'contrast') or ()."""
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        parts = [p.strip() for p in value.split("+") if p.strip()]
-    else:
-        parts = [str(p).strip() for p in value]
-    if parts in (["none"], ["None"]):
-        return ()
-    return tuple(parts)
-
-
-def da_label(da) -> str:
-    """The DA key used everywhere outside the dataclass: 'none', 'hflip', 'hflip+generated'."""
-    da = parse_da(da)
-    return "+".join(da) if da else "none"
 
 
 @dataclass(frozen=True)
@@ -73,11 +58,9 @@ class TrialConfig:
 
     @property
     def arm(self) -> str:
-        """Human label of the ablation arm, e.g. 'hflip+contrast@200' or 'none'."""
-        if not self.da:
-            return "none"
-        ratio = "" if len(self.da) == 1 or self.pair_ratio == 0.5 else f":{self.pair_ratio:g}"
-        return f"{da_label(self.da)}{ratio}@{self.n_aug}"
+        """The arm this trial belongs to (seeds of one arm are replicates): the DA arm label, e.g. 'none',
+        'hflip@100', 'contrast+hflip@200'. The one place an arm is named."""
+        return arm_label(self.da, self.n_aug, self.pair_ratio)
 
     def replace(self, **changes) -> "TrialConfig":
         return dataclasses.replace(self, **changes)
@@ -89,17 +72,15 @@ def _fail(msg: str):
 
 def validate(cfg: TrialConfig) -> None:
     """Every check that can run without reading data. Raises ValueError with one line."""
-    from gan import augment, data, metrics
-
-    data.parse_source(cfg.dataset)  # raises on an unknown source kind
+    parse_source(cfg.dataset)  # raises on an unknown source kind
     if cfg.image_size not in IMAGE_SIZES:
         _fail(f"image_size {cfg.image_size} is not supported; allowed: {', '.join(map(str, IMAGE_SIZES))}")
     if cfg.precision not in PRECISIONS:
         _fail(f"precision {cfg.precision!r} is unknown; allowed: {', '.join(PRECISIONS)}")
     if cfg.model not in MODELS:
         _fail(f"model {cfg.model!r} is unknown; allowed: {', '.join(MODELS)}")
-    if cfg.extractor not in metrics.EXTRACTORS:
-        _fail(f"extractor {cfg.extractor!r} is unknown; allowed: {', '.join(metrics.EXTRACTORS)}")
+    if cfg.extractor not in EXTRACTOR_NAMES:
+        _fail(f"extractor {cfg.extractor!r} is unknown; allowed: {', '.join(EXTRACTOR_NAMES)}")
     for name in ("n_real", "steps", "batch_size", "eval_every", "eval_samples", "nz", "g_width", "d_width",
                  "is_splits"):
         if int(getattr(cfg, name)) < 1:
@@ -108,16 +89,17 @@ def validate(cfg: TrialConfig) -> None:
         _fail(f"donor_steps must be a positive integer, got {cfg.donor_steps}")
     if not cfg.lr > 0:
         _fail(f"lr must be > 0, got {cfg.lr}")
-    augment.check_da(cfg.da, n_real=cfg.n_real, n_aug=cfg.n_aug, pair_ratio=cfg.pair_ratio,
-                     allow_repeats=cfg.allow_repeats)
+    check_da(cfg.da, n_real=cfg.n_real, n_aug=cfg.n_aug, pair_ratio=cfg.pair_ratio, allow_repeats=cfg.allow_repeats)
+
+
+def flat(cfg: TrialConfig) -> dict:
+    """The config as the flat dict a trial receives and `TrialConfig(**flat(cfg))` rebuilds: every field, `da` as its
+    '+'-joined label or 'none'. The one config-to-dict step (params.json, Tune's param space, dry runs)."""
+    out = dataclasses.asdict(cfg)
+    out["da"] = da_label(cfg.da)
+    return out
 
 
 def params(cfg: TrialConfig) -> dict[str, str]:
-    """Flat string params for MLflow: tuples joined with '+', plus the derived arm label."""
-    out = {}
-    for k, v in dataclasses.asdict(cfg).items():
-        if isinstance(v, (tuple, list)):
-            v = "+".join(map(str, v)) if v else "none"
-        out[k] = str(v)
-    out["arm"] = cfg.arm
-    return out
+    """MLflow params: `flat(cfg)` with every value as a string, plus the derived `arm`."""
+    return {**{k: str(v) for k, v in flat(cfg).items()}, "arm": cfg.arm}

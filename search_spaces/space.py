@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from gan.augment import AUGMENTATIONS
-from gan.config import TrialConfig, da_label
+from gan.augment import da_label
+from gan.config import TrialConfig
 
 
 def as_config(cfg: TrialConfig) -> dict:

@@ -21,7 +21,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from gan import data
+from gan.sources import parse_source
 from gan.config import TrialConfig
 from search_spaces.space import DASearch, StudySpace, as_config
 
@@ -166,7 +166,7 @@ def _datasets(name: str, defaults: Sequence[str], override) -> list[str]:
 
 def _check_source(name: str, dataset: str, n_real: int) -> None:
     """Fail early when a source is known to be smaller than n_real."""
-    kind = data.parse_source(dataset).kind
+    kind = parse_source(dataset).kind
     size = EMBEDDED_SIZES.get(kind)
     if size is not None and n_real > size:
         raise ValueError(f"study {name!r}: dataset {dataset} has {size} images but n_real={n_real}; "

@@ -43,8 +43,11 @@ def compose(dataset, n_real, da, n_aug, pair_ratio, image_size, seed, allow_repe
             cache_dir, out):
     """Compose a training set (n_real real + n_aug augmented images) and write it as a Parquet image table."""
     from gan import augment
-    from gan.config import TrialConfig, da_label
-    from gan.data import dataset_hash, load_real, read_image_table, resolve_source, write_image_table
+    from gan.augment import da_label
+    from gan.cache import image_hash
+    from gan.config import TrialConfig
+    from gan.imagetable import read_image_table, write_image_table
+    from gan.sources import load_real, resolve_source
 
     image_size = int(image_size)
     with user_errors():
@@ -67,7 +70,7 @@ def compose(dataset, n_real, da, n_aug, pair_ratio, image_size, seed, allow_repe
                                    generated=donor, allow_repeats=cfg.allow_repeats)
         meta = dict(dataset=cfg.dataset, n_real=cfg.n_real, image_size=cfg.image_size, seed=cfg.seed,
                     da=da_label(cfg.da), n_aug=cfg.n_aug, pair_ratio=cfg.pair_ratio, allow_repeats=cfg.allow_repeats,
-                    arm=cfg.arm, real_hash=dataset_hash(real), generated=generated_path)
+                    arm=cfg.arm, real_hash=image_hash(real.images), generated=generated_path)
         write_image_table(out, composed, metadata=meta)
     counts = ", ".join(f"{t} {n}" for t, n in Counter(composed.da_type).items())
     click.echo(f"wrote {len(composed)} images ({image_size}x{image_size}) to {out}: {counts}")
@@ -80,7 +83,7 @@ def compose(dataset, n_real, da, n_aug, pair_ratio, image_size, seed, allow_repe
               help="Images shown per DA type (one row each).")
 def preview(table, out, per_type):
     """Draw a labelled grid of an image table: one row per DA type."""
-    from gan.data import preview_grid, read_image_table
+    from gan.imagetable import preview_grid, read_image_table
 
     with user_errors():
         images = read_image_table(table)

@@ -112,7 +112,7 @@ def _parse_settings(settings) -> dict:
 
 def _check_runnable(sweep, opts) -> None:
     """Checks that need the file system but no data read: the experiment folder must be new, data roots exist."""
-    from gan.data import check_source
+    from gan.sources import check_source
     from sweep.driver import check_new
 
     check_new(sweep)

@@ -1,7 +1,7 @@
 """`gansweep score`: IS (and FID/KID/precision/recall against a reference set) of a folder or image table.
 
 IMAGES and --reference are either a folder of images (read recursively, sorted by relative path) or a Parquet
-image table written by `gan.data.write_image_table`. Images go to the extractor at their own size (it resizes to
+image table written by `gan.imagetable.write_image_table`. Images go to the extractor at their own size (it resizes to
 its input size); when a folder mixes sizes, every image is resized (bicubic) to the first image's size so the set
 stacks into one tensor.
 """
@@ -9,58 +9,10 @@ stacks into one tensor.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-EXTRACTOR_NAMES = ("effnet", "inception")  # = gan.metrics.EXTRACTORS (checked in the tests; not imported: heavy)
-RESULT_KEYS = ("is_mean", "is_std", "fid", "kid_mean", "kid_std", "precision", "recall")
-
-
-def read_folder(root: Path):
-    """Every image under ``root`` (recursive) as uint8 (N, 3, H, W); mixed sizes are resized to the first's."""
-    import numpy as np
-    import torch
-    from PIL import Image
-
-    files = sorted((p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS),
-                   key=lambda p: p.relative_to(root).as_posix())
-    if not files:
-        raise ValueError(f"no images ({', '.join(e[1:] for e in IMAGE_EXTENSIONS)}) under {root}")
-    images, size = [], None
-    for p in files:
-        try:
-            with Image.open(p) as im:
-                im = im.convert("RGB")
-                size = size or im.size
-                if im.size != size:
-                    im = im.resize(size, Image.BICUBIC)
-                images.append(torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1))
-        except OSError as e:
-            raise ValueError(f"cannot read image {p}: {e}") from e
-    return torch.stack(images)
-
-
-def read_images(path: str):
-    """A folder of images or a .parquet image table -> uint8 (N, 3, H, W)."""
-    p = Path(path)
-    if p.is_dir():
-        return read_folder(p)
-    if p.suffix.lower() == ".parquet":
-        from gan import data
-
-        return data.read_image_table(p).images
-    raise ValueError(f"{path} is neither a folder of images nor a .parquet image table")
-
-
-def _device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
-
+from gan.metrics.schema import EXTRACTOR_NAMES, lookup
 
 @click.command("score")
 @click.argument("images", type=click.Path(exists=True), metavar="IMAGES")
@@ -91,16 +43,18 @@ def score(images, reference, extractor, splits, inception_weights, batch_size, s
             raise InputError(f"--splits must be a positive integer, got {splits}")
         if batch_size < 1:
             raise InputError(f"--batch-size must be a positive integer, got {batch_size}")
+        from gan import metrics
+        from gan.imagetable import read_images
+        from gan.runtime import select_device
+
         fake = read_images(images)
         real = read_images(reference) if reference else None
-        from gan import metrics
-
-        ext = metrics.get_extractor(extractor, _device(device), inception_weights=inception_weights)
+        ext = metrics.get_extractor(extractor, select_device(device), inception_weights=inception_weights)
         ref = metrics.reference_stats(real, ext, batch_size=batch_size) if real is not None else None
         result = metrics.compute_metrics(fake, ext, ref, splits=splits, seed=seed, batch_size=batch_size)
 
     out = {"extractor": extractor, "n": int(len(fake))}
-    out.update({k: result[f"{k}_{extractor}"] for k in RESULT_KEYS if f"{k}_{extractor}" in result})
+    out.update({lookup(key)[0].name: value for key, value in result.items()})
     if as_json:
         click.echo(json.dumps(out))
         return

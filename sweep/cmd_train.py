@@ -54,8 +54,9 @@ _D = {f.name: f.default for f in dataclasses.fields(TrialConfig)}  # CLI default
 def train(dataset, n_real, da, n_aug, pair_ratio, allow_repeats, generated_path, image_size, g_width, d_width, lr,
           steps, batch_size, seed, precision, eval_every, device, threads, download, out_dir, quiet):
     """Train one DCGAN on a real set plus dataset-level augmentation; write sample grids and a checkpoint."""
-    from gan import augment, data
+    from gan import augment, imagetable, sources
     from gan import train as gtrain
+    from gan.runtime import resolve_precision, select_device, set_threads
     from sweep.errors import InputError, user_errors
 
     with user_errors():  # every input error is one line, exit 2, before any work
@@ -71,12 +72,12 @@ def train(dataset, n_real, da, n_aug, pair_ratio, allow_repeats, generated_path,
             raise InputError(f"--generated {generated_path} does not exist")
         if threads is not None and threads < 1:
             raise InputError(f"--threads must be a positive integer, got {threads}")
-        dev = gtrain.select_device(device)
+        dev = select_device(device)
 
-    gtrain.set_threads(threads)
+    set_threads(threads)
     with user_errors():  # a missing folder or a bad donor table is still a one-line error
-        real = data.load_real(cfg.dataset, cfg.n_real, cfg.image_size, cfg.seed, download=cfg.download)
-        donor = data.read_image_table(generated_path).images if generated_path else None
+        real = sources.load_real(cfg.dataset, cfg.n_real, cfg.image_size, cfg.seed, download=cfg.download)
+        donor = imagetable.read_image_table(generated_path).images if generated_path else None
         composed = augment.compose(real, cfg.da, cfg.n_aug, pair_ratio=cfg.pair_ratio, seed=cfg.seed,
                                    generated=donor, allow_repeats=cfg.allow_repeats)
 
@@ -84,7 +85,7 @@ def train(dataset, n_real, da, n_aug, pair_ratio, allow_repeats, generated_path,
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
     click.echo(f"training {cfg.arm} on {len(composed)} images ({len(real)} real) at {cfg.image_size}px, "
-               f"{cfg.steps} steps on {dev} ({gtrain.resolve_precision(cfg.precision, dev)}) -> {out}", err=True)
+               f"{cfg.steps} steps on {dev} ({resolve_precision(cfg.precision, dev)}) -> {out}", err=True)
     state = gtrain.train(cfg, composed.images, out, device=dev, progress=not quiet)
     status = "diverged" if state.diverged else "done"
     click.echo(f"{status}: {state.step} steps in {state.elapsed:.1f}s; wrote {out / 'state.pt'}", err=True)

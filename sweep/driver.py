@@ -68,7 +68,7 @@ class Sweep:
 def resolve_sweep(study: str, *, seeds: int = 1, overrides: dict | None = None, num_samples: int | None = None,
                   only: list[str] | None = None, opts: SweepOptions) -> Sweep:
     """Everything that can be checked without data or Ray: raises ValueError with one line on bad input."""
-    from gan.data import resolve_source
+    from gan.sources import resolve_source
     from search_spaces import build_study, sample_configs
 
     overrides = dict(overrides or {})

@@ -244,7 +244,7 @@ def _label(value):
 
 
 def _config_columns(config: dict) -> dict:
-    from gan.config import da_label
+    from gan.augment import da_label
 
     out = {k: _label(v) for k, v in config.items() if not isinstance(v, dict)}
     if "da" in config:

@@ -5,7 +5,7 @@ import torch
 
 from gan import augment
 from gan.augment import AUGMENTATIONS, check_da, compose, split_counts
-from gan.data import ImageSet
+from gan.imagetable import ImageSet
 
 
 def real_set(n=10, size=8, seed=0):

@@ -5,7 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from gan import data
+from gan import imagetable, sources
+from gan.cache import image_hash
 from sweep.cli import main
 
 
@@ -26,11 +27,11 @@ def test_compose_and_preview(tmp_path, capsys):
     code, out, err = run(compose_args(tmp_path, "--da", "hflip+contrast", "--n-aug", "10", "--seed", "3"), capsys)
     assert code == 0, err
     assert "wrote 30 images (32x32)" in out and "none 20, hflip 5, contrast 5" in out
-    s = data.read_image_table(tmp_path / "set.parquet")
+    s = imagetable.read_image_table(tmp_path / "set.parquet")
     assert s.images.shape == (30, 3, 32, 32) and s.da_type.count("hflip") == 5
-    meta = data.read_image_metadata(tmp_path / "set.parquet")
+    meta = imagetable.read_image_metadata(tmp_path / "set.parquet")
     assert meta["da"] == "hflip+contrast" and meta["n_aug"] == 10 and meta["seed"] == 3
-    assert meta["real_hash"] == data.dataset_hash(data.load_real("lfw-subset", 20, 32, 3, cache_dir=False))
+    assert meta["real_hash"] == image_hash(sources.load_real("lfw-subset", 20, 32, 3, cache_dir=False).images)
 
     code, out, err = run(["data", "preview", str(tmp_path / "set.parquet"), "--out", str(tmp_path / "g.png"),
                           "--per-type", "4"], capsys)
@@ -42,15 +43,15 @@ def test_compose_and_preview(tmp_path, capsys):
 def test_compose_no_da_and_generated(tmp_path, capsys):
     code, _, err = run(compose_args(tmp_path), capsys)
     assert code == 0, err
-    assert set(data.read_image_table(tmp_path / "set.parquet").da_type) == {"none"}
+    assert set(imagetable.read_image_table(tmp_path / "set.parquet").da_type) == {"none"}
 
-    donor = data.ImageSet(torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8), ("aug",) * 8,
+    donor = imagetable.ImageSet(torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8), ("aug",) * 8,
                           ("generated",) * 8, tuple(range(8)))
-    data.write_image_table(tmp_path / "donor.parquet", donor)
+    imagetable.write_image_table(tmp_path / "donor.parquet", donor)
     code, out, err = run(compose_args(tmp_path, "--da", "generated", "--n-aug", "6",
                                       "--generated", str(tmp_path / "donor.parquet")), capsys)
     assert code == 0, err
-    s = data.read_image_table(tmp_path / "set.parquet")
+    s = imagetable.read_image_table(tmp_path / "set.parquet")
     assert s.da_type.count("generated") == 6
     gen = s.images[[i for i, d in enumerate(s.da_type) if d == "generated"]]
     assert all(any(torch.equal(g, d) for d in donor.images) for g in gen)
@@ -64,7 +65,7 @@ def test_compose_folder_source(tmp_path, capsys):
                           "--da", "vflip", "--n-aug", "5", "--image-size", "64", "--cache-dir", str(tmp_path / "c"),
                           "--out", str(tmp_path / "f.parquet")], capsys)
     assert code == 0, err
-    assert data.read_image_table(tmp_path / "f.parquet").images.shape == (10, 3, 64, 64)
+    assert imagetable.read_image_table(tmp_path / "f.parquet").images.shape == (10, 3, 64, 64)
 
 
 @pytest.mark.parametrize("extra, needle", [
@@ -81,7 +82,7 @@ def test_compose_folder_source(tmp_path, capsys):
 ])
 def test_compose_input_errors_are_one_line(tmp_path, capsys, monkeypatch, extra, needle):
     # nothing may be decoded for a bad request (the folder case fails on its listing, before any decode)
-    monkeypatch.setattr(data, "_open_lfw_subset", lambda *a: pytest.fail("data was read"))
+    monkeypatch.setattr(sources, "_open_lfw_subset", lambda *a: pytest.fail("data was read"))
     code, out, err = run(compose_args(tmp_path, *extra), capsys)
     assert code == 2
     lines = err.strip().splitlines()
@@ -91,9 +92,9 @@ def test_compose_input_errors_are_one_line(tmp_path, capsys, monkeypatch, extra,
 
 
 def test_compose_generated_size_mismatch(tmp_path, capsys):
-    donor = data.ImageSet(torch.zeros(8, 3, 64, 64, dtype=torch.uint8), ("aug",) * 8, ("generated",) * 8,
+    donor = imagetable.ImageSet(torch.zeros(8, 3, 64, 64, dtype=torch.uint8), ("aug",) * 8, ("generated",) * 8,
                           tuple(range(8)))
-    data.write_image_table(tmp_path / "donor.parquet", donor)
+    imagetable.write_image_table(tmp_path / "donor.parquet", donor)
     code, _, err = run(compose_args(tmp_path, "--da", "generated", "--n-aug", "5",
                                     "--generated", str(tmp_path / "donor.parquet")), capsys)
     assert code == 2 and "--generated images are 64x64 but --image-size is 32" in err

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from gan import metrics
-from gan.data import ImageSet, write_image_table
+from gan.imagetable import ImageSet, write_image_table
 from sweep import cmd_score
 from sweep.cli import main
 

@@ -1,4 +1,4 @@
-"""gan.data: source strings, every source on tiny fake folders in torchvision's layout, caching, the image table."""
+"""gan.sources and gan.imagetable: source strings, every source on tiny fake folders in torchvision's layout, caching, the image table."""
 
 import hashlib
 import os
@@ -10,8 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from gan import data
-from gan.data import ImageSet
+from gan import imagetable, sources
+from gan.cache import cache_root, image_hash
+from gan.imagetable import ImageSet
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -110,7 +111,7 @@ def make_lfw(root: Path, monkeypatch) -> Path:
 
 def expected(path: Path, size: int, crop=None) -> torch.Tensor:
     """What load_real should produce for one file."""
-    return data.preprocess(data._decode_file(str(path)), size, crop)
+    return sources.preprocess(imagetable.decode_image(path), size, crop)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -118,20 +119,20 @@ def expected(path: Path, size: int, crop=None) -> torch.Tensor:
 
 
 def test_parse_source_forms():
-    assert data.parse_source("lfw-subset") == data.Source("lfw-subset")
-    assert data.parse_source("folder:some/dir") == data.Source("folder", "some/dir")
-    assert data.parse_source("celeba:/d") == data.Source("celeba", "/d")
-    assert data.parse_source("oxford-pet:data") == data.Source("oxford-pet", "data")
-    assert data.parse_source("oxford-pet:data:Pomeranian") == data.Source("oxford-pet", "data", "Pomeranian")
-    assert data.parse_source("oxford-pet:data:Pomeranian").spec == "oxford-pet:data:Pomeranian"
-    assert data.parse_source("lfw:/x") == data.Source("lfw", "/x")
-    assert set(data.SOURCES) == {"lfw-subset", "folder", "celeba", "oxford-pet", "lfw"}
+    assert sources.parse_source("lfw-subset") == sources.Source("lfw-subset")
+    assert sources.parse_source("folder:some/dir") == sources.Source("folder", "some/dir")
+    assert sources.parse_source("celeba:/d") == sources.Source("celeba", "/d")
+    assert sources.parse_source("oxford-pet:data") == sources.Source("oxford-pet", "data")
+    assert sources.parse_source("oxford-pet:data:Pomeranian") == sources.Source("oxford-pet", "data", "Pomeranian")
+    assert sources.parse_source("oxford-pet:data:Pomeranian").spec == "oxford-pet:data:Pomeranian"
+    assert sources.parse_source("lfw:/x") == sources.Source("lfw", "/x")
+    assert set(sources.SOURCES) == {"lfw-subset", "folder", "celeba", "oxford-pet", "lfw"}
 
 
 @pytest.mark.parametrize("spec", ["xyz", "imagenet:/data", "Folder:x"])
 def test_parse_source_unknown_lists_allowed(spec):
     with pytest.raises(ValueError) as e:
-        data.parse_source(spec)
+        sources.parse_source(spec)
     assert str(e.value) == (f"unknown dataset source {spec!r}; allowed: lfw-subset, folder:PATH, celeba:ROOT, "
                             "oxford-pet:ROOT[:BREED], lfw:ROOT")
 
@@ -139,14 +140,14 @@ def test_parse_source_unknown_lists_allowed(spec):
 @pytest.mark.parametrize("spec", ["", "folder", "folder:", "celeba:", "lfw-subset:x", "oxford-pet:data:"])
 def test_parse_source_bad_syntax(spec):
     with pytest.raises(ValueError):
-        data.parse_source(spec)
+        sources.parse_source(spec)
 
 
 def test_resolve_source_makes_paths_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert data.resolve_source("folder:imgs") == f"folder:{tmp_path / 'imgs'}"
-    assert data.resolve_source("oxford-pet:d:Pomeranian") == f"oxford-pet:{tmp_path / 'd'}:Pomeranian"
-    assert data.resolve_source("lfw-subset") == "lfw-subset"
+    assert sources.resolve_source("folder:imgs") == f"folder:{tmp_path / 'imgs'}"
+    assert sources.resolve_source("oxford-pet:d:Pomeranian") == f"oxford-pet:{tmp_path / 'd'}:Pomeranian"
+    assert sources.resolve_source("lfw-subset") == "lfw-subset"
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -155,7 +156,7 @@ def test_resolve_source_makes_paths_absolute(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("size", [32, 64, 128])
 def test_lfw_subset_shapes(size):
-    s = data.load_real("lfw-subset", 12, size, seed=0, cache_dir=False)
+    s = sources.load_real("lfw-subset", 12, size, seed=0, cache_dir=False)
     assert s.images.shape == (12, 3, size, size) and s.images.dtype == torch.uint8
     assert s.source == ("real",) * 12 and s.da_type == ("none",) * 12
     assert all(0 <= i < 100 for i in s.index) and len(set(s.index)) == 12
@@ -163,36 +164,36 @@ def test_lfw_subset_shapes(size):
 
 
 def test_lfw_subset_all_100_faces_and_determinism():
-    a = data.load_real("lfw-subset", 100, 32, seed=1, cache_dir=False)
+    a = sources.load_real("lfw-subset", 100, 32, seed=1, cache_dir=False)
     assert sorted(a.index) == list(range(100))
-    b = data.load_real("lfw-subset", 100, 32, seed=1, cache_dir=False)
+    b = sources.load_real("lfw-subset", 100, 32, seed=1, cache_dir=False)
     assert torch.equal(a.images, b.images) and a.index == b.index
-    c = data.load_real("lfw-subset", 100, 32, seed=2, cache_dir=False)
+    c = sources.load_real("lfw-subset", 100, 32, seed=2, cache_dir=False)
     assert a.index != c.index
     with pytest.raises(ValueError, match=r"n_real=101 .* only 100 readable"):
-        data.load_real("lfw-subset", 101, 32, seed=0, cache_dir=False)
+        sources.load_real("lfw-subset", 101, 32, seed=0, cache_dir=False)
 
 
 def test_smaller_set_is_prefix_of_larger():
-    small = data.load_real("lfw-subset", 5, 32, seed=3, cache_dir=False)
-    large = data.load_real("lfw-subset", 20, 32, seed=3, cache_dir=False)
+    small = sources.load_real("lfw-subset", 5, 32, seed=3, cache_dir=False)
+    large = sources.load_real("lfw-subset", 20, 32, seed=3, cache_dir=False)
     assert small.index == large.index[:5] and torch.equal(small.images, large.images[:5])
 
 
-@pytest.mark.parametrize("kwargs, match", [(dict(image_size=48), "allowed: 32, 64, 128"),
+@pytest.mark.parametrize("kwargs, match", [(dict(image_size=0), "image_size must be a positive integer"),
                                            (dict(n_real=0), "positive integer")])
 def test_load_real_rejects_bad_args(kwargs, match):
     args = dict(spec="lfw-subset", n_real=4, image_size=32, seed=0) | kwargs
     with pytest.raises(ValueError, match=match):
-        data.load_real(**args, cache_dir=False)
+        sources.load_real(**args, cache_dir=False)
 
 
 def test_preprocess_crops_centre_square_then_resizes():
     img = torch.zeros(3, 218, 178, dtype=torch.uint8)
     img[:, 20:198] = 200  # the centre 178x178 square
-    out = data.preprocess(img, 32, crop=data.CELEBA_CROP)
+    out = sources.preprocess(img, 32, crop=sources.CELEBA_CROP)
     assert out.shape == (3, 32, 32) and out.dtype == torch.uint8 and (out == 200).all()
-    assert data.preprocess(torch.zeros(3, 40, 30, dtype=torch.uint8), 64, crop=150).shape == (3, 64, 64)
+    assert sources.preprocess(torch.zeros(3, 40, 30, dtype=torch.uint8), 64, crop=150).shape == (3, 64, 64)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -201,7 +202,7 @@ def test_preprocess_crops_centre_square_then_resizes():
 
 def test_folder_recursive_sorted_case_insensitive(tmp_path):
     files = make_folder(tmp_path / "imgs")
-    s = data.load_real(f"folder:{tmp_path / 'imgs'}", len(files), 32, seed=0, cache_dir=False)
+    s = sources.load_real(f"folder:{tmp_path / 'imgs'}", len(files), 32, seed=0, cache_dir=False)
     assert sorted(s.index) == list(range(len(files)))
     for img, i in zip(s.images, s.index):
         assert torch.equal(img, expected(files[i], 32))
@@ -214,28 +215,28 @@ def test_folder_skips_unreadable_with_one_warning(tmp_path):
     good.write_bytes(good.read_bytes()[:300])  # truncated mid-scan
     spec = f"folder:{tmp_path / 'imgs'}"
     with pytest.warns(UserWarning, match=r"skipped 2 unreadable image file\(s\)") as rec:
-        s = data.load_real(spec, 4, 32, seed=0, cache_dir=False)
+        s = sources.load_real(spec, 4, 32, seed=0, cache_dir=False)
     assert len([w for w in rec if "skipped" in str(w.message)]) == 1
     assert len(s) == 4
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pytest.raises(ValueError) as e:
-            data.load_real(spec, 5, 32, seed=0, cache_dir=False)
+            sources.load_real(spec, 5, 32, seed=0, cache_dir=False)
     assert "n_real=5" in str(e.value) and "only 4 readable (of 6)" in str(e.value)
 
 
 def test_folder_missing_and_empty(tmp_path):
     with pytest.raises(FileNotFoundError, match="image folder .*nope does not exist"):
-        data.load_real(f"folder:{tmp_path / 'nope'}", 1, 32, seed=0, cache_dir=tmp_path / "c")
+        sources.load_real(f"folder:{tmp_path / 'nope'}", 1, 32, seed=0, cache_dir=tmp_path / "c")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no images"):
-        data.load_real(f"folder:{tmp_path / 'empty'}", 1, 32, seed=0, cache_dir=False)
+        sources.load_real(f"folder:{tmp_path / 'empty'}", 1, 32, seed=0, cache_dir=False)
 
 
 def test_folder_relative_path(tmp_path, monkeypatch):
     make_folder(tmp_path / "imgs", n=3)
     monkeypatch.chdir(tmp_path)
-    assert len(data.load_real("folder:imgs", 3, 32, seed=0, cache_dir=False)) == 3
+    assert len(sources.load_real("folder:imgs", 3, 32, seed=0, cache_dir=False)) == 3
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -244,13 +245,13 @@ def test_folder_relative_path(tmp_path, monkeypatch):
 
 def counting_decoder(monkeypatch):
     calls = []
-    real = data._decode_file
+    real = sources.decode_image
 
     def decode(path):
         calls.append(path)
         return real(path)
 
-    monkeypatch.setattr(data, "_decode_file", decode)
+    monkeypatch.setattr(sources, "decode_image", decode)
     return calls
 
 
@@ -258,23 +259,23 @@ def test_cache_hit_and_invalidation(tmp_path, monkeypatch):
     files = make_folder(tmp_path / "imgs", n=4)
     calls = counting_decoder(monkeypatch)
     spec, cache = f"folder:{tmp_path / 'imgs'}", tmp_path / "cache"
-    first = data.load_real(spec, 3, 32, seed=0, cache_dir=cache)
+    first = sources.load_real(spec, 3, 32, seed=0, cache_dir=cache)
     assert len(calls) == 3 and len(list((cache / "sets").glob("*.parquet"))) == 1
     assert not list((cache / "sets").glob("*.tmp"))  # the atomic write left nothing behind
 
-    second = data.load_real(spec, 3, 32, seed=0, cache_dir=cache)
+    second = sources.load_real(spec, 3, 32, seed=0, cache_dir=cache)
     assert len(calls) == 3  # served from the cache: nothing decoded
     assert torch.equal(first.images, second.images)
     assert (first.source, first.da_type, first.index) == (second.source, second.da_type, second.index)
 
-    data.load_real(spec, 3, 64, seed=0, cache_dir=cache)  # another size is another entry
+    sources.load_real(spec, 3, 64, seed=0, cache_dir=cache)  # another size is another entry
     assert len(calls) == 6
     write_image(files[0], seed=99)  # rewrite a file -> size/mtime change -> miss
     os.utime(files[0], ns=(1, 1))
-    third = data.load_real(spec, 3, 32, seed=0, cache_dir=cache)
+    third = sources.load_real(spec, 3, 32, seed=0, cache_dir=cache)
     assert len(calls) == 9 and len(list((cache / "sets").glob("*.parquet"))) == 3
     write_image(tmp_path / "imgs" / "new.png", seed=5)  # a new file -> miss
-    data.load_real(spec, 3, 32, seed=0, cache_dir=cache)
+    sources.load_real(spec, 3, 32, seed=0, cache_dir=cache)
     assert len(calls) == 12
     assert third.images.shape == (3, 3, 32, 32)
 
@@ -282,8 +283,8 @@ def test_cache_hit_and_invalidation(tmp_path, monkeypatch):
 def test_cache_dir_default_from_env(tmp_path, monkeypatch):
     make_folder(tmp_path / "imgs", n=2)
     monkeypatch.setenv("GANSWEEP_CACHE", str(tmp_path / "envcache"))
-    assert data.default_cache_dir() == tmp_path / "envcache"
-    data.load_real(f"folder:{tmp_path / 'imgs'}", 2, 32, seed=0)
+    assert cache_root() == tmp_path / "envcache"
+    sources.load_real(f"folder:{tmp_path / 'imgs'}", 2, 32, seed=0)
     assert len(list((tmp_path / "envcache" / "sets").glob("*.parquet"))) == 1
 
 
@@ -293,7 +294,7 @@ def test_cache_dir_default_from_env(tmp_path, monkeypatch):
 
 def test_celeba(tmp_path, monkeypatch):
     base = make_celeba(tmp_path / "root", monkeypatch)
-    s = data.load_real(f"celeba:{tmp_path / 'root'}", 4, 64, seed=0, cache_dir=False)
+    s = sources.load_real(f"celeba:{tmp_path / 'root'}", 4, 64, seed=0, cache_dir=False)
     assert s.images.shape == (4, 3, 64, 64)
     files = sorted((base / "img_align_celeba").glob("*.jpg"))
     for img, i in zip(s.images, s.index):
@@ -302,42 +303,42 @@ def test_celeba(tmp_path, monkeypatch):
 
 def test_celeba_missing_files_message(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError) as e:
-        data.load_real(f"celeba:{tmp_path}", 2, 32, seed=0, cache_dir=False)
+        sources.load_real(f"celeba:{tmp_path}", 2, 32, seed=0, cache_dir=False)
     msg = str(e.value)
     assert "\n" not in msg and f"{tmp_path}/celeba/" in msg and "img_align_celeba" in msg
     assert "list_eval_partition.txt" in msg
     base = make_celeba(tmp_path, monkeypatch)
     (base / "identity_CelebA.txt").unlink()
     with pytest.raises(FileNotFoundError, match="missing: identity_CelebA.txt"):
-        data.load_real(f"celeba:{tmp_path}", 2, 32, seed=0, cache_dir=False)
+        sources.load_real(f"celeba:{tmp_path}", 2, 32, seed=0, cache_dir=False)
 
 
 def test_celeba_md5_mismatch_is_one_line(tmp_path, monkeypatch):
     base = make_celeba(tmp_path, monkeypatch)
     (base / "list_attr_celeba.txt").write_text("3\nSmiling\n")  # no longer matches the (patched) md5
     with pytest.raises(ValueError, match="torchvision could not open the dataset") as e:
-        data.load_real(f"celeba:{tmp_path}", 2, 32, seed=0, cache_dir=False)
+        sources.load_real(f"celeba:{tmp_path}", 2, 32, seed=0, cache_dir=False)
     assert "\n" not in str(e.value) and "md5" in str(e.value)
 
 
 def test_oxford_pet_breed_filter(tmp_path):
     make_pet(tmp_path)
-    everything = data.load_real(f"oxford-pet:{tmp_path}", 12, 32, seed=0, cache_dir=False)
+    everything = sources.load_real(f"oxford-pet:{tmp_path}", 12, 32, seed=0, cache_dir=False)
     assert sorted(everything.index) == list(range(12))
     for breed in ["Pomeranian", "pomeranian", "American_Bulldog", "american bulldog"]:
-        s = data.load_real(f"oxford-pet:{tmp_path}:{breed}", 4, 32, seed=0, cache_dir=False)
+        s = sources.load_real(f"oxford-pet:{tmp_path}:{breed}", 4, 32, seed=0, cache_dir=False)
         assert s.images.shape == (4, 3, 32, 32)
     with pytest.raises(ValueError, match=r"only 4 readable"):
-        data.load_real(f"oxford-pet:{tmp_path}:Pomeranian", 5, 32, seed=0, cache_dir=False)
+        sources.load_real(f"oxford-pet:{tmp_path}:Pomeranian", 5, 32, seed=0, cache_dir=False)
     with pytest.raises(ValueError) as e:
-        data.load_real(f"oxford-pet:{tmp_path}:Beagle", 1, 32, seed=0, cache_dir=False)
+        sources.load_real(f"oxford-pet:{tmp_path}:Beagle", 1, 32, seed=0, cache_dir=False)
     assert str(e.value) == ("unknown Oxford-IIIT Pet breed 'Beagle'; available: Abyssinian, American Bulldog, "
                             "Pomeranian")
 
 
 def test_oxford_pet_breed_images_are_that_breed(tmp_path):
     base = make_pet(tmp_path)
-    s = data.load_real(f"oxford-pet:{tmp_path}:pomeranian", 4, 32, seed=1, cache_dir=False)
+    s = sources.load_real(f"oxford-pet:{tmp_path}:pomeranian", 4, 32, seed=1, cache_dir=False)
     want = [expected(base / "images" / f"pomeranian_{k}.jpg", 32) for k in range(1, 5)]
     for img in s.images:
         assert any(torch.equal(img, w) for w in want)
@@ -345,7 +346,7 @@ def test_oxford_pet_breed_images_are_that_breed(tmp_path):
 
 def test_oxford_pet_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"oxford-iiit-pet/images.*missing: images"):
-        data.load_real(f"oxford-pet:{tmp_path}", 1, 32, seed=0, cache_dir=False)
+        sources.load_real(f"oxford-pet:{tmp_path}", 1, 32, seed=0, cache_dir=False)
 
 
 def test_download_goes_through_torchvision(tmp_path, monkeypatch):
@@ -355,10 +356,10 @@ def test_download_goes_through_torchvision(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(OxfordIIITPet, "_download", lambda self: calls.append(1) or (
         self._check_exists() or make_pet(Path(self.root))))
-    s = data.load_real(f"oxford-pet:{tmp_path}:Pomeranian", 2, 32, seed=0, cache_dir=False, download=True)
+    s = sources.load_real(f"oxford-pet:{tmp_path}:Pomeranian", 2, 32, seed=0, cache_dir=False, download=True)
     assert len(s) == 2 and calls
     calls.clear()
-    data.load_real(f"oxford-pet:{tmp_path}", 2, 32, seed=0, cache_dir=tmp_path / "c", download=True)
+    sources.load_real(f"oxford-pet:{tmp_path}", 2, 32, seed=0, cache_dir=tmp_path / "c", download=True)
     assert not calls  # files present: no download attempted
 
     def offline(self):
@@ -366,12 +367,12 @@ def test_download_goes_through_torchvision(tmp_path, monkeypatch):
 
     monkeypatch.setattr(OxfordIIITPet, "_download", offline)
     with pytest.raises(ValueError, match="torchvision could not open the dataset .*network is unreachable"):
-        data.load_real(f"oxford-pet:{tmp_path / 'other'}", 1, 32, seed=0, cache_dir=False, download=True)
+        sources.load_real(f"oxford-pet:{tmp_path / 'other'}", 1, 32, seed=0, cache_dir=False, download=True)
 
 
 def test_lfw(tmp_path, monkeypatch):
     base = make_lfw(tmp_path, monkeypatch)
-    s = data.load_real(f"lfw:{tmp_path}", 6, 128, seed=0, cache_dir=False)
+    s = sources.load_real(f"lfw:{tmp_path}", 6, 128, seed=0, cache_dir=False)
     assert s.images.shape == (6, 3, 128, 128)
     files = [base / "lfw_funneled" / n / f"{n}_{k:04d}.jpg"
              for n, c in [("Alice_Smith", 2), ("Bob_Jones", 1), ("Carol_King", 3)] for k in range(1, c + 1)]
@@ -382,16 +383,16 @@ def test_lfw(tmp_path, monkeypatch):
 def test_lfw_missing(tmp_path):
     (tmp_path / "lfw-py").mkdir()
     with pytest.raises(FileNotFoundError) as e:
-        data.load_real(f"lfw:{tmp_path}", 1, 32, seed=0, cache_dir=False, download=True)
+        sources.load_real(f"lfw:{tmp_path}", 1, 32, seed=0, cache_dir=False, download=True)
     assert "lfw-funneled.tgz" in str(e.value) and "can no longer download" in str(e.value)
 
 
 def test_torchvision_source_cache_hit(tmp_path, monkeypatch):
     make_pet(tmp_path)
     spec, cache = f"oxford-pet:{tmp_path}", tmp_path / "cache"
-    a = data.load_real(spec, 3, 32, seed=0, cache_dir=cache)
-    monkeypatch.setattr(data, "_decode_item", lambda *a: pytest.fail("decoded despite the cache"))
-    b = data.load_real(spec, 3, 32, seed=0, cache_dir=cache)
+    a = sources.load_real(spec, 3, 32, seed=0, cache_dir=cache)
+    monkeypatch.setattr(sources, "_decode_item", lambda *a: pytest.fail("decoded despite the cache"))
+    b = sources.load_real(spec, 3, 32, seed=0, cache_dir=cache)
     assert torch.equal(a.images, b.images) and a.index == b.index
 
 
@@ -409,11 +410,11 @@ def random_set(n=7, size=32, seed=0) -> ImageSet:
 def test_image_table_round_trip_bit_exact(tmp_path):
     s = random_set()
     meta = {"dataset": "lfw-subset", "n_aug": 4, "nested": {"a": [1, 2]}}
-    data.write_image_table(tmp_path / "t.parquet", s, metadata=meta)
-    back = data.read_image_table(tmp_path / "t.parquet")
+    imagetable.write_image_table(tmp_path / "t.parquet", s, metadata=meta)
+    back = imagetable.read_image_table(tmp_path / "t.parquet")
     assert torch.equal(back.images, s.images) and back.images.dtype == torch.uint8
     assert (back.source, back.da_type, back.index) == (s.source, s.da_type, s.index)
-    assert data.read_image_metadata(tmp_path / "t.parquet") == meta
+    assert imagetable.read_image_metadata(tmp_path / "t.parquet") == meta
     import pyarrow.parquet as pq
 
     assert pq.read_schema(tmp_path / "t.parquet").names == ["png", "source", "da_type", "index"]
@@ -421,25 +422,25 @@ def test_image_table_round_trip_bit_exact(tmp_path):
 
 def test_image_table_empty_and_errors(tmp_path):
     empty = ImageSet(torch.empty(0, 3, 64, 64, dtype=torch.uint8), (), (), ())
-    data.write_image_table(tmp_path / "e.parquet", empty)
-    assert data.read_image_table(tmp_path / "e.parquet").images.shape == (0, 3, 64, 64)
+    imagetable.write_image_table(tmp_path / "e.parquet", empty)
+    assert imagetable.read_image_table(tmp_path / "e.parquet").images.shape == (0, 3, 64, 64)
     with pytest.raises(FileNotFoundError):
-        data.read_image_table(tmp_path / "missing.parquet")
+        imagetable.read_image_table(tmp_path / "missing.parquet")
     with pytest.raises(ValueError, match="uint8"):
-        data.write_image_table(tmp_path / "f.parquet", ImageSet(torch.zeros(1, 3, 4, 4), ("real",), ("none",), (0,)))
+        imagetable.write_image_table(tmp_path / "f.parquet", ImageSet(torch.zeros(1, 3, 4, 4), ("real",), ("none",), (0,)))
 
 
-def test_dataset_hash():
+def test_image_hash():
     a, b = random_set(seed=0), random_set(seed=0)
-    assert data.dataset_hash(a) == data.dataset_hash(b) and len(data.dataset_hash(a)) == 16
+    assert image_hash(a.images) == image_hash(b.images) and len(image_hash(a.images)) == 16
     changed = a.images.clone()
     changed[0, 0, 0, 0] ^= 1
-    assert data.dataset_hash(ImageSet(changed, a.source, a.da_type, a.index)) != data.dataset_hash(a)
+    assert image_hash(changed) != image_hash(a.images)
 
 
 def test_preview_grid():
     s = random_set(n=7, size=32)
-    grid = data.preview_grid(s, per_type=3)
+    grid = imagetable.preview_grid(s, per_type=3)
     # two rows (none, hflip) of 3 cells, 32 px images upscaled x2 to 64
     assert grid.size == (2 + 3 * 66, 2 + 2 * (14 + 64 + 2))
     px = np.asarray(grid)

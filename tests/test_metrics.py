@@ -11,6 +11,8 @@ import pytest
 import torch
 
 from gan import metrics
+from gan.metrics import reference
+from gan.cache import image_hash
 from gan.metrics import EXTRACTORS, Extractor, compute_metrics, get_extractor, inception_score, reference_stats
 
 
@@ -168,10 +170,10 @@ def test_reference_stats_cache_reads_back_without_the_extractor(tmp_path, monkey
     real = photo_crops(8, size=16)
     first = reference_stats(real, ext, cache_dir=tmp_path)
     assert ext.calls == 1 and len(first) == 8
-    path = tmp_path / "stats" / f"{metrics.images_key(real)}-toy.pt"
-    assert path.is_file() and len(metrics.images_key(real)) == 16
+    path = tmp_path / "stats" / f"{image_hash(real)}-toy.pt"
+    assert path.is_file() and len(image_hash(real)) == 16
     assert reference_stats(real, ext, cache_dir=tmp_path) is first and ext.calls == 1  # in-process memo
-    monkeypatch.setattr(metrics, "_REAL_MEMO", {})  # a new process: reads the file
+    monkeypatch.setattr(reference, "_REAL_MEMO", {})  # a new process: reads the file
     again = reference_stats(real, ext, cache_dir=tmp_path)
     assert ext.calls == 1
     assert torch.equal(again.pool, first.pool) and np.array_equal(again.sigma, first.sigma)

@@ -167,10 +167,10 @@ def test_bad_values_are_one_line():
 
 
 def test_embedded_size_matches_the_source():
-    from gan import data
+    from gan import sources
 
-    src = data.parse_source("lfw-subset")
-    assert data.SOURCES["lfw-subset"].open(src).size == EMBEDDED_SIZES["lfw-subset"]
+    src = sources.parse_source("lfw-subset")
+    assert sources.SOURCES["lfw-subset"].open(src).size == EMBEDDED_SIZES["lfw-subset"]
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ from PIL import Image
 
 from gan.config import TrialConfig
 from gan.train import (TrainState, build_state, eval_noise, generate, load_state, resolve_precision, sample_batch,
-                       save_grid, save_state, select_device, train, train_steps)
+                       save_grid, save_state, train, train_steps)
+from gan.runtime import select_device
 
 CPU = torch.device("cpu")
 

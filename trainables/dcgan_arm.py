@@ -30,6 +30,7 @@ def train_arm(config: dict, inputs: dict | None = None) -> None:
     """Train one arm. `inputs` maps `input_key(cfg)` to `TrialInputs` (or an ObjectRef to one)."""
     cfg = TrialConfig(**config)
     from gan import augment, metrics, train
+    from gan.runtime import select_device, set_threads
 
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)  # else a line per checkpoint
 
@@ -41,8 +42,8 @@ def train_arm(config: dict, inputs: dict | None = None) -> None:
     composed = augment.compose(shared.real, cfg.da, cfg.n_aug, pair_ratio=cfg.pair_ratio, seed=cfg.seed,
                                generated=shared.generated, allow_repeats=cfg.allow_repeats)
 
-    device = train.select_device()
-    train.set_threads(session.cpus_allotted())
+    device = select_device()
+    set_threads(session.cpus_allotted())
     data = composed.images.to(device)
     checkpoint = session.get_checkpoint()
     if checkpoint is not None:

@@ -10,14 +10,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from gan.cache import cache_root
 from gan.config import TrialConfig
-from gan.data import ImageSet
+from gan.imagetable import ImageSet
 
 # The fields of TrialConfig that decide the donor GAN (and so its samples).
 DONOR_FIELDS = ("dataset", "n_real", "image_size", "seed", "donor_steps", "model", "nz", "g_width", "d_width",
@@ -74,11 +74,12 @@ def prepare_inputs(cfgs: list[TrialConfig], donor_dir: str | None, cache_dir: st
     """Build the shared inputs of trials that have one `input_key`: load the real set, train or reuse the donor,
     and compute the reference features. Runs in the driver (in-process) or as a Ray task on a worker.
     """
-    from gan import data, metrics, train
+    from gan import metrics, sources
+    from gan.runtime import select_device
 
     cfg = cfgs[0]
-    dev = train.select_device(device)
-    real = data.load_real(cfg.dataset, cfg.n_real, cfg.image_size, cfg.seed, download=cfg.download,
+    dev = select_device(device)
+    real = sources.load_real(cfg.dataset, cfg.n_real, cfg.image_size, cfg.seed, download=cfg.download,
                           cache_dir=cache_dir)
     extractor = metrics.get_extractor(cfg.extractor, dev, inception_weights=cfg.inception_weights or None)
     reference = metrics.reference_stats(real.images, extractor, cache_dir=cache_dir)
@@ -98,10 +99,10 @@ def load_or_train_donor(dcfg: TrialConfig, real: ImageSet, need: int, donor_dir:
     """
     import tempfile
 
-    from gan import data, train
+    from gan import imagetable, train
     from trainables import storage
 
-    root = donor_dir or os.path.join(os.path.expanduser("~"), ".cache", "gansweep", "donors")
+    root = donor_dir or str(cache_root() / "donors")
     remote = storage.join(root, donor_key(dcfg))
     work = tempfile.mkdtemp(prefix="gansweep-donor-") if storage.is_uri(remote) else remote
     storage.download_dir(remote, work)
@@ -109,7 +110,7 @@ def load_or_train_donor(dcfg: TrialConfig, real: ImageSet, need: int, donor_dir:
     samples_path, state_path = folder / "samples.parquet", folder / "state.pt"
     info = {"path": remote, "key": donor_key(dcfg), "config": dataclasses.asdict(dcfg), "trained": False}
     if samples_path.exists():
-        cached = data.read_image_table(samples_path).images
+        cached = imagetable.read_image_table(samples_path).images
         if len(cached) >= need:
             return cached[:need], info
     folder.mkdir(parents=True, exist_ok=True)
@@ -123,7 +124,7 @@ def load_or_train_donor(dcfg: TrialConfig, real: ImageSet, need: int, donor_dir:
                                "change donor_steps or the seed")
     samples = sample_donor(state, dcfg, need, device)
     n = len(samples)
-    data.write_image_table(samples_path, ImageSet(samples, ("donor",) * n, ("generated",) * n, tuple(range(n))),
+    imagetable.write_image_table(samples_path, ImageSet(samples, ("donor",) * n, ("generated",) * n, tuple(range(n))),
                            metadata={"donor": dataclasses.asdict(dcfg)})
     storage.upload_dir(work, remote)
     info["samples"] = n

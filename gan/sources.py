@@ -1,4 +1,4 @@
-"""Image sources -> uint8 tensors (N,3,H,W), and the Parquet image table used for caches and composed sets.
+"""Image sources -> uint8 tensors (N,3,H,W): source strings, how each kind is opened, and the seeded draw.
 
 A *source string* says where the real images come from:
 
@@ -18,17 +18,19 @@ PyTorch DCGAN tutorial; LFW 150x150 of the 250x250 funneled images, which keeps 
 background; pets and folders: the largest centred square), then bicubic resize with antialiasing
 (torchvision.transforms.v2.functional.resize) to `image_size`, rounded back to uint8. Grey images become 3 channels.
 
-Prepared sets are cached as Parquet image tables under `<cache_dir>/sets/<hash>.parquet`; the hash covers everything
-that made the set (see `_cache_key`), so a changed folder or a new preprocessing version misses the cache.
+`load_split` also draws a *held-out* set: the next images of the same seeded order after the training ones, which
+the GAN never sees (the metrics' reference). A source too small to spare them gives fewer (possibly none).
+
+Prepared sets are cached as Parquet image tables (`gan.imagetable`) under `<cache root>/sets/<hash>.parquet`; the
+hash covers everything that made the set (see `_cache_key`), so a changed folder or a new preprocessing version misses
+the cache.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,26 +39,15 @@ from typing import Callable
 import numpy as np
 import torch
 
+from gan.cache import cache_root
+from gan.imagetable import (IMAGE_EXTENSIONS, ImageSet, decode_image, list_image_files, pil_to_uint8,
+                            read_image_table, write_image_table)
+
 # Bump when preprocessing changes: it is part of every cache key, so old cache entries are simply not found.
 FORMAT_VERSION = 1
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 INTERPOLATION = "bicubic"  # with antialias=True
 CELEBA_CROP = 178  # centre square of CelebA's 178x218 aligned faces
 LFW_CROP = 150  # centre square of LFW's 250x250 (funneled) images
-TABLE_KEY = b"gansweep"  # Parquet schema-metadata key holding our JSON
-
-
-@dataclass(frozen=True)
-class ImageSet:
-    """Images plus per-image provenance. Every list has one entry per image."""
-
-    images: torch.Tensor  # uint8 (N, 3, H, W)
-    source: tuple[str, ...]  # "real" or "aug"
-    da_type: tuple[str, ...]  # "none" for a real image, else the AUGMENTATIONS key that made it
-    index: tuple[int, ...]  # real image: its index in the source; aug: index of its base real image / donor sample
-
-    def __len__(self) -> int:
-        return int(self.images.shape[0])
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -131,22 +122,9 @@ class Catalog:
     name: Callable[[int], str] = str  # i -> a human name for image i (file name), for the skip warning
 
 
-def _pil_to_uint8(img) -> torch.Tensor:
-    """A PIL image (any mode) -> uint8 (3,h,w). Forces the full decode, so a truncated file raises here."""
-    img = img.convert("RGB")
-    return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
-
-
-def _decode_file(path: str) -> torch.Tensor:
-    from PIL import Image
-
-    with Image.open(path) as img:
-        return _pil_to_uint8(img)
-
-
 def _decode_item(dataset, i: int) -> torch.Tensor:
     """Decode item i of a torchvision dataset whose first element is a PIL image."""
-    return _pil_to_uint8(dataset[i][0])
+    return pil_to_uint8(dataset[i][0])
 
 
 def _missing(base: Path, names) -> list[str]:
@@ -173,28 +151,18 @@ def _fingerprint_lfw_subset(src: Source) -> list:
 
 # --- folder:PATH --------------------------------------------------------------------------------------------------------
 
-def _list_folder(root: str) -> list[Path]:
-    """Every image file under root (recursive), sorted by relative path. Missing folder -> FileNotFoundError."""
-    base = Path(root)
-    if not base.is_dir():
-        what = "is not a folder" if base.exists() else "does not exist"
-        raise FileNotFoundError(f"image folder {root} {what}")
-    files = [p for p in base.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()]
-    return sorted(files, key=lambda p: p.relative_to(base).as_posix())
-
-
 def _open_folder(src: Source) -> Catalog:
-    files = _list_folder(src.root)
+    files = list_image_files(src.root)
     if not files:
         raise ValueError(f"no images ({', '.join(e[1:] for e in IMAGE_EXTENSIONS)}) under {src.root}")
-    return Catalog(size=len(files), decode=lambda i: _decode_file(str(files[i])), crop=None, where=src.root,
+    return Catalog(size=len(files), decode=lambda i: decode_image(files[i]), crop=None, where=src.root,
                    name=lambda i: files[i].relative_to(src.root).as_posix())
 
 
 def _fingerprint_folder(src: Source) -> list:
     """File list with sizes and mtimes: any added, removed or rewritten file changes the cache key."""
     out = []
-    for p in _list_folder(src.root):
+    for p in list_image_files(src.root):
         st = p.stat()
         out.append([p.relative_to(src.root).as_posix(), st.st_size, st.st_mtime_ns])
     return out
@@ -389,12 +357,16 @@ def preprocess(img: torch.Tensor, image_size: int, crop: int | None = None) -> t
     return img
 
 
-def draw(catalog: Catalog, n_real: int, image_size: int, seed: int) -> ImageSet:
-    """Decode `n_real` images of the catalog in seeded-permutation order, skipping unreadable ones."""
+def draw(catalog: Catalog, n: int, image_size: int, seed: int, *, need: int | None = None) -> ImageSet:
+    """Decode up to `n` images of the catalog in seeded-permutation order, skipping unreadable ones.
+
+    Fewer than `need` (default: all `n`) readable images is a ValueError; between `need` and `n`, the set is short.
+    """
+    need = n if need is None else need
     order = torch.randperm(catalog.size, generator=torch.Generator().manual_seed(int(seed))).tolist()
     images, index, skipped = [], [], []
     for i in order:
-        if len(images) == n_real:
+        if len(images) == n:
             break
         try:
             img = catalog.decode(i)
@@ -406,41 +378,42 @@ def draw(catalog: Catalog, n_real: int, image_size: int, seed: int) -> ImageSet:
     if skipped:
         shown = ", ".join(skipped[:3]) + (", ..." if len(skipped) > 3 else "")
         warnings.warn(f"skipped {len(skipped)} unreadable image file(s) in {catalog.where}: {shown}", stacklevel=3)
-    if len(images) < n_real:
+    if len(images) < need:
         readable = catalog.size - len(skipped)
-        raise ValueError(f"asked for n_real={n_real} images but {catalog.where} has only {readable} readable "
+        raise ValueError(f"asked for n_real={need} images but {catalog.where} has only {readable} readable "
                          f"(of {catalog.size})")
-    return ImageSet(images=torch.stack(images).contiguous(), source=("real",) * n_real,
-                    da_type=("none",) * n_real, index=tuple(index))
+    stacked = torch.stack(images).contiguous() if images else torch.empty(0, 3, image_size, image_size,
+                                                                           dtype=torch.uint8)
+    return ImageSet(images=stacked, source=("real",) * len(images), da_type=("none",) * len(images),
+                    index=tuple(index))
 
 
-def default_cache_dir() -> Path:
-    """$GANSWEEP_CACHE, else ~/.cache/gansweep."""
-    return Path(os.environ.get("GANSWEEP_CACHE") or Path.home() / ".cache" / "gansweep")
-
-
-def _cache_key(spec: str, n_real: int, image_size: int, seed: int, fingerprint: list) -> str:
-    """sha256 (16 hex) over everything that made the set: source, counts, size, seed, preprocessing, files."""
-    payload = dict(format=FORMAT_VERSION, source=spec, n_real=n_real, image_size=image_size, seed=seed,
+def _cache_key(spec: str, n: int, image_size: int, seed: int, fingerprint: list) -> str:
+    """sha256 (16 hex) over everything that made the set: source, count, size, seed, preprocessing, files."""
+    payload = dict(format=FORMAT_VERSION, source=spec, n_real=n, image_size=image_size, seed=seed,
                    interpolation=INTERPOLATION, celeba_crop=CELEBA_CROP, lfw_crop=LFW_CROP, files=fingerprint)
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def load_real(spec: str, n_real: int, image_size: int, seed: int, *, download: bool = False,
-              cache_dir: str | os.PathLike | bool | None = None) -> ImageSet:
-    """The real training images: `n_real` images of `spec` at `image_size`, chosen deterministically from `seed`.
+def _check_counts(n_real, n_heldout, image_size) -> None:
+    for name, value, least in (("n_real", n_real, 1), ("n_heldout", n_heldout, 0), ("image_size", image_size, 1)):
+        if isinstance(value, bool) or int(value) != value or value < least:
+            what = "a positive" if least else "a non-negative"
+            raise ValueError(f"{name} must be {what} integer, got {value}")
 
-    Returns an ImageSet with source="real", da_type="none" and index = the image's index in the source's full
-    ordering (for oxford-pet:ROOT:BREED, the breed's images in trainval-then-test order). Unreadable files are
-    skipped (one warning with the count); fewer readable images than `n_real` is a ValueError. `cache_dir`: None or True = `default_cache_dir()`; a path = that folder; False = no cache. lfw-subset
-    is never cached (recomputing it is faster than reading a file).
+
+def load_split(spec: str, n_real: int, n_heldout: int, image_size: int, seed: int, *, download: bool = False,
+               cache_dir: str | os.PathLike | bool | None = None) -> tuple[ImageSet, ImageSet]:
+    """The training images and the held-out images of one source, from one seeded order.
+
+    The first `n_real` readable images of the seeded permutation are the training set (exactly what `load_real`
+    gives); the next up to `n_heldout` readable ones are held out. A source with fewer images gives a shorter
+    held-out set (possibly empty); fewer than `n_real` readable images is a ValueError. `cache_dir`: None or True =
+    the cache root (`gan.cache.cache_root`); a path = that folder; False = no cache. lfw-subset is never cached
+    (recomputing it is faster than reading a file).
     """
-    from gan.config import IMAGE_SIZES
-
-    if image_size not in IMAGE_SIZES:
-        raise ValueError(f"image_size {image_size} is not supported; allowed: {', '.join(map(str, IMAGE_SIZES))}")
-    if isinstance(n_real, bool) or int(n_real) != n_real or n_real < 1:
-        raise ValueError(f"n_real must be a positive integer, got {n_real}")
+    _check_counts(n_real, n_heldout, image_size)
+    n_real, n_heldout, image_size, seed = int(n_real), int(n_heldout), int(image_size), int(seed)
     src = parse_source(resolve_source(spec))
     kind = SOURCES[src.kind]
     catalog = None
@@ -450,140 +423,34 @@ def load_real(spec: str, n_real: int, image_size: int, seed: int, *, download: b
         except FileNotFoundError:
             catalog = kind.open(src, download=True)  # torchvision fetches and verifies them
     path = None
+    total = n_real + n_heldout
     if kind.cache and cache_dir is not False:
-        base = default_cache_dir() if cache_dir in (None, True) else Path(cache_dir)
-        key = _cache_key(src.spec, int(n_real), int(image_size), int(seed), kind.fingerprint(src))
+        base = cache_root(None if cache_dir in (None, True) else cache_dir)
+        key = _cache_key(src.spec, total, image_size, seed, kind.fingerprint(src))
         path = base / "sets" / f"{key}.parquet"
-        if path.exists():
-            return read_image_table(path)
-    if catalog is None:
-        catalog = kind.open(src)
-    real = draw(catalog, int(n_real), int(image_size), int(seed))
-    if path is not None:
-        write_image_table(path, real, metadata=dict(source=src.spec, n_real=int(n_real), image_size=int(image_size),
-                                                    seed=int(seed), format=FORMAT_VERSION))
-    return real
+    if path is not None and path.exists():
+        drawn = read_image_table(path)
+    else:
+        catalog = catalog or kind.open(src)
+        drawn = draw(catalog, total, image_size, seed, need=n_real)
+        if path is not None:
+            write_image_table(path, drawn, metadata=dict(source=src.spec, n=total, image_size=image_size,
+                                                         seed=seed, format=FORMAT_VERSION))
+    return _take(drawn, 0, n_real), _take(drawn, n_real, total)
 
 
-def dataset_hash(imageset: ImageSet) -> str:
-    """sha256 (16 hex) of the images' shape and bytes: identifies a real set (keys the metrics feature cache)."""
-    images = imageset.images.to(torch.uint8).contiguous()
-    h = hashlib.sha256(str(tuple(images.shape)).encode())
-    h.update(images.numpy().tobytes())
-    return h.hexdigest()[:16]
+def _take(s: ImageSet, start: int, stop: int) -> ImageSet:
+    return ImageSet(s.images[start:stop].contiguous(), s.source[start:stop], s.da_type[start:stop],
+                    s.index[start:stop])
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# Parquet image table: one row per image (png bytes + provenance), our JSON in the schema metadata
+def load_real(spec: str, n_real: int, image_size: int, seed: int, *, download: bool = False,
+              cache_dir: str | os.PathLike | bool | None = None) -> ImageSet:
+    """The real training images: `n_real` images of `spec` at `image_size`, chosen deterministically from `seed`.
 
-
-def _png(img: torch.Tensor) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(img.permute(1, 2, 0).numpy()).save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
-
-
-def _unpng(data: bytes) -> torch.Tensor:
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as img:
-        if img.mode != "RGB":
-            img = img.convert("RGB")
-        return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
-
-
-def write_image_table(path, imageset: ImageSet, metadata: dict | None = None) -> None:
-    """Write an ImageSet as Parquet (columns png, source, da_type, index), atomically (tmp file + os.replace).
-
-    `metadata` (JSON-serialisable) is stored in the schema metadata; read it back with `read_image_metadata`.
+    Returns an ImageSet with source="real", da_type="none" and index = the image's index in the source's full
+    ordering (for oxford-pet:ROOT:BREED, the breed's images in trainval-then-test order). Unreadable files are
+    skipped (one warning with the count); fewer readable images than `n_real` is a ValueError. Because the draw is a
+    prefix of one permutation, the set for `n_real=500` is the first half of the set for `n_real=1000`.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    images = imageset.images
-    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
-        raise ValueError(f"images must be uint8 (N,3,H,W), got {images.dtype} {tuple(images.shape)}")
-    images = images.cpu().contiguous()
-    table = pa.table({
-        "png": pa.array([_png(img) for img in images], type=pa.binary()),
-        "source": pa.array(list(imageset.source), type=pa.string()),
-        "da_type": pa.array(list(imageset.da_type), type=pa.string()),
-        "index": pa.array(list(imageset.index), type=pa.int64()),
-    })
-    info = dict(format=FORMAT_VERSION, shape=list(images.shape), metadata=metadata or {})
-    table = table.replace_schema_metadata({TABLE_KEY: json.dumps(info).encode()})
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _table_info(schema, path) -> dict:
-    raw = (schema.metadata or {}).get(TABLE_KEY)
-    if raw is None:
-        raise ValueError(f"{path} is not a gansweep image table (no {TABLE_KEY.decode()!r} schema metadata)")
-    return json.loads(raw)
-
-
-def read_image_table(path) -> ImageSet:
-    """Read a table written by `write_image_table` back into an ImageSet (bit-exact)."""
-    import pyarrow.parquet as pq
-
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"image table {path} does not exist")
-    table = pq.read_table(path)
-    info = _table_info(table.schema, path)
-    cols = table.to_pydict()
-    shape = tuple(info["shape"])
-    images = torch.stack([_unpng(b) for b in cols["png"]]) if cols["png"] else torch.empty(shape, dtype=torch.uint8)
-    if tuple(images.shape) != shape:
-        raise ValueError(f"{path}: images decode to {tuple(images.shape)} but the table says {shape}")
-    return ImageSet(images=images.contiguous(), source=tuple(cols["source"]), da_type=tuple(cols["da_type"]),
-                    index=tuple(int(i) for i in cols["index"]))
-
-
-def read_image_metadata(path) -> dict:
-    """The `metadata` dict stored by `write_image_table` (reads only the schema)."""
-    import pyarrow.parquet as pq
-
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"image table {path} does not exist")
-    return _table_info(pq.read_schema(path), path)["metadata"]
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Preview
-
-
-def preview_grid(imageset: ImageSet, per_type: int = 8, min_cell: int = 64):
-    """A labelled PIL grid: one row per da_type (in order of first appearance), its first `per_type` images, the
-    label (`da_type`, count) written above the row. Images smaller than `min_cell` are upscaled (nearest)."""
-    from PIL import Image, ImageDraw
-
-    types = list(dict.fromkeys(imageset.da_type))
-    n, _, h, w = imageset.images.shape
-    scale = max(1, -(-min_cell // max(h, 1)))
-    cell_h, cell_w, pad, label_h = h * scale, w * scale, 2, 14
-    cols = max(1, min(per_type, max((imageset.da_type.count(t) for t in types), default=1)))
-    width = pad + cols * (cell_w + pad)
-    height = pad + len(types) * (label_h + cell_h + pad)
-    canvas = Image.new("RGB", (width, max(height, 1)), "white")
-    pen = ImageDraw.Draw(canvas)
-    for row, t in enumerate(types):
-        rows = [i for i, d in enumerate(imageset.da_type) if d == t]
-        y = pad + row * (label_h + cell_h + pad)
-        pen.text((pad, y + 1), f"{t} (n={len(rows)})", fill="black")
-        for col, i in enumerate(rows[:per_type]):
-            tile = Image.fromarray(imageset.images[i].permute(1, 2, 0).cpu().numpy())
-            if scale > 1:
-                tile = tile.resize((cell_w, cell_h), Image.NEAREST)
-            canvas.paste(tile, (pad + col * (cell_w + pad), y + label_h))
-    return canvas
+    return load_split(spec, n_real, 0, image_size, seed, download=download, cache_dir=cache_dir)[0]

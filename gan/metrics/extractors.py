@@ -1,12 +1,6 @@
-"""IS / FID / KID / precision-recall over a registered feature extractor.
+"""Feature extractors: uint8 images in, class logits (for IS) and pooled features (for FID, KID, precision/recall) out.
 
-One pass of an extractor over the generated images gives two feature sets: class logits (for the Inception Score)
-and pooled features (for FID, KID and precision/recall). The real set's pooled features and FID statistics are
-computed once per (dataset, extractor) and cached on disk (`reference_stats`). The metric maths is torch-fidelity's
-own (`isc_features_to_metric`, `fid_*`, `kid_features_to_metric`, `prc_features_to_metric`); this module is glue:
-a pure ``features -> metric`` function under each metric, the extractors, and the real-set cache.
-
-Extractors (``EXTRACTORS``; the name is part of every metric key, e.g. ``fid_effnet``, ``is_mean_inception``):
+``EXTRACTORS`` (the name is part of every metric key, see `gan.metrics.schema`):
 
 - ``inception``: torch-fidelity's ``inception-v3-compat`` (the standard IS/FID network; 1008-way
   ``logits_unbiased`` for IS, 2048-d pool for the rest). Weights from ``--inception-weights`` / ``inception_weights=``,
@@ -16,10 +10,7 @@ Extractors (``EXTRACTORS``; the name is part of every metric key, e.g. ``fid_eff
   loaded into timm's ``tf_efficientnet_lite0`` (1000-way logits for IS, 1280-d pool for the rest). Works offline.
   Its scores are NOT comparable with Inception numbers from papers; they compare runs with each other.
 
-Heavy libraries (torch_fidelity, timm) are imported inside functions: ``gan.config`` imports this module only to
-check extractor names.
-
-Every metric here takes the full generated sample set; never call it on one training batch.
+timm and torch_fidelity are imported when an extractor is built, not on import.
 """
 
 from __future__ import annotations
@@ -31,19 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
+from gan.metrics.schema import EXTRACTOR_NAMES
+
 INCEPTION_ENV = "GANSWEEP_INCEPTION_WEIGHTS"  # env var naming a local inception-v3-compat weights file
-CACHE_ENV = "GANSWEEP_CACHE"  # env var overriding the cache root (default ~/.cache/gansweep)
-KID_SUBSETS = 100  # torch-fidelity's default number of KID subsets
-KID_SUBSET_SIZE = 1000  # torch-fidelity's default KID subset size (clamped to the sample counts)
-PRC_NEIGHBORHOOD = 3  # torch-fidelity's default k of the k-NN balls in precision/recall (clamped to n - 1)
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Extractors
 
 
 @dataclass
@@ -264,183 +248,4 @@ def get_extractor(name: str, device: str | torch.device = "cpu",
         _LOADED[key] = EXTRACTORS[name](device, inception_weights=inception_weights)
     return _LOADED[key]
 
-
-# ----------------------------------------------------------------------------------------------------------------------
-# features -> metric (pure functions over CPU tensors)
-
-
-def inception_score(logits: torch.Tensor, splits: int = 10, seed: int = 0) -> tuple[float, float]:
-    """IS = exp(mean_i KL(p(y|x_i) || p(y))) over ``splits`` chunks: (mean, std) across the chunks.
-
-    ``logits`` (N, C) are unnormalised (softmax is applied inside; log-probabilities work as logits). ``splits`` is
-    clamped to [1, N]. Samples are shuffled with ``seed`` before splitting, as torch-fidelity does.
-    """
-    from torch_fidelity.metric_isc import KEY_METRIC_ISC_MEAN, KEY_METRIC_ISC_STD, isc_features_to_metric
-
-    splits = max(1, min(int(splits), len(logits)))
-    out = isc_features_to_metric(logits.cpu(), splits=splits, shuffle=True, rng_seed=seed)
-    return out[KEY_METRIC_ISC_MEAN], out[KEY_METRIC_ISC_STD]
-
-
-def fid_statistics(pool: torch.Tensor) -> dict[str, np.ndarray]:
-    """FID statistics of pooled features: ``{'mu': (D,), 'sigma': (D, D)}``, float64."""
-    from torch_fidelity.metric_fid import fid_features_to_statistics
-
-    return fid_features_to_statistics(pool.cpu().double())
-
-
-def frechet_distance(stats_fake: dict, stats_real: dict) -> float:
-    """FID between two `fid_statistics` results."""
-    from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_statistics_to_metric
-
-    return fid_statistics_to_metric(stats_fake, stats_real, verbose=False)[KEY_METRIC_FID]
-
-
-def kernel_distance(pool_fake: torch.Tensor, pool_real: torch.Tensor, seed: int = 0) -> tuple[float, float]:
-    """KID (cubic polynomial kernel MMD^2, unbiased): (mean, std) over `KID_SUBSETS` random subsets.
-
-    The subset size is torch-fidelity's 1000, clamped to the smaller sample count (so small sets work).
-    """
-    from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
-
-    size = min(KID_SUBSET_SIZE, len(pool_fake), len(pool_real))
-    out = kid_features_to_metric(pool_fake.cpu(), pool_real.cpu(), kid_subsets=KID_SUBSETS, kid_subset_size=size,
-                                 rng_seed=seed, verbose=False)
-    return out[KEY_METRIC_KID_MEAN], out[KEY_METRIC_KID_STD]
-
-
-def precision_recall(pool_fake: torch.Tensor, pool_real: torch.Tensor) -> tuple[float, float]:
-    """Improved precision/recall (Kynkaanniemi et al. 2019) with k-NN balls, k = 3 clamped to n - 1."""
-    from torch_fidelity.metric_prc import KEY_METRIC_PRECISION, KEY_METRIC_RECALL, prc_features_to_metric
-
-    k = min(PRC_NEIGHBORHOOD, len(pool_fake) - 1, len(pool_real) - 1)
-    out = prc_features_to_metric(pool_fake.cpu().float(), pool_real.cpu().float(), prc_neighborhood=k,
-                                 save_cpu_ram=False, verbose=False)
-    return out[KEY_METRIC_PRECISION], out[KEY_METRIC_RECALL]
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Real-set statistics, cached
-
-
-@dataclass(frozen=True)
-class RealStats:
-    """What the metrics need from the real set, for one extractor."""
-
-    extractor: str  # extractor name
-    weights_id: str  # the extractor's weights fingerprint (Extractor.weights_id)
-    key: str  # dataset key (default: sha256 of the image bytes, 16 hex)
-    pool: torch.Tensor  # (N, D) float32 pooled features, for KID and precision/recall
-    logits: torch.Tensor  # (N, C) float32 logits, e.g. for the real set's own IS
-    mu: np.ndarray  # (D,) float64 FID mean
-    sigma: np.ndarray  # (D, D) float64 FID covariance
-
-    def __len__(self) -> int:
-        return int(self.pool.shape[0])
-
-    def to_dict(self) -> dict:
-        """Tensors, strings only: what `torch.load(weights_only=True)` reads back."""
-        return {"extractor": self.extractor, "weights_id": self.weights_id, "key": self.key, "pool": self.pool,
-                "logits": self.logits, "mu": torch.from_numpy(self.mu), "sigma": torch.from_numpy(self.sigma)}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "RealStats":
-        return cls(d["extractor"], d["weights_id"], d["key"], d["pool"], d["logits"], d["mu"].numpy(),
-                   d["sigma"].numpy())
-
-    @classmethod
-    def from_features(cls, features: dict, extractor: Extractor, key: str) -> "RealStats":
-        stats = fid_statistics(features["pool"])
-        return cls(extractor.name, extractor.weights_id, key, features["pool"], features["logits"],
-                   stats["mu"], stats["sigma"])
-
-
-def images_key(images: torch.Tensor) -> str:
-    """16 hex digits of sha256 over the images' shape and bytes."""
-    h = hashlib.sha256(str(tuple(images.shape)).encode())
-    h.update(images.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
-def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
-    """``cache_dir``, else ``$GANSWEEP_CACHE``, else ``~/.cache/gansweep``."""
-    return Path(cache_dir or os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "gansweep").expanduser()
-
-
-_REAL_MEMO: dict[tuple[str, str, str], RealStats] = {}
-
-
-def reference_stats(real_uint8: torch.Tensor, extractor: Extractor | str, *, cache_dir=None, key: str | None = None,
-                    batch_size: int = 64) -> RealStats:
-    """Features and FID statistics of the real set, computed once per (dataset key, extractor weights).
-
-    Memoised in-process and cached on disk at ``<cache root>/stats/<key>-<extractor>.pt`` (written atomically, read
-    with ``weights_only=True``). A cache file made with other weights of the same extractor is recomputed.
-    """
-    if isinstance(extractor, str):
-        extractor = get_extractor(extractor)
-    key = key or images_key(real_uint8)
-    memo_key = (key, extractor.name, extractor.weights_id)
-    if memo_key in _REAL_MEMO:
-        return _REAL_MEMO[memo_key]
-    path = cache_root(cache_dir) / "stats" / f"{key}-{extractor.name}.pt"
-    stats = None
-    if path.is_file():
-        try:
-            stats = RealStats.from_dict(torch.load(path, map_location="cpu", weights_only=True))
-        except Exception:  # unreadable or old-format cache: recompute
-            stats = None
-        if stats is not None and (stats.weights_id != extractor.weights_id or stats.extractor != extractor.name):
-            stats = None
-    if stats is None:
-        if len(real_uint8) < 2:
-            raise ValueError(f"the reference set needs at least 2 images, got {len(real_uint8)}")
-        stats = RealStats.from_features(extractor.features(real_uint8, batch_size), extractor, key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        torch.save(stats.to_dict(), tmp)
-        os.replace(tmp, path)
-    _REAL_MEMO[memo_key] = stats
-    return stats
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Everything at once
-
-
-def metrics_from_features(features: dict, extractor: str, reference: RealStats | None = None, *, splits: int = 10,
-                          seed: int = 0) -> dict[str, float]:
-    """All metrics from one set of generated-image features (`Extractor.features`); keys end in ``_<extractor>``.
-
-    Always ``is_mean``/``is_std``; with ``reference`` also ``fid``, ``kid_mean``, ``kid_std``, ``precision``,
-    ``recall``.
-    """
-    out = {}
-    out["is_mean"], out["is_std"] = inception_score(features["logits"], splits=splits, seed=seed)
-    if reference is not None:
-        if reference.extractor != extractor:
-            raise ValueError(f"reference statistics were made with {reference.extractor!r}, not {extractor!r}")
-        pool = features["pool"]
-        if len(pool) < 2:
-            raise ValueError(f"FID/KID/precision/recall need at least 2 generated images, got {len(pool)}")
-        out["fid"] = frechet_distance(fid_statistics(pool), {"mu": reference.mu, "sigma": reference.sigma})
-        out["kid_mean"], out["kid_std"] = kernel_distance(pool, reference.pool, seed=seed)
-        out["precision"], out["recall"] = precision_recall(pool, reference.pool)
-    return {f"{k}_{extractor}": float(v) for k, v in out.items()}
-
-
-def compute_metrics(fake_uint8: torch.Tensor, extractor: Extractor | str, reference: RealStats | None = None, *,
-                    splits: int = 10, seed: int = 0, batch_size: int = 64) -> dict[str, float]:
-    """Score the full generated sample set ``fake_uint8`` (N, 3, H, W) with one pass of ``extractor``.
-
-    Returns e.g. ``{'is_mean_effnet': ..., 'is_std_effnet': ..., 'fid_effnet': ..., 'kid_mean_effnet': ...,
-    'kid_std_effnet': ..., 'precision_effnet': ..., 'recall_effnet': ...}`` (IS only when ``reference`` is None).
-    """
-    if isinstance(extractor, str):
-        extractor = get_extractor(extractor)
-    if reference is not None and (reference.extractor, reference.weights_id) != (extractor.name,
-                                                                                extractor.weights_id):
-        raise ValueError(f"reference statistics were made with {reference.extractor!r} "
-                         f"(weights {reference.weights_id}), not {extractor.name!r} (weights {extractor.weights_id})")
-    features = extractor.features(fake_uint8, batch_size)
-    return metrics_from_features(features, extractor.name, reference, splits=splits, seed=seed)
+assert tuple(EXTRACTORS) == EXTRACTOR_NAMES, "gan.metrics.schema.EXTRACTOR_NAMES must list EXTRACTORS' keys"

@@ -1,0 +1,111 @@
+"""The metric schema: which keys each extractor's evaluation produces, and which way each key is better.
+
+Every other part of gansweep (config validation, the sweep's progress columns, the report's ranking, `gansweep score`)
+imports these names instead of spelling keys out or decoding them with string splits. A metric key is the metric's
+name joined to the extractor that made the features, ``fid_effnet`` or ``is_mean_inception``, so scores from two
+networks are never mixed.
+
+Plain Python, no torch: cheap to import from the command line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EXTRACTOR_NAMES = ("effnet", "inception")  # the keys of gan.metrics.extractors.EXTRACTORS (a test checks they agree)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric of the evaluation."""
+
+    name: str  # the key's stem: fid, kid_mean, ...
+    direction: str | None  # "min" (lower is better), "max" (higher is better), None (not a quality score)
+    what: str  # one line for reports and --help
+
+
+# The feature metrics every evaluation reports, each once per extractor.
+FEATURE_METRICS: tuple[Metric, ...] = (
+    Metric("is_mean", "max", "Inception Score exp(E KL(p(y|x) || p(y))); higher is the standard reading "
+                             "(Salimans et al. 2016)"),
+    Metric("is_std", None, "spread of the Inception Score over its splits"),
+    Metric("fid", "min", "Frechet distance between Gaussian fits of real and generated features; its bias grows "
+                         "as the sample counts shrink"),
+    Metric("kid_mean", "min", "Kernel Inception Distance, an unbiased MMD^2 estimate (cubic polynomial kernel)"),
+    Metric("kid_std", None, "spread of KID over its random subsets"),
+    Metric("precision", "max", "share of generated samples inside the real features' k-NN balls (fidelity)"),
+    Metric("recall", "max", "share of real samples inside the generated features' k-NN balls (coverage)"),
+)
+
+# What a training report carries besides the feature metrics: bookkeeping and diagnostics, never ranked.
+TRAINING_METRICS: tuple[Metric, ...] = (
+    Metric("step", None, "training iterations done"),
+    Metric("loss_d", None, "discriminator loss (mean since the last report)"),
+    Metric("loss_g", None, "generator loss (mean since the last report)"),
+    Metric("d_real", None, "mean D(x) on real batches"),
+    Metric("d_fake", None, "mean D(G(z)) before the D update"),
+    Metric("images_per_s", None, "real images consumed per training second"),
+    Metric("train_seconds", None, "training seconds so far, evaluation excluded"),
+    Metric("diverged", None, "1 when a non-finite loss ended training"),
+)
+
+_BY_NAME = {m.name: m for m in FEATURE_METRICS}
+
+
+def metric_key(name: str, extractor: str) -> str:
+    """``metric_key('fid', 'effnet') == 'fid_effnet'``."""
+    if name not in _BY_NAME:
+        raise ValueError(f"unknown metric {name!r}; allowed: {', '.join(_BY_NAME)}")
+    return f"{name}_{extractor}"
+
+
+def extractor_keys(extractor: str, *, with_reference: bool = True) -> tuple[str, ...]:
+    """The keys one evaluation with `extractor` reports (IS only without a reference set)."""
+    names = [m.name for m in FEATURE_METRICS if with_reference or m.name.startswith("is_")]
+    return tuple(metric_key(n, extractor) for n in names)
+
+
+def _table() -> dict[str, tuple[Metric, str | None]]:
+    table = {m.name: (m, None) for m in TRAINING_METRICS}
+    for ext in EXTRACTOR_NAMES:
+        for m in FEATURE_METRICS:
+            table[metric_key(m.name, ext)] = (m, ext)
+    return table
+
+
+_KEYS = _table()
+
+
+def known(key: str) -> bool:
+    return key in _KEYS
+
+
+def lookup(key: str) -> tuple[Metric, str | None]:
+    """(the Metric, its extractor or None) of a key; ValueError listing the known keys for an unknown one."""
+    try:
+        return _KEYS[key]
+    except KeyError:
+        raise ValueError(f"unknown metric {key!r}; allowed: {', '.join(sorted(_KEYS))}") from None
+
+
+def direction(key: str) -> str | None:
+    """'min', 'max' or None (not a quality score) for any known key."""
+    return lookup(key)[0].direction
+
+
+def extractor_of(key: str) -> str | None:
+    """The extractor a feature-metric key was computed with; None for a training metric."""
+    return lookup(key)[1]
+
+
+def rankable(extractor: str) -> tuple[str, ...]:
+    """The keys of `extractor` that have a direction: what a sweep may rank or optimise by."""
+    return tuple(k for k in extractor_keys(extractor) if direction(k) is not None)
+
+
+def describe(key: str) -> str:
+    """One line: what the key measures and which way is better."""
+    metric, ext = lookup(key)
+    way = {"min": "lower is better", "max": "higher is better", None: "not ranked"}[metric.direction]
+    on = f" ({ext} features)" if ext else ""
+    return f"`{key}`{on}: {metric.what}; {way}"
