@@ -28,19 +28,19 @@ ARMS = ["none", "contrast@100", "negpos@100", "hflip@100", "vflip@100", "contras
 def run(mode: str, trials: int, steps: int, cpus: int, root: Path) -> dict:
     import ray
 
-    from sweep.driver import SweepOptions, resolve_sweep, run_sweep
+    from sweep.driver import run_sweep
+    from sweep.plan import Options, resolve_plan
 
     settings = dict(steps=steps, eval_every=max(1, steps // 2), eval_samples=32, is_splits=4, batch_size=32,
                     g_width=32, d_width=32)
     in_process = mode == "in-process"
-    opts = SweepOptions(storage=str(root / mode), name=f"bench{steps}", mlflow_uri=f"sqlite:///{root}/{mode}.db",
-                        in_process=in_process, cpus_per_trial=cpus if in_process else 1, num_cpus=cpus,
-                        verbose=0)
-    sweep = resolve_sweep("demo", overrides=settings, only=ARMS[:trials], opts=opts)
+    opts = Options(storage=str(root / mode), name=f"bench{steps}", mlflow_uri=f"sqlite:///{root}/{mode}.db",
+                   in_process=in_process, cpus_per_trial=cpus if in_process else 1, num_cpus=cpus, verbose=0)
+    sweep = resolve_plan("demo", overrides=settings, only=tuple(ARMS[:trials]), options=opts)
     if not in_process:
         ray.init(num_cpus=cpus, include_dashboard=False)  # started outside the timing, as a cluster would be
     t0 = time.perf_counter()
-    run_sweep(sweep, opts, report=False)
+    run_sweep(sweep, report=False)
     wall = time.perf_counter() - t0
     if not in_process:
         ray.shutdown()

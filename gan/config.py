@@ -1,7 +1,7 @@
 """The one trial configuration: every knob of one training run, validated on construction.
 
 A trainable starts with ``cfg = TrialConfig(**config)``; an unknown key raises ``TypeError`` and a bad value raises
-``ValueError`` with one line naming what is allowed. ``params(cfg)`` is what MLflow logs.
+``ValueError`` with one line naming what is allowed. ``flat(cfg)`` is the one config-to-dict step.
 """
 
 from __future__ import annotations
@@ -98,8 +98,3 @@ def flat(cfg: TrialConfig) -> dict:
     out = dataclasses.asdict(cfg)
     out["da"] = da_label(cfg.da)
     return out
-
-
-def params(cfg: TrialConfig) -> dict[str, str]:
-    """MLflow params: `flat(cfg)` with every value as a string, plus the derived `arm`."""
-    return {**{k: str(v) for k, v in flat(cfg).items()}, "arm": cfg.arm}

@@ -30,7 +30,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from gan.config import TrialConfig
+from gan.config import TrialConfig, flat
 from gan.models.dcgan import build_dcgan
 from gan.runtime import autocast, resolve_precision, select_device
 
@@ -133,6 +133,28 @@ def load_state(cfg: TrialConfig, path, device: torch.device | None = None) -> Tr
     """A TrainState restored from `save_state`'s file, safely (`weights_only=True`)."""
     sd = torch.load(path, map_location="cpu", weights_only=True)
     return TrainState.from_state_dict(cfg, sd, device)
+
+
+def save_generator(state: TrainState, path) -> None:
+    """The generator alone, with the config that builds it: what a researcher loads to sample an arm later
+    (`load_generator`). Written atomically; plain tensors and values, so it loads with `weights_only=True`."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"generator": state.G.state_dict(), "config": flat(state.cfg), "step": state.step}, tmp)
+    os.replace(tmp, path)
+
+
+def load_generator(path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, TrialConfig]:
+    """(G in eval mode, its TrialConfig) from `save_generator`'s file, read with `weights_only=True`.
+
+        G, cfg = load_generator("generator.pt")
+        images = generate(G, eval_noise(cfg, 64))
+    """
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    cfg = TrialConfig(**saved["config"])
+    G, _ = build_dcgan(cfg.image_size, cfg.nz, cfg.g_width, cfg.d_width)
+    G.load_state_dict(saved["generator"])
+    return G.to(device).eval(), cfg
 
 
 # ---------------------------------------------------------------------------------------------------------------------

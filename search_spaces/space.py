@@ -1,14 +1,18 @@
-"""What a study hands to Ray Tune: `StudySpace`, the Optuna define-by-run space `DASearch`, and `sample_configs`.
+"""What a study hands to Ray Tune, and how its arms compare: `Design`, `GridStudy`, `OptunaStudy` and `DASearch`.
 
-Two kinds of study:
+Two kinds of study with one interface (`name`, `description`, `design`, `metric`, `mode`, `num_samples`,
+`constants`, `param_space()`, `search_alg()`, `possible_configs()`, `preview()`, `restrict()`):
 
-* **grid**: a fixed list of complete, flat trial configs (`TrialConfig(**config)` works on each). The arms of an
+* `GridStudy`: a fixed list of complete, flat trial configs (`TrialConfig(**config)` works on each). The arms of an
   ablation are a union (singles at one count, pairs at two counts, a baseline), not a Cartesian product, so they go
   to Tune as `BasicVariantGenerator(points_to_evaluate=configs)` with `num_samples=len(configs)`: one trial per
   point, exactly that config. `param_space()` names every key of the points (Tune requires it), with a
   `tune.choice` over the values a key takes and the plain value for keys that never vary.
-* **optuna**: a define-by-run function (`DASearch`) that Optuna's TPE samples from, plus the fixed `constants`.
+* `OptunaStudy`: a define-by-run function (`DASearch`) that Optuna's TPE samples from, plus the fixed `constants`.
   `param_space()` is the constants (Tune merges each suggestion into them); `search_alg()` is `OptunaSearch`.
+
+Every study declares its `Design`: which config fields make an arm, how arms are grouped for ranking and testing,
+and the baseline arm each group is compared with. The report reads the design and names no study's fields.
 
 Ray and Optuna are imported only inside the methods that need them, so listing studies stays fast.
 """
@@ -23,43 +27,67 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from gan.augment import AUGMENTATIONS
-from gan.augment import da_label
-from gan.config import TrialConfig
-
-
-def as_config(cfg: TrialConfig) -> dict:
-    """A TrialConfig as the flat dict a trial receives: every field, `da` as its '+'-joined label or 'none'."""
-    config = dataclasses.asdict(cfg)
-    config["da"] = da_label(cfg.da)
-    return config
+from gan.config import TrialConfig, flat
 
 
 @dataclass(frozen=True)
-class StudySpace:
-    """A study ready for Ray Tune: either `configs` (grid) or `define_by_run` + `constants` (optuna)."""
+class Design:
+    """How a study's arms compare.
+
+    Two trials belong to the same arm when they agree on every config field but the seed; seeds are replicates.
+    An arm's baseline is the trial of arm `baseline` with the same seed and the same values of every field not in
+    `arm_fields` (so a baseline is only ever compared with arms trained on the same data, size, budget, ...).
+    """
+
+    arm_fields: tuple[str, ...]  # config fields that tell arms apart (study 1: da, n_aug, pair_ratio)
+    group_by: tuple[str, ...]  # arms are ranked, plotted and Holm-corrected within groups of these fields
+    baseline: str  # the arm label (TrialConfig.arm) every other arm is compared with (study 1: 'none')
+
+    def context(self, config: dict) -> tuple:
+        """What an arm's trials must share with their baseline: every field but the arm fields and the seed."""
+        return tuple(sorted((k, repr(v)) for k, v in config.items() if k not in self.arm_fields and k != "seed"))
+
+    def group(self, config: dict) -> tuple:
+        """The values of `group_by` for a config (missing fields as None)."""
+        return tuple(config.get(k) for k in self.group_by)
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _check_metric_mode(metric: str, mode: str) -> None:
+    from gan.metrics.schema import direction
+
+    if mode not in ("min", "max"):
+        raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+    direction(metric)  # an unknown key raises, listing the known ones
+
+
+@dataclass(frozen=True)
+class GridStudy:
+    """A study of fixed trial configs, run in order."""
 
     name: str  # key of search_spaces.STUDIES
     description: str  # one paragraph for `gansweep studies`
-    configs: tuple[dict, ...] | None  # grid: every trial's complete TrialConfig kwargs, in run order
-    define_by_run: Callable | None  # optuna: fn(optuna.Trial) -> dict of constants (a DASearch)
-    constants: dict  # optuna: the fixed TrialConfig kwargs; grid: the keys shared by every config
-    num_samples: int  # grid: len(configs); optuna: number of trials
-    metric: str  # default metric to rank (grid) or optimise (optuna), e.g. 'fid_effnet', 'is_mean_effnet'
+    design: Design  # how the arms compare
+    configs: tuple[dict, ...]  # every trial's complete TrialConfig kwargs, in run order
+    metric: str  # default metric to rank by, a key of gan.metrics.schema
     mode: str  # 'min' or 'max'
+    kind = "grid"
 
     @property
-    def kind(self) -> str:
-        """'grid' or 'optuna'."""
-        return "grid" if self.configs is not None else "optuna"
+    def num_samples(self) -> int:
+        return len(self.configs)
+
+    @property
+    def constants(self) -> dict:
+        """The config values every trial shares."""
+        first = self.configs[0]
+        return {k: v for k, v in first.items() if all(c[k] == v for c in self.configs)}
 
     def param_space(self) -> dict:
-        """What `tune.Tuner(param_space=...)` gets.
-
-        Grid: every key of the configs; a key that varies gets `tune.choice(sorted values)` (its domain, so Tune's
-        preset check sees each point as valid), a key that never varies its value. Optuna: the constants.
-        """
-        if self.configs is None:
-            return dict(self.constants)
+        """Every key of the configs; a key that varies gets `tune.choice(sorted values)` (its domain, so Tune's
+        preset check sees each point as valid), a key that never varies its value."""
         from ray import tune
 
         space = {}
@@ -69,30 +97,104 @@ class StudySpace:
         return space
 
     def search_alg(self, metric: str | None = None, mode: str | None = None, seed: int = 0):
-        """The Tune search algorithm.
+        """`BasicVariantGenerator(points_to_evaluate=configs)`: every point once (metric and mode rank only)."""
+        from ray.tune.search.basic_variant import BasicVariantGenerator
 
-        Grid: `BasicVariantGenerator(points_to_evaluate=configs)` (metric and mode are for ranking only). Optuna:
-        `OptunaSearch` over `define_by_run`, optimising `metric` (default `self.metric`) in `mode`, with a
-        `TPESampler(seed=seed)` so the same seed proposes the same first trials.
-        """
-        if self.configs is not None:
-            from ray.tune.search.basic_variant import BasicVariantGenerator
+        return BasicVariantGenerator(points_to_evaluate=[dict(c) for c in self.configs])
 
-            return BasicVariantGenerator(points_to_evaluate=[dict(c) for c in self.configs])
+    def possible_configs(self) -> list[dict]:
+        """Every config the study can run (what the driver prepares inputs for)."""
+        return [dict(c) for c in self.configs]
+
+    def preview(self, n: int | None = None, seed: int = 0) -> list[dict]:
+        """The first `n` configs in run order (all by default), for a dry run."""
+        return [dict(c) for c in self.configs[:n]]
+
+    def suggest(self, metric: str, mode: str, seed: int = 0) -> Iterator[tuple[dict, Callable]]:
+        """(config, tell) per trial, for running trials one after another without Tune; `tell(last_result or None)`
+        reports how a trial did (a grid does not listen)."""
+        for config in self.configs:
+            yield dict(config), lambda last: None
+
+    def arms(self) -> list[str]:
+        """The arm labels, in run order."""
+        return list(dict.fromkeys(TrialConfig(**c).arm for c in self.configs))
+
+    def restrict(self, only: list[str]) -> "GridStudy":
+        """The study with only the arms named in `only` (labels as `gansweep run --dry-run` prints them)."""
+        labels = self.arms()
+        unknown = [a for a in only if a not in labels]
+        if unknown:
+            raise ValueError(f"unknown arm {unknown[0]!r} in study {self.name}; allowed: {', '.join(labels)}")
+        kept = tuple(c for c in self.configs if TrialConfig(**c).arm in only)
+        return dataclasses.replace(self, configs=kept)
+
+    def trials_per_dataset(self) -> dict[str, int]:
+        return dict(Counter(c["dataset"] for c in self.configs))
+
+
+@dataclass(frozen=True)
+class OptunaStudy:
+    """A study whose trials Optuna's TPE proposes from a define-by-run space."""
+
+    name: str
+    description: str
+    design: Design
+    define_by_run: "DASearch"  # fn(optuna.Trial) -> dict of the constants its branch fixes
+    constants: dict  # the fixed TrialConfig kwargs every trial shares
+    num_samples: int  # number of trials
+    metric: str  # default metric to optimise
+    mode: str  # 'min' or 'max'
+    kind = "optuna"
+
+    def param_space(self) -> dict:
+        return dict(self.constants)
+
+    def search_alg(self, metric: str | None = None, mode: str | None = None, seed: int = 0):
+        """`OptunaSearch` over `define_by_run`, optimising `metric` (default `self.metric`) in `mode`, with a
+        `TPESampler(seed=seed)` so the same seed proposes the same first trials."""
         import optuna
         from ray.tune.search.optuna import OptunaSearch
 
-        mode = mode or self.mode
-        if mode not in ("min", "max"):
-            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
-        return OptunaSearch(space=self.define_by_run, metric=metric or self.metric, mode=mode,
+        metric, mode = metric or self.metric, mode or self.mode
+        _check_metric_mode(metric, mode)
+        return OptunaSearch(space=self.define_by_run, metric=metric, mode=mode,
                             sampler=optuna.samplers.TPESampler(seed=seed))
 
+    def suggest(self, metric: str, mode: str, seed: int = 0) -> Iterator[tuple[dict, Callable]]:
+        """(config, tell) per trial, for running trials one after another without Tune: the searcher's suggestions
+        merged into the constants as Tune merges them; `tell(last_result or None)` feeds the result back, so the
+        same seed and the same results replay the same suggestions."""
+        searcher = self.search_alg(metric, mode, seed)
+        for i in range(self.num_samples):
+            trial_id = f"optuna_{i:05d}"
+            suggestion = searcher.suggest(trial_id)
+            yield ({**self.constants, **suggestion},
+                   lambda last, _id=trial_id: searcher.on_trial_complete(_id, last, error=last is None))
+
+    def possible_configs(self) -> list[dict]:
+        """Every point the define-by-run function can produce, merged with the constants: what the driver prepares
+        inputs for (a random sample could miss an extreme, e.g. `generated` at 2x n_real)."""
+        return [flat(TrialConfig(**{**self.constants, **point})) for point in self.define_by_run.points()]
+
+    def preview(self, n: int | None = None, seed: int = 0) -> list[dict]:
+        """`n` draws (default num_samples) from the space with Optuna's RandomSampler(seed) on an in-memory study,
+        merged with the constants exactly as OptunaSearch merges them, each validated by TrialConfig."""
+        n = self.num_samples if n is None else n
+        with _quiet_optuna() as optuna:
+            study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+            out = []
+            for _ in range(n):
+                trial = study.ask()
+                fixed = self.define_by_run(trial) or {}
+                out.append(flat(TrialConfig(**{**self.constants, **trial.params, **fixed})))
+        return out
+
+    def restrict(self, only: list[str]) -> "OptunaStudy":
+        raise ValueError(f"--only picks arms of a grid study; {self.name} is an Optuna search")
+
     def trials_per_dataset(self) -> dict[str, int]:
-        """How many trials each dataset gets (optuna: all of num_samples on its one dataset)."""
-        if self.configs is None:
-            return {self.constants["dataset"]: self.num_samples}
-        return dict(Counter(c["dataset"] for c in self.configs))
+        return {self.constants["dataset"]: self.num_samples}
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -165,34 +267,3 @@ def _quiet_optuna():
         yield optuna
     finally:
         optuna.logging.set_verbosity(level)
-
-
-def sample_configs(space: StudySpace, n: int, seed: int = 0) -> list[dict]:
-    """Up to `n` complete trial configs of a study, for a dry run.
-
-    Grid: the first `n` configs in run order. Optuna: `n` draws from the define-by-run space with Optuna's
-    RandomSampler(seed) on an in-memory study, merged with the constants exactly as OptunaSearch merges them. Each
-    is validated by constructing TrialConfig.
-    """
-    if space.configs is not None:
-        return [dict(c) for c in space.configs[:n]]
-    with _quiet_optuna() as optuna:
-        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-        out = []
-        for _ in range(n):
-            trial = study.ask()
-            fixed = space.define_by_run(trial) or {}
-            config = {**space.constants, **trial.params, **fixed}
-            out.append(as_config(TrialConfig(**config)))
-    return out
-
-
-def possible_configs(space: StudySpace) -> list[dict]:
-    """Every config a study can run: a grid's configs, or each point of an Optuna space merged with the constants.
-
-    For the driver's preparation (which real sets, how many donor samples at most), where a random sample could
-    miss the extreme (e.g. `generated` at 2x n_real).
-    """
-    if space.configs is not None:
-        return [dict(c) for c in space.configs]
-    return [as_config(TrialConfig(**{**space.constants, **point})) for point in space.define_by_run.points()]

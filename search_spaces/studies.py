@@ -1,7 +1,7 @@
 """Study presets: the published DA ablation on CelebA and Pomeranians, a CPU demo of it, a pairing-ratio grid, and
 an Optuna search over DA choices.
 
-`build_study(name, seeds=, overrides=)` turns a preset into a `StudySpace` and validates every trial config it can
+`build_study(name, seeds=, overrides=)` turns a preset into a `GridStudy` or `OptunaStudy` and validates every trial config it can
 produce (`TrialConfig(**config)` runs every check), so a bad study, override or count fails with one line before Ray
 starts. Arms give their DA count as a multiple of `n_real` (the study's "DA 1000" and "DA 2000" on 1000 real images
 are 1x and 2x), so an `n_real` override scales the counts with it.
@@ -21,12 +21,16 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from gan.sources import parse_source
-from gan.config import TrialConfig
-from search_spaces.space import DASearch, StudySpace, as_config
+from gan.sources import parse_source, resolve_source
+from gan.augment import NONE
+from gan.config import TrialConfig, flat
+from gan.metrics.schema import metric_key
+from search_spaces.space import DASearch, Design, GridStudy, OptunaStudy
 
 FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrialConfig))
 DEFAULTS: dict = {f.name: f.default for f in dataclasses.fields(TrialConfig)}
+# Study 1's design: an arm is a DA choice; arms are compared within a dataset and DA count, against no DA.
+DA_DESIGN = Design(arm_fields=("da", "n_aug", "pair_ratio"), group_by=("dataset", "n_aug"), baseline=NONE)
 # Fields each arm (or the Optuna search) sets; an override of them would erase the study's design.
 ARM_FIELDS = ("da", "n_aug", "pair_ratio", "study")
 # Images in sources whose size is fixed and known without reading files (n_real beyond it can never be drawn).
@@ -176,7 +180,7 @@ def _check_source(name: str, dataset: str, n_real: int) -> None:
 def _trial(name: str, settings: dict, arm: dict) -> dict:
     """One validated trial config; a failure names the study and the arm."""
     try:
-        return as_config(TrialConfig(**settings, **arm))
+        return flat(TrialConfig(**settings, **arm))
     except (ValueError, TypeError) as e:
         label = arm["da"] if arm["da"] == "none" else f"{arm['da']}@{arm['n_aug']}"
         if "+" in arm["da"]:
@@ -185,7 +189,15 @@ def _trial(name: str, settings: dict, arm: dict) -> dict:
 
 
 def _settings(name: str, base: dict, overrides: dict, dataset: str) -> dict:
-    """Preset settings + overrides for one dataset, checked once without an arm (so a global error names no arm)."""
+    """Preset settings + overrides for one dataset, checked once without an arm (so a global error names no arm).
+
+    The dataset's PATH/ROOT is made absolute here, once: trials run in Tune's trial folders, not where the study was
+    built.
+    """
+    try:
+        dataset = resolve_source(dataset)
+    except ValueError as e:
+        raise ValueError(f"study {name!r}: {e}") from None
     settings = {**base, **{k: v for k, v in overrides.items() if k != "dataset"}, "dataset": dataset, "study": name}
     settings.setdefault("donor_steps", settings.get("steps", DEFAULTS["steps"]))
     try:
@@ -196,8 +208,8 @@ def _settings(name: str, base: dict, overrides: dict, dataset: str) -> dict:
     return settings
 
 
-def _metric(prefix: str, settings: dict) -> str:
-    return f"{prefix}_{settings.get('extractor', DEFAULTS['extractor'])}"
+def _metric(name: str, settings: dict) -> str:
+    return metric_key(name, settings.get("extractor", DEFAULTS["extractor"]))
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -205,7 +217,7 @@ def _metric(prefix: str, settings: dict) -> str:
 
 
 def grid_study(name: str, description: str, datasets: Sequence[dict], arms: Sequence[Arm], *, seeds: int = 1,
-               overrides: dict | None = None, num_samples: int | None = None) -> StudySpace:
+               overrides: dict | None = None, num_samples: int | None = None) -> GridStudy:
     """A grid study: every arm on every dataset (each a dict of settings with `dataset`), repeated for `seeds` seeds.
 
     Order: seed-major, then dataset, then arm, so the first pass gives one complete comparison. Seeds are
@@ -230,14 +242,12 @@ def grid_study(name: str, description: str, datasets: Sequence[dict], arms: Sequ
                 if key not in seen:
                     seen.add(key)
                     configs.append(config)
-    constants = {k: v for k, v in configs[0].items() if all(c[k] == v for c in configs)}
-    return StudySpace(name=name, description=description, configs=tuple(configs), define_by_run=None,
-                      constants=constants, num_samples=len(configs), metric=_metric("fid", per_dataset[0]),
-                      mode="min")
+    return GridStudy(name=name, description=description, design=DA_DESIGN, configs=tuple(configs),
+                     metric=_metric("fid", per_dataset[0]), mode="min")
 
 
 def optuna_study(name: str, description: str, dataset: dict, *, seeds: int = 1, overrides: dict | None = None,
-                 num_samples: int | None = None, search: dict | None = None) -> StudySpace:
+                 num_samples: int | None = None, search: dict | None = None) -> OptunaStudy:
     """An Optuna TPE study over `DASearch` (keyword args in `search`) on one dataset.
 
     Every point the define-by-run function can produce is validated here, so a trial can only fail in training.
@@ -254,9 +264,9 @@ def optuna_study(name: str, description: str, dataset: dict, *, seeds: int = 1, 
     space = DASearch(n_real=settings.get("n_real", DEFAULTS["n_real"]), **(search or {}))
     for point in space.points():
         _trial(name, settings, point)
-    constants = {k: v for k, v in as_config(TrialConfig(**settings)).items() if k not in ARM_FIELDS or k == "study"}
-    return StudySpace(name=name, description=description, configs=None, define_by_run=space, constants=constants,
-                      num_samples=num_samples, metric=_metric("is_mean", settings), mode="max")
+    constants = {k: v for k, v in flat(TrialConfig(**settings)).items() if k not in ARM_FIELDS or k == "study"}
+    return OptunaStudy(name=name, description=description, design=DA_DESIGN, define_by_run=space,
+                       constants=constants, num_samples=num_samples, metric=_metric("is_mean", settings), mode="max")
 
 
 def _paper_description(where: str) -> str:
@@ -267,22 +277,22 @@ def _paper_description(where: str) -> str:
             "every 1000 steps. Ranked by FID.")
 
 
-def paper_celeba(**kw) -> StudySpace:
+def paper_celeba(**kw) -> GridStudy:
     return grid_study("paper-celeba", _paper_description("CelebA"), [{**GPU_SETTINGS, **CELEBA}], paper_arms(), **kw)
 
 
-def paper_pomeranian(**kw) -> StudySpace:
+def paper_pomeranian(**kw) -> GridStudy:
     return grid_study("paper-pomeranian", _paper_description("Pomeranians; default folder:data/pomeranian"),
                       [{**GPU_SETTINGS, **POMERANIAN}], paper_arms(), **kw)
 
 
-def paper(**kw) -> StudySpace:
+def paper(**kw) -> GridStudy:
     return grid_study("paper", _paper_description("CelebA and Pomeranians, 24 arms in all; override the datasets "
                                                   "with two --dataset values in that order"),
                       [{**GPU_SETTINGS, **CELEBA}, {**GPU_SETTINGS, **POMERANIAN}], paper_arms(), **kw)
 
 
-def demo(**kw) -> StudySpace:
+def demo(**kw) -> GridStudy:
     return grid_study(
         "demo",
         "The paper's 12 arms scaled to the embedded LFW subset (100 faces, DA counts 100 and 200), 32x32, 300 steps, "
@@ -290,7 +300,7 @@ def demo(**kw) -> StudySpace:
         [DEMO_SETTINGS], paper_arms(), **kw)
 
 
-def ratios(**kw) -> StudySpace:
+def ratios(**kw) -> GridStudy:
     return grid_study(
         "ratios",
         "Pairing ratios: each pair of contrast, hflip and generated with the first type's share at 0.25, 0.5 and "
@@ -299,7 +309,7 @@ def ratios(**kw) -> StudySpace:
         [{**GPU_SETTINGS, **CELEBA, "allow_repeats": True}], ratio_arms(), **kw)
 
 
-def optuna_da(**kw) -> StudySpace:
+def optuna_da(**kw) -> OptunaStudy:
     return optuna_study(
         "optuna-da",
         "Optuna TPE over DA choices: none, each single type or any pair of the five types; for a pair, the first "
@@ -308,8 +318,8 @@ def optuna_da(**kw) -> StudySpace:
         {**GPU_SETTINGS, **CELEBA, "allow_repeats": True}, **kw)
 
 
-# Registry: study name -> builder(seeds=1, overrides=None, num_samples=None) -> StudySpace.
-STUDIES: dict[str, Callable[..., StudySpace]] = {
+# Registry: study name -> builder(seeds=1, overrides=None, num_samples=None) -> GridStudy | OptunaStudy.
+STUDIES: dict[str, Callable[..., GridStudy | OptunaStudy]] = {
     "paper": paper,
     "paper-celeba": paper_celeba,
     "paper-pomeranian": paper_pomeranian,
@@ -319,9 +329,13 @@ STUDIES: dict[str, Callable[..., StudySpace]] = {
 }
 
 
+# Registry: study name -> its design (the same for every study-1 preset).
+DESIGNS: dict[str, Design] = {name: DA_DESIGN for name in STUDIES}
+
+
 def build_study(name: str, *, seeds: int = 1, overrides: dict | None = None,
-                num_samples: int | None = None) -> StudySpace:
-    """The validated StudySpace of a preset.
+                num_samples: int | None = None) -> GridStudy | OptunaStudy:
+    """The validated study of a preset.
 
     `seeds`: repeat every arm with K seeds (grid studies). `overrides`: TrialConfig fields replacing the preset's
     settings (`dataset` takes one source per dataset of the study; `seed` is the base seed). `num_samples`: Optuna
@@ -330,6 +344,13 @@ def build_study(name: str, *, seeds: int = 1, overrides: dict | None = None,
     if name not in STUDIES:
         raise ValueError(f"unknown study {name!r}; allowed: {', '.join(STUDIES)}")
     return STUDIES[name](seeds=seeds, overrides=overrides, num_samples=num_samples)
+
+
+def design_of(name: str) -> Design:
+    """The design of study `name` (what the report compares), without building the study."""
+    if name not in DESIGNS:
+        raise ValueError(f"unknown study {name!r}; allowed: {', '.join(STUDIES)}")
+    return DESIGNS[name]
 
 
 def arm_counts() -> dict[str, int]:

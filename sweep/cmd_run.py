@@ -30,10 +30,9 @@ def studies():
     from search_spaces import STUDIES, build_study
 
     for name in STUDIES:
-        space = build_study(name)
-        kind = "grid" if space.configs is not None else "optuna"
-        click.echo(f"{name:<18} {space.num_samples:>4} trials  {kind:<6} ranks by {space.metric} ({space.mode})  "
-                   f"{space.description.splitlines()[0] if space.description else ''}")
+        study = build_study(name)
+        click.echo(f"{name:<18} {study.num_samples:>4} trials  {study.kind:<6} ranks by {study.metric} ({study.mode})  "
+                   f"{study.description.splitlines()[0] if study.description else ''}")
 
 
 @click.command()
@@ -72,32 +71,33 @@ def studies():
 @click.option("--json", "as_json", is_flag=True, help="With --dry-run: one JSON object per line.")
 @click.option("--no-report", is_flag=True, help="Skip the report at the end.")
 @_add(_SWEEP_OPTIONS)
-def run(study, seeds, dataset, download, num_samples, only, settings, steps, image_size, extractor, inception_weights, metric, mode, scheduler,
-        cpus_per_trial, gpus_per_trial, max_concurrent, max_failures, address, num_cpus, in_process, dry_run,
-        as_json, no_report, storage, name, mlflow_uri, experiment):
+def run(study, seeds, dataset, download, num_samples, only, settings, steps, image_size, extractor, inception_weights,
+        metric, mode, scheduler, cpus_per_trial, gpus_per_trial, max_concurrent, max_failures, address, num_cpus,
+        in_process, dry_run, as_json, no_report, storage, name, mlflow_uri, experiment):
     """Run STUDY (see `gansweep studies`) as a Ray Tune sweep, every trial tracked in MLflow."""
-    from sweep.driver import SweepOptions, dry_run_lines, resolve_sweep, run_sweep
+    from sweep.plan import Options, dry_run_lines, resolve_plan
 
     flags = {"dataset": list(dataset) or None, "steps": steps, "extractor": extractor,
              "image_size": int(image_size) if image_size else None, "inception_weights": inception_weights,
              "download": True if download else None}
     overrides = {**_parse_settings(settings), **{k: v for k, v in flags.items() if v is not None}}
-    opts = SweepOptions(storage=storage, name=name, mlflow_uri=mlflow_uri, experiment=experiment, address=address,
-                        in_process=in_process, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
-                        max_concurrent=max_concurrent, scheduler=scheduler, metric=metric, mode=mode,
-                        max_failures=max_failures, num_cpus=num_cpus)
+    options = Options(storage=storage, name=name, mlflow_uri=mlflow_uri, experiment=experiment, address=address,
+                      in_process=in_process, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+                      max_concurrent=max_concurrent, scheduler=scheduler, metric=metric, mode=mode,
+                      max_failures=max_failures, num_cpus=num_cpus)
     with user_errors():
-        sweep = resolve_sweep(study, seeds=seeds, overrides=overrides, num_samples=num_samples, only=list(only),
-                              opts=opts)
+        plan = resolve_plan(study, seeds=seeds, overrides=overrides, num_samples=num_samples, only=tuple(only),
+                            options=options)
     if dry_run:
-        for line in dry_run_lines(sweep, as_json):
+        for line in dry_run_lines(plan, as_json):
             click.echo(line)
-        return
+        return 0
     with user_errors():
-        _check_runnable(sweep, opts)
-    click.echo(f"gansweep: {study}: {sweep.space.num_samples} trials -> {sweep.path}  (MLflow: {mlflow_uri})")
-    files = run_sweep(sweep, opts, report=not no_report)
-    _print_report(sweep.path, files)
+        real_sets = _check_runnable(plan)
+    click.echo(f"gansweep: {study}: {plan.study.num_samples} trials -> {plan.path}  (MLflow: {plan.options.mlflow_uri})")
+    from sweep.driver import run_sweep
+
+    return _finish(plan.path, run_sweep(plan, real_sets=real_sets, report=not no_report))
 
 
 def _parse_settings(settings) -> dict:
@@ -110,28 +110,35 @@ def _parse_settings(settings) -> dict:
     return out
 
 
-def _check_runnable(sweep, opts) -> None:
-    """Checks that need the file system but no data read: the experiment folder must be new, data roots exist."""
-    from gan.sources import check_source
-    from sweep.driver import check_new
+def _check_runnable(plan) -> dict:
+    """Checks that need the file system, before Ray starts: the sweep folder must be new, the Inception weights
+    must be there, and every real set must load (it is loaded here, and cached for the trials)."""
+    from sweep.driver import check_data, check_new
 
-    check_new(sweep)
-    inception = {c.inception_weights for c in sweep.configs if c.extractor == "inception"}
+    check_new(plan)
+    inception = {c.inception_weights for c in plan.configs if c.extractor == "inception"}
     if inception:  # missing weights fail here, in one line, not inside every trial
         from gan.metrics import inception_state_dict
 
         for weights in inception:
             inception_state_dict(weights or None)
-    for ds in sorted({c.dataset for c in sweep.configs}):
-        check_source(ds, download=any(c.download for c in sweep.configs if c.dataset == ds))
+    return check_data(plan)
 
 
-def _print_report(path, files):
-    summary = [f for f in files if str(f).endswith("summary.md")]
+def _finish(path, result) -> int:
+    """Print the summary; exit 1 when a trial failed or did not finish (a diverged GAN is a result)."""
+    summary = [f for f in result.files if str(f).endswith("summary.md")]
     if summary:
         click.echo("")
         click.echo(open(summary[0]).read())
-    click.echo(f"report: {path}/report   browse: gansweep ui")
+    counts = ", ".join(f"{n} {o}" for o, n in sorted(result.outcomes.items()))
+    click.echo(f"trials: {counts}")
+    click.echo(f"report: {path}/report   browse: gansweep ui --mlflow-uri <the sweep's store>")
+    if not result.ok:
+        click.echo("gansweep: some trials failed or did not finish; `gansweep resume " + str(path) +
+                   "` reruns them", err=True)
+        return 1
+    return 0
 
 
 @click.command()
@@ -139,12 +146,14 @@ def _print_report(path, files):
 @click.option("--address", default=None, help="Ray cluster to resume on (default: as the sweep ran).")
 @click.option("--mlflow-uri", default=None, help="MLflow tracking URI (default: the sweep's).")
 def resume(path, address, mlflow_uri):
-    """Continue the sweep at PATH whose driver died: only what did not finish runs again."""
+    """Continue the sweep at PATH whose driver died: only what did not finish runs again. With --mlflow-uri, results
+    go to that store from now on (what the old one had is backfilled there first)."""
     from sweep.driver import resume_sweep
+    from sweep.plan import load_record
 
     with user_errors():
-        files = resume_sweep(path, overrides={"address": address, "mlflow_uri": mlflow_uri})
-    _print_report(path, files)
+        load_record(path)  # a folder that is not a sweep: one line
+    return _finish(path, resume_sweep(path, address=address, mlflow_uri=mlflow_uri))
 
 
 @click.command()
@@ -159,22 +168,59 @@ def report(path, metric, mode, mlflow_uri, no_mlflow):
 
     with user_errors():
         files = report_sweep(path, metric=metric, mode=mode, mlflow_uri=mlflow_uri, mlflow=not no_mlflow)
-    _print_report(path, files)
+    summary = [f for f in files if str(f).endswith("summary.md")]
+    if summary:
+        click.echo(open(summary[0]).read())
+    click.echo(f"report: {path}/report")
 
 
 @click.command()
 @click.option("--mlflow-uri", default="sqlite:///mlflow.db", show_default=True)
+@click.option("--experiment", default="gansweep", show_default=True, help="The experiment to link to.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Bind address (0.0.0.0 exposes it).")
 @click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
-def ui(mlflow_uri, host, port):
-    """The MLflow UI on the sweep's tracking store."""
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Server processes (one is plenty for one researcher and starts fastest).")
+def ui(mlflow_uri, experiment, host, port, workers):
+    """The MLflow UI on the sweep's tracking store, with links straight to the runs table."""
     import subprocess
     import sys
 
+    from sweep.plan import absolute_mlflow_uri
+
+    mlflow_uri = absolute_mlflow_uri(mlflow_uri)
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", mlflow_uri, "--host", host,
-           "--port", str(port)]
+           "--port", str(port), "--workers", str(workers)]
     click.echo(f"MLflow UI on http://{host}:{port}  ({mlflow_uri})")
-    raise SystemExit(subprocess.call(cmd))
+    for line in ui_links(mlflow_uri, experiment, f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"):
+        click.echo(line)
+    return subprocess.call(cmd)
+
+
+def ui_links(mlflow_uri: str, experiment: str, base: str) -> list[str]:
+    """Links into the UI for the experiment: its runs table (MLflow 3 opens a fresh browser on its GenAI pages
+    unless the link says `workflowType=machine_learning`), and every trial side by side, sorted by the last sweep's
+    ranking metric (sorting by a metric lists child runs flat, so the chart view shows all of them)."""
+    from urllib.parse import quote
+
+    from mlflow.tracking import MlflowClient
+
+    try:
+        client = MlflowClient(mlflow_uri)
+        exp = client.get_experiment_by_name(experiment)
+        if exp is None:
+            return [f"  (no experiment {experiment!r} in this store yet)"]
+        last = client.search_runs([exp.experiment_id], filter_string="tags.`gansweep.role` = 'sweep'",
+                                  order_by=["attributes.start_time DESC"], max_results=1)
+    except Exception as e:  # noqa: BLE001 -- the links are a convenience; the UI starts anyway
+        return [f"  (could not read {mlflow_uri}: {str(e).splitlines()[0]})"]
+    runs = f"{base}/#/experiments/{exp.experiment_id}/runs?workflowType=machine_learning"
+    lines = [f"  runs table:  {runs}"]
+    if last and "metric" in last[0].data.params:
+        metric, mode = last[0].data.params["metric"], last[0].data.params.get("mode", "min")
+        lines.append(f"  every trial, best first by {metric}:  {runs}&orderByKey={quote(f'metrics.`{metric}`')}"
+                     f"&orderByAsc={'true' if mode == 'min' else 'false'}")
+    return lines
 
 
 COMMANDS = [studies, run, resume, report, ui]

@@ -1,57 +1,71 @@
-"""MLflow tracking of a sweep: one parent run per sweep, one child run per trial, and a backfill from Tune's files.
+"""MLflow tracking of a sweep: one parent run per sweep, one child run per trial (and per donor GAN).
 
-`SweepTracker` knows nothing about Tune: the driver calls it from a Tune callback (`MlflowTuneCallback`) or,
-for `--in-process` sweeps, directly. It talks to MLflow through `MlflowClient` with explicit run ids (never the
-fluent active-run stack), and it is idempotent, so resuming a sweep, restarting a trial from its checkpoint or
-running `backfill` twice never duplicates a run, a param or a (metric, step) entry:
+`SweepTracker` knows nothing about Tune: a Tune callback (`sweep.tune_callback`), the in-process runner and the
+backfill (`sweep.backfill`) call it. It talks to MLflow through `MlflowClient` with explicit run ids (never the fluent
+active-run stack), and it is idempotent, so resuming a sweep, restarting a trial from its checkpoint or backfilling
+twice never duplicates a run, a param, a (metric, step) entry or an image:
 
 - the parent run is found again by its tag `gansweep.sweep_path`, a trial's run by `gansweep.trial_id` under it;
 - every run remembers the highest step it has logged (read back from MLflow once when a run is reused), and
   results at or below it are skipped (a restored trial re-reports the steps after its checkpoint);
-- params are logged once; sample grids are skipped when an artifact of that name exists.
+- params are logged once; a sample grid is skipped when the run already has an image of that step.
 
-MLflow must never fail a sweep: every MLflow call goes through `SweepTracker._guard`. The first exception
-(server unreachable, store error) prints one line to stderr and turns the tracker offline for the rest of the sweep;
-`gansweep report <path>` backfills later. For http(s) URIs the HTTP timeout and retries are made short first.
+What researchers see: the experiment is tagged as model training (MLflow 3 otherwise opens it as GenAI); each run has
+a role tag (`gansweep.role`: sweep, trial, donor); sample grids are logged with `log_image(key="samples", step=)` so
+the UI's image view compares arms step by step; a finished trial carries its generator weights (`model/`); the
+parent carries the per-arm summary as a table, the best arm and the report files.
+
+MLflow must never fail a sweep: every call goes through `_call`. A transient error (server unreachable, 5xx, a
+locked database) is retried with exponential backoff; only when it persists does the tracker go offline for the rest
+of the sweep (one line on stderr; `gansweep report <path>` backfills later). An error MLflow reports about the request
+itself (a bad value) skips that one call with a warning and stays online.
 """
 
 from __future__ import annotations
 
 import math
-import numbers
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sweep.report import TUNE_KEYS, trial_outcome
+from sweep.records import MLFLOW_STATUS, OUTCOMES, arm_of, metrics_of
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 DEFAULT_EXPERIMENT = "gansweep"
-OUTCOMES = {"finished": "FINISHED", "diverged": "FINISHED", "stopped": "FINISHED", "failed": "FAILED",
-            "interrupted": "KILLED"}
-
-# Metric policy: every numeric (int/float, not bool) value of a result is logged, except Tune's bookkeeping
-# (report.TUNE_KEYS).
-
-# Short HTTP limits so an unreachable server costs seconds once, not minutes per call (set unless already set).
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}  # MLflow 3: open on the runs table
+IMAGE_KEY = "samples"  # log_image key of the sample grids
+MODEL_DIR = "model"  # artifact folder of a trial's final generator weights
+BACKOFF = (0.5, 1.0, 2.0, 4.0)  # seconds between the attempts of a call that fails transiently
+# MLflow error codes about the request itself: retrying cannot help.
+REQUEST_ERRORS = frozenset({"INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST",
+                            "INVALID_STATE", "BAD_REQUEST", "PERMISSION_DENIED", "UNAUTHENTICATED",
+                            "MALFORMED_REQUEST"})
+# Short HTTP limits so each attempt against an unreachable server costs seconds (set unless already set); the
+# retries are ours, with backoff.
 HTTP_ENV = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "5", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
 
 
-def git_commit(path: str | os.PathLike | None = None) -> str | None:
-    """The commit of the git checkout holding `path` (default: this package's source), or None outside one."""
+def source_version(path: str | os.PathLike | None = None) -> str:
+    """The git commit of the checkout holding `path` (default: this package's source); where there is no git
+    checkout (a cluster node with a synced tree, an installed wheel), `gansweep <package version>`."""
     where = Path(path) if path else Path(__file__).resolve().parent
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=5)
+        commit = out.stdout.strip()
+        if out.returncode == 0 and len(commit) == 40:
+            return commit
     except (OSError, subprocess.SubprocessError):
-        return None
-    commit = out.stdout.strip()
-    return commit if out.returncode == 0 and len(commit) == 40 else None
+        pass
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"gansweep {version('gansweep')}"
+    except PackageNotFoundError:
+        return "gansweep (unknown version)"
 
 
 def artifact_location(tracking_uri: str) -> str | None:
@@ -64,32 +78,22 @@ def artifact_location(tracking_uri: str) -> str | None:
     return (db.parent / "mlruns").as_uri()
 
 
-def metrics_of(result: dict) -> dict[str, float]:
-    """The numeric (Python or NumPy, not bool), non-bookkeeping values of a result, as floats (NaN/inf kept:
-    MLflow stores them)."""
-    out = {}
-    for k, v in result.items():
-        if k in TUNE_KEYS or not isinstance(v, numbers.Real) or isinstance(v, bool) or type(v).__name__ == "bool_":
-            continue
-        out[k] = float(v)
-    return out
+def transient(error: Exception) -> bool:
+    """Whether retrying may help: anything but an error MLflow reports about the request itself."""
+    from mlflow.exceptions import MlflowException
 
-
-def trial_params(config: dict) -> dict[str, str]:
-    """MLflow params of a trial: `gan.config.params` of its TrialConfig (strings, tuples joined with '+', plus
-    `arm`); a config that is not a valid TrialConfig is logged as given (stringified), with arm '?'."""
-    from gan.config import TrialConfig, params
-
-    try:
-        return params(TrialConfig(**config))
-    except (TypeError, ValueError):
-        return {**{k: _param(v) for k, v in config.items()}, "arm": str(config.get("arm", "?"))}
+    return not (isinstance(error, MlflowException) and error.error_code in REQUEST_ERRORS)
 
 
 def _param(v) -> str:
     if isinstance(v, (list, tuple)):
         return "+".join(map(str, v)) if v else "none"
     return str(v)
+
+
+def _eq(key: str, value: str) -> str:
+    """An MLflow filter `key = 'value'` (a quote in the value is escaped the SQL way)."""
+    return f"{key} = '{value.replace(chr(39), chr(39) * 2)}'"
 
 
 @dataclass
@@ -99,21 +103,24 @@ class _Run:
     run_id: str
     max_step: float = -math.inf  # highest step logged: results at or below it are skipped
     params: set[str] = field(default_factory=set)  # param keys already logged
-    artifacts: dict[str, set[str]] | None = None  # artifact folder -> file names, listed on first need
+    artifacts: dict[str, set[str]] = field(default_factory=dict)  # artifact folder -> names, listed on first need
     finished: bool = False
     diverged: bool = False
     outcome: str | None = None  # the gansweep.outcome it was last finished with
 
 
 class SweepTracker:
-    """A sweep's MLflow runs: `start_sweep`, then per trial `trial_started` / `trial_result` / `trial_artifact` /
-    `trial_finished`, then `end_sweep`. Safe to call on a resumed sweep (runs are found again, not duplicated) and
-    when MLflow is down (one warning, then every call is a no-op)."""
+    """A sweep's MLflow runs: `start_sweep`, then per trial `trial_started` / `trial_result` / `trial_grid` /
+    `trial_weights` / `trial_finished`, then `sweep_summary` and `end_sweep`. Safe on a resumed sweep (runs are found
+    again, not duplicated) and when MLflow is down (retries, then one warning, then every call is a no-op)."""
 
-    def __init__(self, tracking_uri: str = DEFAULT_URI, experiment_name: str = DEFAULT_EXPERIMENT):
+    def __init__(self, tracking_uri: str = DEFAULT_URI, experiment_name: str = DEFAULT_EXPERIMENT,
+                 backoff: tuple[float, ...] = BACKOFF):
         self.tracking_uri = tracking_uri
         self.experiment_name = experiment_name
-        self.offline = False  # set by the first failed MLflow call: every later call is skipped
+        self.backoff = backoff
+        self.offline = False  # set when a call kept failing: every later call is skipped
+        self.failed = False  # whether the last MLflow call failed
         self.offline_reason: str | None = None
         self.parent_run_id: str | None = None
         self.study: str | None = None
@@ -121,32 +128,42 @@ class SweepTracker:
         self._experiment_id: str | None = None
         self._runs: dict[str, _Run] = {}  # trial_id -> run
         self._children_loaded = False  # _runs holds every existing child of the parent run
-        self._warned_no_parent = False
         if tracking_uri.startswith(("http://", "https://")):
             for k, v in HTTP_ENV.items():
                 os.environ.setdefault(k, v)
 
-    # --- the guard ----------------------------------------------------------------------------------------------
+    # --- every MLflow call --------------------------------------------------------------------------------------
 
-    def _guard(self, fn, *args, **kwargs):
-        """Run one MLflow operation; on any error print one line to stderr, go offline and return None."""
+    def _call(self, fn, *args, **kwargs):
+        """Run one MLflow operation with retries; its value, or None when it failed (offline, or a rejected
+        request). `self.failed` says which it was for calls whose value is None anyway."""
+        self.failed = True
         if self.offline:
             return None
-        try:
-            return fn(*args, **kwargs)
-        except Exception as e:  # noqa: BLE001 -- MLflow must never fail the sweep
-            self.offline = True
-            text = str(e).strip()
-            self.offline_reason = text.splitlines()[0] if text else type(e).__name__
-            print(f"gansweep: MLflow at {self.tracking_uri} unreachable: {self.offline_reason}; the sweep carries "
-                  "on, run `gansweep report <path>` later to backfill", file=sys.stderr, flush=True)
-            return None
+        for attempt in range(len(self.backoff) + 1):
+            try:
+                out = fn(*args, **kwargs)
+                self.failed = False
+                return out
+            except Exception as e:  # noqa: BLE001 -- MLflow must never fail the sweep
+                text = str(e).strip()
+                reason = text.splitlines()[0] if text else type(e).__name__
+                if not transient(e):
+                    print(f"gansweep: MLflow rejected a request ({reason}); skipped", file=sys.stderr, flush=True)
+                    return None
+                if attempt == len(self.backoff):
+                    self.offline, self.offline_reason = True, reason
+                    print(f"gansweep: MLflow at {self.tracking_uri} unreachable after {attempt + 1} attempts: "
+                          f"{reason}; the sweep carries on, run `gansweep report <path>` later to backfill",
+                          file=sys.stderr, flush=True)
+                    return None
+                time.sleep(self.backoff[attempt])
 
     def __getstate__(self):
-        """Tune pickles its callbacks (tuner.pkl) and `Tuner.restore` brings that copy back: keep the identity
-        (URI, experiment, parent run), drop the client and the run cache, which the copy reads back from MLflow."""
+        """Picklable (Ray may ship it): keep the identity (URI, experiment, parent run), drop the client and the run
+        cache, which a copy reads back from MLflow."""
         state = self.__dict__.copy()
-        state.update(_client=None, _runs={}, _children_loaded=False, offline=False, offline_reason=None)
+        state.update(_client=None, _runs={}, _children_loaded=False, offline=False, offline_reason=None, failed=False)
         return state
 
     @property
@@ -160,8 +177,14 @@ class SweepTracker:
     def _experiment(self) -> str:
         if self._experiment_id is None:
             exp = self.client.get_experiment_by_name(self.experiment_name)
-            self._experiment_id = exp.experiment_id if exp else self.client.create_experiment(
-                self.experiment_name, artifact_location=artifact_location(self.tracking_uri))
+            if exp is None:
+                self._experiment_id = self.client.create_experiment(
+                    self.experiment_name, artifact_location=artifact_location(self.tracking_uri), tags=EXPERIMENT_KIND)
+            else:
+                self._experiment_id = exp.experiment_id
+                for k, v in EXPERIMENT_KIND.items():  # an experiment made by an older version, or by hand
+                    if exp.tags.get(k) != v:
+                        self.client.set_experiment_tag(exp.experiment_id, k, v)
         return self._experiment_id
 
     def _search(self, filter_string: str) -> list:
@@ -181,18 +204,15 @@ class SweepTracker:
                     tags: dict | None = None) -> str | None:
         """Create (or, for a resumed sweep, reopen) the sweep's parent run; returns its id (None offline)."""
         self.study = study
-        return self._guard(self._start_sweep, sweep_name, str(sweep_path), study, dict(params or {}),
-                           dict(tags or {}))
+        return self._call(self._start_sweep, sweep_name, str(sweep_path), study, dict(params or {}), dict(tags or {}))
 
     def _start_sweep(self, sweep_name, sweep_path, study, params, tags) -> str:
         from mlflow.entities import Param, RunTag
 
         found = [r for r in self._search(_eq("tags.`gansweep.sweep_path`", sweep_path))
-                 if r.data.tags.get("gansweep.sweep_path") == sweep_path and "mlflow.parentRunId" not in r.data.tags]
+                 if r.data.tags.get("gansweep.role") == "sweep"]
         tags = {k: str(v) for k, v in tags.items()}
-        commit = git_commit()
-        if commit:
-            tags.setdefault("mlflow.source.git.commit", commit)
+        tags.setdefault("mlflow.source.git.commit", source_version())
         tags.update({"gansweep.sweep_path": sweep_path, "gansweep.study": study, "gansweep.role": "sweep"})
         if found:  # a resumed sweep: reopen the oldest matching parent, keep its original command line
             run = min(found, key=lambda r: r.info.start_time)
@@ -212,8 +232,7 @@ class SweepTracker:
         return run_id
 
     def _load_children(self) -> None:
-        """Index the trial runs that already exist under the parent run (one query), with what each holds."""
-        self._children_loaded = True
+        """Index the runs that already exist under the parent run (one query), with what each holds."""
         for r in self._search(_eq("tags.`mlflow.parentRunId`", self.parent_run_id)):
             tid = r.data.tags.get("gansweep.trial_id")
             if tid is None or tid in self._runs:
@@ -223,53 +242,61 @@ class SweepTracker:
             self._runs[tid] = _Run(r.info.run_id, max_step=step if step is not None else -math.inf,
                                    params=set(r.data.params), finished=r.info.status != "RUNNING",
                                    diverged=outcome == "diverged", outcome=outcome)
+        self._children_loaded = True
 
-    def end_sweep(self, status: str = "FINISHED", artifacts=()) -> None:
-        """Log the report files on the parent run and terminate it. Trial runs this tracker opened that are still
-        RUNNING in MLflow (the sweep was interrupted) are ended as `interrupted` (KILLED); the check asks MLflow,
-        because on a resumed sweep Tune's callback is a copy of the tracker (see `__getstate__`) that ends them."""
+    def sweep_summary(self, table=None, metrics: dict | None = None, tags: dict | None = None, files=()) -> None:
+        """What the parent run shows: the per-arm summary as a table (`summary.json`, the UI's table view), metrics
+        (best score, reference floor, ...), tags (best arm, notes) and the report files under `report/`."""
+        if self.parent_run_id is None:
+            return
+        from mlflow.entities import Metric, RunTag
+
+        if table is not None and len(table):
+            self._call(self.client.log_table, self.parent_run_id, table, "summary.json")
+        now = int(time.time() * 1000)
+        values = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items() if v is not None]
+        self._call(self.client.log_batch, self.parent_run_id, metrics=values,
+                   tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()])
+        for path in files or ():
+            if os.path.isfile(path):
+                self._call(self.client.log_artifact, self.parent_run_id, str(path), "report")
+
+    def end_sweep(self, status: str = "FINISHED") -> None:
+        """Terminate the parent run. Trial runs this tracker opened that are still RUNNING in MLflow (the sweep was
+        interrupted) end as `interrupted` (KILLED)."""
         if self.parent_run_id is None:
             return
         for tid, run in list(self._runs.items()):
             if not run.finished:
-                current = self._guard(self.client.get_run, run.run_id)
+                current = self._call(self.client.get_run, run.run_id)
                 if current is not None and current.info.status == "RUNNING":
                     self.trial_finished(tid, "interrupted")
-        for path in artifacts or ():
-            if not os.path.exists(path):
-                continue
-            if os.path.isdir(path):
-                self._guard(self.client.log_artifacts, self.parent_run_id, str(path), "report")
-            else:
-                self._guard(self.client.log_artifact, self.parent_run_id, str(path), "report")
-        self._guard(self.client.set_terminated, self.parent_run_id, status)
+        self._call(self.client.set_terminated, self.parent_run_id, status)
 
     # --- trials -------------------------------------------------------------------------------------------------
 
-    def trial_started(self, trial_id: str, config: dict, run_name: str | None = None) -> str | None:
-        """Create (or reopen) the trial's child run and log its params once; returns the run id (None offline)."""
+    def trial_started(self, trial_id: str, params: dict, run_name: str, *, role: str = "trial",
+                      tags: dict | None = None) -> str | None:
+        """Create (or reopen) the child run of a trial (or donor) and log its params once; returns the run id."""
         if self.offline:
             return None
         if self.parent_run_id is None:
-            if not self._warned_no_parent:
-                self._warned_no_parent = True
-                warnings.warn("SweepTracker.trial_started before start_sweep: trials are not tracked", RuntimeWarning,
-                              stacklevel=2)
+            warnings.warn("SweepTracker.trial_started before start_sweep: trials are not tracked", RuntimeWarning,
+                          stacklevel=2)
             return None
-        return self._guard(self._trial_started, str(trial_id), dict(config), run_name)
+        return self._call(self._trial_started, str(trial_id), {k: _param(v) for k, v in params.items()}, run_name,
+                          role, dict(tags or {}))
 
-    def _trial_started(self, trial_id, config, run_name) -> str:
+    def _trial_started(self, trial_id, params, run_name, role, tags) -> str:
         from mlflow.entities import Param, RunTag
 
-        params = trial_params(config)
-        tags = {"mlflow.parentRunId": self.parent_run_id, "gansweep.trial_id": trial_id,
-                "gansweep.arm": params.get("arm", "?"), "gansweep.study": str(config.get("study", self.study))}
+        tags = {**{k: str(v) for k, v in tags.items()}, "mlflow.parentRunId": self.parent_run_id,
+                "gansweep.trial_id": trial_id, "gansweep.role": role, "gansweep.study": str(self.study)}
         if trial_id not in self._runs and not self._children_loaded:
             self._load_children()
         run = self._runs.get(trial_id)
         if run is None:
-            name = run_name or f"{params.get('arm', trial_id)} seed{params.get('seed', '?')}"
-            created = self.client.create_run(self._experiment(), run_name=name, tags=tags)
+            created = self.client.create_run(self._experiment(), run_name=run_name, tags=tags)
             run = self._runs[trial_id] = _Run(created.info.run_id)
         elif run.finished:  # a trial started again (resume, restart after a failure)
             self.client.update_run(run.run_id, status="RUNNING")
@@ -280,12 +307,9 @@ class SweepTracker:
         run.params |= set(new)
         return run.run_id
 
-    def _ensure_children(self) -> None:
-        if not self._children_loaded and self.parent_run_id is not None and not self.offline:
-            self._guard(self._load_children)
-
     def _run(self, trial_id: str) -> _Run | None:
-        self._ensure_children()
+        if not self._children_loaded and self.parent_run_id is not None and not self.offline:
+            self._call(self._load_children)
         return None if self.offline else self._runs.get(str(trial_id))
 
     def trial_result(self, trial_id: str, result: dict) -> int:
@@ -301,52 +325,76 @@ class SweepTracker:
         values = {**metrics_of(result), "step": float(step)}
         batch = [Metric(k, v, now, int(step)) for k, v in values.items()]
         for i in range(0, len(batch), 1000):  # MLflow's per-batch limit
-            self._guard(self.client.log_batch, run.run_id, metrics=batch[i:i + 1000])
-            if self.offline:
-                return 0
+            self._call(self.client.log_batch, run.run_id, metrics=batch[i:i + 1000])
+            if self.failed:
+                return 0  # offline, or rejected: the step counts as not logged
         run.max_step = step
         run.diverged = run.diverged or result.get("diverged") == 1
         return len(batch)
 
-    def artifact_names(self, trial_id: str, artifact_path: str = "samples") -> set[str]:
-        """Names of the files already logged under `artifact_path` of the trial's run (listed once, then cached)."""
-        run = self._run(trial_id)
-        if run is None:
-            return set()
-        if run.artifacts is None:
-            run.artifacts = {}
-        if artifact_path not in run.artifacts:
-            listed = self._guard(self.client.list_artifacts, run.run_id, artifact_path)
+    def _artifacts(self, run: _Run, folder: str) -> set[str] | None:
+        """Names of the files already logged under `folder` of a run (listed once, then kept up to date)."""
+        if folder not in run.artifacts:
+            listed = self._call(self.client.list_artifacts, run.run_id, folder)
             if listed is None:
-                return set()
-            run.artifacts[artifact_path] = {os.path.basename(f.path) for f in listed}
-        return run.artifacts[artifact_path]
+                return None
+            run.artifacts[folder] = {os.path.basename(f.path) for f in listed}
+        return run.artifacts[folder]
 
-    def trial_artifact(self, trial_id: str, local_path, artifact_path: str = "samples",
-                       name: str | None = None) -> bool:
-        """Log a file (a sample grid) on the trial's run as `<artifact_path>/<name>`; skipped when it is missing or
-        an artifact of that name exists. Returns whether it was logged."""
-        local_path = str(local_path)
-        name = name or os.path.basename(local_path)
+    def has_grid(self, trial_id: str, step: int) -> bool:
+        """Whether the trial's run already holds the sample grid of `step`."""
         run = self._run(trial_id)
-        if run is None or not os.path.isfile(local_path) or name in self.artifact_names(trial_id, artifact_path):
+        names = self._artifacts(run, "images") if run is not None else None
+        prefix = f"{IMAGE_KEY}+step+{int(step)}+"
+        return bool(names) and any(n.startswith(prefix) for n in names)
+
+    def trial_grid(self, trial_id: str, png_path, step: int) -> bool:
+        """Log a sample grid as the trial's image `samples` at `step` (the UI's image view); skipped when the file
+        is missing or that step is already there. Returns whether it was logged."""
+        run = self._run(trial_id)
+        if run is None or step is None or not os.path.isfile(png_path) or self.has_grid(trial_id, step):
             return False
-        if self.offline:
+        from PIL import Image
+
+        with Image.open(png_path) as im:
+            image = im.convert("RGB")
+        self._call(self.client.log_image, run.run_id, image, key=IMAGE_KEY, step=int(step), synchronous=True)
+        if self.failed:
             return False
-        with tempfile.TemporaryDirectory() as d:
-            src = local_path
-            if name != os.path.basename(local_path):  # log under another name: a renamed copy
-                src = os.path.join(d, name)
-                shutil.copyfile(local_path, src)
-            self._guard(self.client.log_artifact, run.run_id, src, artifact_path)
-        if self.offline:
+        run.artifacts.pop("images", None)  # log_image names its files itself: list again when next asked
+        return True
+
+    def trial_weights(self, trial_id: str, path) -> bool:
+        """Log the final generator weights (`model/generator.pt`) once. Returns whether they were logged."""
+        run = self._run(trial_id)
+        if run is None or not os.path.isfile(path):
             return False
-        run.artifacts[artifact_path].add(name)
+        names = self._artifacts(run, MODEL_DIR)
+        if names is None or os.path.basename(path) in names:
+            return False
+        self._call(self.client.log_artifact, run.run_id, str(path), MODEL_DIR)
+        if self.failed:
+            return False
+        names.add(os.path.basename(path))
+        return True
+
+    def trial_artifact(self, trial_id: str, path, folder: str) -> bool:
+        """Log any file under `folder` of the trial's run once (the donor's last grid, ...)."""
+        run = self._run(trial_id)
+        if run is None or not os.path.isfile(path):
+            return False
+        names = self._artifacts(run, folder)
+        if names is None or os.path.basename(path) in names:
+            return False
+        self._call(self.client.log_artifact, run.run_id, str(path), folder)
+        if self.failed:
+            return False
+        names.add(os.path.basename(path))
         return True
 
     def trial_finished(self, trial_id: str, outcome: str) -> None:
-        """End the trial's run: FINISHED for finished/diverged/stopped, FAILED for failed, KILLED for interrupted;
-        tags `gansweep.outcome` and `gansweep.diverged`."""
+        """End the trial's run with the status `sweep.records.MLFLOW_STATUS` gives its outcome; tags
+        `gansweep.outcome` and `gansweep.diverged`."""
         if outcome not in OUTCOMES:
             raise ValueError(f"unknown outcome {outcome!r}; allowed: {', '.join(OUTCOMES)}")
         run = self._run(trial_id)
@@ -356,10 +404,15 @@ class SweepTracker:
 
         diverged = outcome == "diverged" or run.diverged
         tags = [RunTag("gansweep.outcome", outcome), RunTag("gansweep.diverged", str(int(diverged)))]
-        self._guard(self.client.log_batch, run.run_id, tags=tags)
-        self._guard(self.client.set_terminated, run.run_id, OUTCOMES[outcome])
+        self._call(self.client.log_batch, run.run_id, tags=tags)
+        self._call(self.client.set_terminated, run.run_id, MLFLOW_STATUS[outcome])
         run.finished = not self.offline
         run.outcome = outcome
+
+    def known(self, trial_id: str) -> tuple[bool, str | None]:
+        """(whether the trial has a run, the outcome it was last finished with or None)."""
+        run = self._run(trial_id)
+        return run is not None, (run.outcome if run is not None and run.finished else None)
 
     def run_id(self, trial_id: str) -> str | None:
         """The MLflow run id of a trial (None when unknown or offline)."""
@@ -367,133 +420,30 @@ class SweepTracker:
         return run.run_id if run else None
 
 
-def _eq(key: str, value: str) -> str:
-    """An MLflow filter `key = 'value'` (a quote in the value is escaped the SQL way)."""
-    return f"{key} = '{value.replace(chr(39), chr(39) * 2)}'"
+# --- the trackers of the sweeps this process runs -----------------------------------------------------------------
+# Tune pickles its callbacks into the sweep folder and `Tuner.restore` brings that copy back; what a resume may change
+# (the MLflow URI) must not live in it. The callback keeps only the sweep's path and finds its tracker here.
+
+_ACTIVE: dict[str, SweepTracker] = {}
 
 
-def sample_name(step) -> str:
-    """Artifact name of the sample grid at `step`: samples/step_000300.png."""
-    return f"step_{int(step):06d}.png" if step is not None else "samples.png"
+def activate(sweep_path: str, tracker: SweepTracker) -> None:
+    _ACTIVE[str(sweep_path)] = tracker
 
 
-# --- backfill -----------------------------------------------------------------------------------------------------
+def deactivate(sweep_path: str) -> None:
+    _ACTIVE.pop(str(sweep_path), None)
 
 
-def backfill(experiment_path, tracker: SweepTracker) -> dict[str, int]:
-    """Replay a sweep's stored results into MLflow: every trial under the experiment folder gets its run (created or
-    reused under the tracker's parent run), the results and sample grids MLflow lacks, and its outcome. Idempotent.
-
-    The tracker must have a parent run (`start_sweep`). Trials that are not over (still running, or their driver
-    died) are left RUNNING: the running sweep's callback, a resume, or `end_sweep` (as `interrupted`) ends them.
-    Returns counts: trials, runs_created, metrics_logged, artifacts_logged.
-    """
-    from sweep.report import _Folder, checkpoint_samples, read_trials
-
-    counts = {"trials": 0, "runs_created": 0, "metrics_logged": 0, "artifacts_logged": 0}
-    if tracker.offline or tracker.parent_run_id is None:
-        return counts
-    folder = _Folder(experiment_path)
-    for trial in read_trials(experiment_path):
-        counts["trials"] += 1
-        known = tracker._run(trial.trial_id)
-        existed, before = known is not None, (known.outcome if known is not None and known.finished else None)
-        if tracker.trial_started(trial.trial_id, trial.config) is None:
-            break  # offline
-        counts["runs_created"] += not existed
-        for result in trial.results:
-            counts["metrics_logged"] += tracker.trial_result(trial.trial_id, result)
-        for checkpoint, step, image in checkpoint_samples(trial, folder):
-            name = sample_name(step) if step is not None else f"{checkpoint}.png"
-            if name not in tracker.artifact_names(trial.trial_id):
-                counts["artifacts_logged"] += tracker.trial_artifact(trial.trial_id, folder.local(image), name=name)
-        outcome = trial.outcome
-        if outcome != "interrupted":
-            tracker.trial_finished(trial.trial_id, outcome)
-        elif before is not None:  # reopened only to fill gaps: end it as it was
-            tracker.trial_finished(trial.trial_id, before if before in OUTCOMES else "interrupted")
-    return counts
+def active(sweep_path: str) -> SweepTracker | None:
+    return _ACTIVE.get(str(sweep_path))
 
 
-# --- the Tune adapter ---------------------------------------------------------------------------------------------
+def mlflow_params(config: dict, *, arm: bool = True) -> dict:
+    """MLflow params of a run: its flat config as strings, plus the arm for a trial (a donor is not an arm)."""
+    params = {k: _param(v) for k, v in config.items()}
+    return {**params, "arm": arm_of(config)} if arm else params
 
 
-def _make_callback_class():
-    from ray.tune import Callback
-
-    class MlflowTuneCallback(Callback):
-        """A Tune callback that forwards trial events to a `SweepTracker` (Ray >= 2.50 signatures)."""
-
-        def __init__(self, tracker: SweepTracker):
-            self.tracker = tracker
-
-        def on_trial_start(self, iteration, trials, trial, **info):
-            config = dict(trial.config)
-            self.tracker.trial_started(trial.trial_id, config)
-
-        def on_trial_result(self, iteration, trials, trial, result, **info):
-            self.tracker.trial_result(trial.trial_id, result)
-
-        def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
-            # Called after on_trial_result of the report that carried this checkpoint: last_result is that report.
-            step = trial.last_result.get("step")
-            with _CheckpointFile(checkpoint, "samples.png") as path:
-                if path:
-                    self.tracker.trial_artifact(trial.trial_id, path, name=sample_name(step))
-
-        def on_trial_complete(self, iteration, trials, trial, **info):
-            # Completed without an error: short of `steps` means a scheduler (ASHA) or a stopper ended it.
-            outcome = trial_outcome(trial.last_result or {}, trial.config, status="TERMINATED")
-            self.tracker.trial_finished(trial.trial_id, outcome)
-
-        def on_trial_error(self, iteration, trials, trial, **info):
-            self.tracker.trial_finished(trial.trial_id, "failed")
-
-    # Picklable by reference (Tune pickles its RunConfig, callbacks included, into tuner.pkl).
-    MlflowTuneCallback.__module__, MlflowTuneCallback.__qualname__ = __name__, "MlflowTuneCallback"
-    return MlflowTuneCallback
-
-
-class _CheckpointFile:
-    """Context manager: a local path to one file of a Tune checkpoint (None when absent); remote files are copied
-    to a temporary folder for the duration."""
-
-    def __init__(self, checkpoint, name: str):
-        self.checkpoint, self.name, self._tmp = checkpoint, name, None
-
-    def __enter__(self) -> str | None:
-        import pyarrow.fs
-
-        fs, base = self.checkpoint.filesystem, self.checkpoint.path
-        try:
-            src = f"{base.rstrip('/')}/{self.name}"
-            if fs.get_file_info(src).type != pyarrow.fs.FileType.File:
-                return None
-            if isinstance(fs, pyarrow.fs.LocalFileSystem):
-                return src
-            self._tmp = tempfile.TemporaryDirectory()
-            dest = os.path.join(self._tmp.name, self.name)
-            with fs.open_input_stream(src) as f, open(dest, "wb") as out:
-                out.write(f.read())
-            return dest
-        except OSError as e:
-            print(f"gansweep: could not read {self.name} of checkpoint {base}: {e}", file=sys.stderr)
-            return None
-
-    def __exit__(self, *exc):
-        if self._tmp is not None:
-            self._tmp.cleanup()
-
-
-
-def __getattr__(name):
-    """`MlflowTuneCallback` is built on first access, so `import sweep.tracking` does not import Ray."""
-    if name == "MlflowTuneCallback":
-        cls = _make_callback_class()
-        globals()[name] = cls
-        return cls
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-__all__ = ["SweepTracker", "MlflowTuneCallback", "backfill", "git_commit", "metrics_of", "trial_params",
-           "sample_name", "DEFAULT_URI", "DEFAULT_EXPERIMENT", "OUTCOMES"]
+__all__ = ["SweepTracker", "activate", "active", "artifact_location", "deactivate", "mlflow_params",
+           "source_version", "transient", "DEFAULT_URI", "DEFAULT_EXPERIMENT", "IMAGE_KEY", "MODEL_DIR"]

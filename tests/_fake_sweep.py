@@ -1,4 +1,4 @@
-"""A real, tiny Ray Tune experiment in gansweep's on-disk format, for the tracking and report tests.
+"""A real, tiny Ray Tune experiment in gansweep's on-disk format, for the records, tracking and report tests.
 
 The trainable does no training: it reports the trainable contract's metric keys with values that are a closed
 formula of (DA, seed, step) (`fake_metrics`), so tests can recompute every number by hand. It runs through real
@@ -33,10 +33,13 @@ FAIL_AFTER = {"vflip": 1}  # da -> step after whose report the trainable raises
 GRID_COLOURS = [(200, 30, 30), (30, 200, 30), (30, 30, 200)]  # samples.png colour at steps 1, 2, 3
 
 
+def arm(da: str) -> str:
+    return "none" if da == "none" else f"{da}@100"
+
+
 def fake_metrics(da: str, seed: int, step: int) -> dict:
     """The contract's metric keys for one report; a closed formula so tests can recompute it."""
-    arm = "none" if da == "none" else f"{da}@100"
-    out = {"step": step, "arm": arm, "loss_d": 1.0 / step, "loss_g": 2.0 + 0.5 * seed, "d_real": 0.7,
+    out = {"step": step, "loss_d": 1.0 / step, "loss_g": 2.0 + 0.5 * seed, "d_real": 0.7,
            "d_fake": 0.3, "images_per_s": 1000.0 + seed, "train_seconds": 0.5 * step, "diverged": 0}
     if DIVERGE_AT.get(da) == step:
         out.update(diverged=1, loss_d=float("nan"))
@@ -79,6 +82,8 @@ def _trainable(config: dict) -> None:
         with tempfile.TemporaryDirectory() as d:
             Path(d, "step.txt").write_text(str(step))
             Path(d, "state.pt").write_bytes(b"fake")
+            if step == config["steps"]:
+                Path(d, "generator.pt").write_bytes(b"fake weights")
             Image.new("RGB", (8, 8), GRID_COLOURS[step - 1]).save(os.path.join(d, "samples.png"))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
         if FAIL_AFTER.get(da) == step:
@@ -93,6 +98,8 @@ def run_experiment(storage: Path, name: str = "exp", callbacks=()) -> Path:
     from ray import cloudpickle, tune
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
+    from sweep.records import trial_dirname, trial_name
+
     # Workers cannot import this test helper by name: ship the trainable by value.
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
     started = not ray.is_initialized()
@@ -105,7 +112,9 @@ def run_experiment(storage: Path, name: str = "exp", callbacks=()) -> Path:
             tune.with_resources(_trainable, {"cpu": CPU_PER_TRIAL}),
             param_space=trial_config("none", 0),
             tune_config=tune.TuneConfig(search_alg=BasicVariantGenerator(points_to_evaluate=points),
-                                        num_samples=len(points), reuse_actors=True),
+                                        num_samples=len(points), reuse_actors=True,
+                                        trial_name_creator=lambda t: trial_name(t.config, t.trial_id),
+                                        trial_dirname_creator=lambda t: trial_dirname(t.config, t.trial_id)),
             run_config=tune.RunConfig(storage_path=str(storage), name=name, verbose=0, callbacks=list(callbacks),
                                       checkpoint_config=tune.CheckpointConfig(num_to_keep=2)),
         )

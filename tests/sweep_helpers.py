@@ -20,3 +20,9 @@ def sweep_runs(uri: str, experiment: str = "gansweep"):
 
 def metric_steps(client: MlflowClient, run_id: str, key: str) -> list[int]:
     return [m.step for m in client.get_metric_history(run_id, key)]
+
+
+def grid_steps(client: MlflowClient, run_id: str) -> list[int]:
+    """The steps of the sample grids a run holds (MLflow's log_image files under images/)."""
+    names = [a.path.rsplit("/", 1)[-1] for a in client.list_artifacts(run_id, "images")]
+    return sorted(int(n.split("+")[2]) for n in names if n.startswith("samples+step+") and n.endswith(".png"))

@@ -55,7 +55,8 @@ def test_aws_cluster_installs_gansweep_and_starts_mlflow():
     assert any("pip install" in c and "~/gansweep" in c for c in config["setup_commands"])
     # prepare_config prepends setup_commands to both: every node gets gansweep, only the head runs MLflow.
     head = " ".join(config["head_setup_commands"])
-    assert "mlflow server" in head and "--backend-store-uri sqlite:" in head and "--host 0.0.0.0" in head
+    assert "mlflow server" in head and "--backend-store-uri postgresql://" in head and "--host 0.0.0.0" in head
+    assert "initdb" in head and "apt-get install" in head and "[server]" in head  # PostgreSQL on the head
     assert not any("mlflow server" in c for c in config["worker_setup_commands"])
     assert any("pip install" in c and "~/gansweep" in c for c in config["worker_setup_commands"])
 

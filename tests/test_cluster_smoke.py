@@ -13,7 +13,8 @@ import pytest
 import ray
 from ray.cluster_utils import Cluster
 
-from sweep.driver import SweepOptions, resolve_sweep, run_sweep
+from sweep.driver import run_sweep
+from sweep.plan import Options, resolve_plan
 from tests.sweep_helpers import TINY, sweep_runs
 
 pytestmark = pytest.mark.slow
@@ -30,10 +31,10 @@ def two_nodes():
 
 
 def test_sweep_spreads_over_both_nodes(tmp_path, two_nodes):
-    opts = SweepOptions(storage=str(tmp_path / "results"), name="c", mlflow_uri=f"sqlite:///{tmp_path}/mlflow.db",
-                        address=two_nodes.address, cpus_per_trial=0.5, gpus_per_trial=0.5, verbose=0)
-    sweep = resolve_sweep("demo", overrides=TINY, only=["none", "hflip@100", "contrast@100", "vflip@100"], opts=opts)
-    run_sweep(sweep, opts, report=False)
+    opts = Options(storage=str(tmp_path / "results"), name="c", mlflow_uri=f"sqlite:///{tmp_path}/mlflow.db",
+                   address=two_nodes.address, cpus_per_trial=0.5, gpus_per_trial=0.5, verbose=0)
+    sweep = resolve_plan("demo", overrides=TINY, only=["none", "hflip@100", "contrast@100", "vflip@100"], options=opts)
+    assert run_sweep(sweep, report=False).ok
 
     nodes = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
     assert len(nodes) == 2
@@ -43,7 +44,7 @@ def test_sweep_spreads_over_both_nodes(tmp_path, two_nodes):
         assert rows[-1]["step"] == 4
         used |= {r["node_id"] for r in rows}
     assert used == nodes, "trials ran on one node only"
-    _, parents, children = sweep_runs(opts.mlflow_uri)
+    _, parents, children = sweep_runs(sweep.options.mlflow_uri)
     assert len(parents) == 1 and len(children) == 4
     resources = json.loads(parents[0].data.tags["gansweep.cluster_resources"])
     assert resources["nodes"] == 2 and resources["GPU"] == 2

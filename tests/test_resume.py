@@ -1,6 +1,7 @@
 """Kill a sweep's driver mid-run (the whole process group: driver, its local Ray, the trial workers; or the one
 process of an `--in-process` sweep), then `gansweep resume PATH`: every trial ends finished, each exactly once in
-MLflow, no metric step logged twice."""
+MLflow, no metric step logged twice. The Tune run resumes into a new MLflow store (`--mlflow-uri NEW`): everything,
+what the dead driver logged included, ends up there."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import time
 
 import pytest
 
-from tests.sweep_helpers import TINY, metric_steps, sweep_runs
+from tests.sweep_helpers import TINY, grid_steps, metric_steps, sweep_runs
 
 pytestmark = pytest.mark.slow
 
@@ -57,14 +58,16 @@ def test_kill_driver_then_resume(tmp_path, mode):
                   if json.loads(p.read_text().splitlines()[-1])["step"] < 40]
     assert unfinished, "both trials finished before the kill: the test did not test resume"
 
-    done = subprocess.run(_gansweep("resume", str(sweep)), cwd=tmp_path, env=_env(), capture_output=True,
-                          text=True, timeout=400)
+    new_uri = f"sqlite:///{tmp_path}/moved.db" if mode == "ray" else None
+    done = subprocess.run(_gansweep("resume", str(sweep), *(["--mlflow-uri", new_uri] if new_uri else [])),
+                          cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
 
-    client, parents, children = sweep_runs(uri)
+    client, parents, children = sweep_runs(new_uri or uri)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert sorted(r.data.params["arm"] for r in children) == ["hflip@100", "none"]
     for run in children:
         assert run.data.tags["gansweep.outcome"] == "finished"
         assert metric_steps(client, run.info.run_id, "fid_effnet") == list(range(2, 41, 2))
+        assert grid_steps(client, run.info.run_id)[-1] == 40
     assert (sweep / "report" / "summary.md").exists()

@@ -8,7 +8,8 @@ import logging
 import pytest
 
 from gan.config import TrialConfig
-from search_spaces import STUDIES, arm_counts, build_study, da_choices, possible_configs, sample_configs
+from gan.sources import resolve_source
+from search_spaces import STUDIES, arm_counts, build_study, da_choices
 from search_spaces.studies import EMBEDDED_SIZES
 
 FIELDS = {f.name for f in dataclasses.fields(TrialConfig)}
@@ -41,6 +42,7 @@ def one_line_error(match: str, **kw) -> str:
 @pytest.mark.parametrize("name, dataset", [("paper-celeba", "celeba:data/celeba"),
                                            ("paper-pomeranian", "folder:data/pomeranian")])
 def test_paper_study_has_exactly_the_published_arms(name, dataset):
+    dataset = resolve_source(dataset)  # relative roots are made absolute once, where the study is built
     space = build_study(name)
     assert space.kind == "grid" and space.num_samples == len(space.configs) == 12
     assert arms(space.configs) == paper_arms(1000)
@@ -54,7 +56,8 @@ def test_paper_study_has_exactly_the_published_arms(name, dataset):
 def test_paper_is_the_union_of_both_datasets():
     space = build_study("paper")
     assert space.num_samples == 24
-    assert space.trials_per_dataset() == {"celeba:data/celeba": 12, "folder:data/pomeranian": 12}
+    assert space.trials_per_dataset() == {resolve_source("celeba:data/celeba"): 12,
+                                          resolve_source("folder:data/pomeranian"): 12}
     for name in ("paper-celeba", "paper-pomeranian"):
         single = build_study(name)
         ds = single.configs[0]["dataset"]
@@ -83,12 +86,45 @@ def test_ratios_grid():
 def test_every_config_of_every_study_is_complete_and_constructs_trialconfig():
     for name in STUDIES:
         space = build_study(name)
-        for config in sample_configs(space, 50):
+        for config in space.preview(50):
             assert set(config) == FIELDS
             assert config["study"] == name
             TrialConfig(**config)
     assert arm_counts() == {"paper": 24, "paper-celeba": 12, "paper-pomeranian": 12, "demo": 12, "ratios": 28,
                             "optuna-da": 30}
+
+
+def test_every_study_declares_how_its_arms_compare():
+    from search_spaces import DESIGNS, design_of
+
+    assert set(DESIGNS) == set(STUDIES)
+    for name in STUDIES:
+        design = design_of(name)
+        assert build_study(name).design == design
+        assert design.baseline in {TrialConfig(**c).arm for c in build_study(name).possible_configs()}
+        assert set(design.arm_fields) <= FIELDS and set(design.group_by) <= FIELDS
+    d = design_of("demo")
+    assert (d.arm_fields, d.group_by, d.baseline) == (("da", "n_aug", "pair_ratio"), ("dataset", "n_aug"), "none")
+    with pytest.raises(ValueError, match="unknown study 'nope'; allowed: paper"):
+        design_of("nope")
+
+
+def test_optuna_suggestions_replay_when_told_the_same_results():
+    """The in-process runner resumes an Optuna study by replaying its seeded suggestions with the same results."""
+    space = build_study("optuna-da", num_samples=6, overrides={"dataset": "lfw-subset", "n_real": 100,
+                                                               "extractor": "effnet"})
+
+    def run(stop_after=None):
+        seen = []
+        for i, (config, tell) in enumerate(space.suggest("is_mean_effnet", "max", seed=4)):
+            seen.append((config["da"], config["n_aug"], config["pair_ratio"]))
+            tell({"is_mean_effnet": float(config["n_aug"]) / 100.0 + i})
+        return seen
+
+    first = run()
+    assert len(first) == 6 and first == run()
+    grid = build_study("demo")
+    assert [c for c, _ in grid.suggest("fid_effnet", "min")] == list(grid.configs)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -197,13 +233,13 @@ def test_optuna_space_is_conditional_and_fully_validated():
     assert space.kind == "optuna" and space.num_samples == 12
     assert (space.metric, space.mode) == ("is_mean_effnet", "max")
     assert space.param_space() == space.constants and "da" not in space.constants
-    points = possible_configs(space)
+    points = space.possible_configs()
     assert len(points) == 1 + 5 * 3 + 10 * 3 * 5  # none; singles x counts; pairs x counts x ratios
     assert all(set(p) == FIELDS for p in points)
     assert max(p["n_aug"] for p in points if p["da"] == "generated") == 200
     assert len(da_choices()) == 16
-    configs = sample_configs(space, 40, seed=1)
-    assert configs == sample_configs(space, 40, seed=1)  # seeded
+    configs = space.preview(40, seed=1)
+    assert configs == space.preview(40, seed=1)  # seeded
     for c in configs:
         if c["da"] == "none":
             assert (c["n_aug"], c["pair_ratio"]) == (0, 0.5)
@@ -256,7 +292,7 @@ def test_grid_points_reach_trials_exactly_once(ray_session, tmp_path):
     full = build_study("demo", seeds=2)
     # 4 points whose varying keys (da, n_aug, seed) all differ in some way.
     picked = (full.configs[0], full.configs[6], full.configs[11], full.configs[13])
-    space = dataclasses.replace(full, configs=picked, num_samples=len(picked))
+    space = dataclasses.replace(full, configs=picked)
 
     def trainable(config):
         tune.report({"fid_effnet": float(config["n_aug"]), "config_echo": repr(sorted(config.items()))})

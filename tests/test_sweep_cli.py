@@ -92,6 +92,25 @@ def test_a_new_sweep_never_writes_into_an_existing_one(capsys, tmp_path):
     assert (existing / "gansweep.json").read_text() == "{}"
 
 
+def test_unreadable_data_fails_before_ray_and_writes_nothing(capsys, tmp_path):
+    bad = tmp_path / "imgs"
+    bad.mkdir()
+    for i in range(3):
+        (bad / f"{i}.png").write_bytes(b"not a png")
+    code, _, err = run_cli(capsys, "run", "demo", "--dataset", f"folder:{bad}", "--set", "n_real=3",
+                           "--storage", str(tmp_path / "r"), "--mlflow-uri", f"sqlite:///{tmp_path}/m.db")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "asked for n_real=3 images but" in err and "has only 0 readable (of 3)" in err
+    assert not (tmp_path / "r").exists() and not (tmp_path / "m.db").exists()
+
+
+def test_version(capsys):
+    from importlib.metadata import version
+
+    code, out, _ = run_cli(capsys, "--version")
+    assert code == 0 and out.strip() == f"gansweep {version('gansweep')}"
+
+
 def test_ui_serves_the_store_on_localhost_by_default(capsys, monkeypatch):
     import subprocess
 

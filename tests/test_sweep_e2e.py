@@ -7,15 +7,19 @@ uninterrupted run, diverging trials, and a second `generated` sweep reusing the 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import ray
+import torch
 
-from sweep.driver import SweepOptions, resolve_sweep, run_sweep
-from tests.sweep_helpers import TINY, metric_steps, sweep_runs
+from sweep.driver import run_sweep
+from sweep.plan import Options, resolve_plan
+from sweep.records import read_sweep
+from tests.sweep_helpers import TINY, grid_steps, metric_steps, sweep_runs
 
 pytestmark = pytest.mark.slow
 
@@ -34,15 +38,17 @@ def ray_session(chaos_dir):
 
 
 def sweep_in(tmp_path, study="demo", only=(), in_process=False, name="s", storage=None, **settings):
-    opts = SweepOptions(storage=str(storage or tmp_path / "results"), name=name, cpus_per_trial=1,
-                        mlflow_uri=f"sqlite:///{tmp_path}/mlflow.db", in_process=in_process, verbose=0)
-    sweep = resolve_sweep(study, overrides={**TINY, **settings}, only=list(only), opts=opts)
-    return sweep, opts
+    opts = Options(storage=str(storage or tmp_path / "results"), name=name, cpus_per_trial=1,
+                   mlflow_uri=f"sqlite:///{tmp_path}/mlflow.db", in_process=in_process, verbose=0)
+    sweep = resolve_plan(study, overrides={**TINY, **settings}, only=tuple(only), options=opts)
+    return sweep, sweep.options
 
 
 def test_smoke_sweep_writes_mlflow_runs_and_report(tmp_path):
     sweep, opts = sweep_in(tmp_path)
-    files = run_sweep(sweep, opts)
+    result = run_sweep(sweep)
+    files = result.files
+    assert result.ok and result.outcomes == {"finished": 12}
 
     client, parents, children = sweep_runs(opts.mlflow_uri)
     assert len(parents) == 1
@@ -50,37 +56,50 @@ def test_smoke_sweep_writes_mlflow_runs_and_report(tmp_path):
     assert parent.info.status == "FINISHED"
     assert parent.data.tags["gansweep.study"] == "demo" and parent.data.tags["gansweep.sweep_path"] == sweep.path
     assert json.loads(parent.data.tags["gansweep.cluster_resources"])["CPU"] == 2
-    trials = [r for r in children if not r.data.tags["gansweep.trial_id"].startswith("donor-")]
-    donors = [r for r in children if r.data.tags["gansweep.trial_id"].startswith("donor-")]
-    assert len(trials) == 12 and len(donors) == 1
+    trials = [r for r in children if r.data.tags["gansweep.role"] == "trial"]
+    donors = [r for r in children if r.data.tags["gansweep.role"] == "donor"]
+    assert len(trials) == 12 and len(donors) == 1 and "arm" not in donors[0].data.params
     assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parent.info.run_id}
     assert sorted(r.data.params["arm"] for r in trials) == sorted(c.arm for c in sweep.configs)
+    records = {r.trial_id: r for r in read_sweep(sweep.path)}
     for run in trials:
         assert run.info.status == "FINISHED" and run.data.tags["gansweep.outcome"] == "finished"
+        assert run.info.run_name == records[run.data.tags["gansweep.trial_id"]].name
         assert run.data.params["dataset"] == "lfw-subset" and run.data.params["steps"] == "4"
         assert metric_steps(client, run.info.run_id, "fid_effnet") == [2, 4]
         assert metric_steps(client, run.info.run_id, "loss_d") == [2, 4]
-        grids = {a.path for a in client.list_artifacts(run.info.run_id, "samples")}
-        assert grids == {"samples/step_000002.png", "samples/step_000004.png"}
-    # The report: next to the results and on the parent run.
+        assert grid_steps(client, run.info.run_id) == [2, 4]
+        assert [a.path for a in client.list_artifacts(run.info.run_id, "model")] == ["model/generator.pt"]
+    # The final generator loads safely and samples the arm again, exactly as scored.
+    from gan.imagetable import read_image_table
+    from gan.train import eval_noise, generate, load_generator
+
+    record = next(iter(records.values()))
+    G, cfg = load_generator(record.weights)
+    assert cfg.arm == record.arm and cfg.seed == record.seed
+    scored = read_image_table(record.final_samples).images
+    assert torch.equal(generate(G, eval_noise(cfg, cfg.eval_samples)), scored)
+    # The report: next to the results and on the parent run, with the answer.
     names = {Path(f).name for f in files}
     assert {"results.parquet", "summary.md", "final_fid_effnet.png", "final_is_mean_effnet.png"} <= names
     df = pd.read_parquet(Path(sweep.path) / "report" / "results.parquet")
     assert len(df) == 24 and set(df["step"]) == {2, 4}
     parent_files = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
     assert "report/summary.md" in parent_files
+    assert "summary.json" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert parent.data.tags["gansweep.best.lfw-subset.100"] in {c.arm for c in sweep.configs}
 
 
 def test_killed_worker_resumes_from_checkpoint_with_same_numbers(tmp_path, chaos_dir):
     settings = dict(steps=6)
     # Reference: the same trial, uninterrupted, in-process with the same thread count.
     ref, ref_opts = sweep_in(tmp_path / "ref", only=["hflip@100"], in_process=True, **settings)
-    run_sweep(ref, ref_opts, report=False)
+    run_sweep(ref, report=False)
     ref_rows = [json.loads(l) for p in Path(ref.path).glob("*/result.json") for l in p.read_text().splitlines()]
 
     (chaos_dir / "kill_at_step").write_text("4")  # the worker dies right after reporting step 4
     sweep, opts = sweep_in(tmp_path / "chaos", only=["hflip@100"], **settings)
-    run_sweep(sweep, opts, report=False)
+    run_sweep(sweep, report=False)
     (chaos_dir / "kill_at_step").unlink()
     assert (chaos_dir / "killed").exists(), "the fault was never injected"
 
@@ -97,9 +116,28 @@ def test_killed_worker_resumes_from_checkpoint_with_same_numbers(tmp_path, chaos
     assert run.data.tags["gansweep.outcome"] == "finished"
 
 
+def test_a_failed_trial_fails_the_sweep_and_the_command(tmp_path, chaos_dir):
+    """A trial that raises: the sweep goes on with the others, the parent run ends FAILED, the command exits 1."""
+    from sweep.cmd_run import _finish
+
+    (chaos_dir / "fail_at_step").write_text("2")
+    try:
+        sweep, opts = sweep_in(tmp_path, only=["none"])
+        sweep = dataclasses.replace(sweep, options=dataclasses.replace(opts, max_failures=0))  # no restart
+        result = run_sweep(sweep, report=False)
+    finally:
+        (chaos_dir / "fail_at_step").unlink()
+    assert result.outcomes == {"failed": 1} and not result.ok
+    assert _finish(sweep.path, result) == 1
+    _, parents, children = sweep_runs(opts.mlflow_uri)
+    assert parents[0].info.status == "FAILED"
+    assert [(r.info.status, r.data.tags["gansweep.outcome"]) for r in children] == [("FAILED", "failed")]
+
+
 def test_diverging_trials_end_with_diverged_and_the_sweep_goes_on(tmp_path):
     sweep, opts = sweep_in(tmp_path, only=["none", "hflip@100"], lr=1e30)
-    run_sweep(sweep, opts, report=False)
+    result = run_sweep(sweep, report=False)
+    assert result.ok and result.outcomes == {"diverged": 2}  # a diverged GAN is a result, not a failure
     client, _, children = sweep_runs(opts.mlflow_uri)
     assert len(children) == 2
     for run in children:
@@ -111,31 +149,28 @@ def test_generated_sweep_reuses_the_donor_cache(tmp_path):
     storage = tmp_path / "results"
     only = ["generated@100", "hflip+generated@200"]
     first, opts = sweep_in(tmp_path, only=only, name="first", storage=storage, in_process=True)
-    run_sweep(first, opts, report=False)
+    run_sweep(first, report=False)
     second, opts2 = sweep_in(tmp_path, only=only, name="second", storage=storage, in_process=True)
-    run_sweep(second, opts2, report=False)
+    run_sweep(second, report=False)
     client, parents, children = sweep_runs(opts.mlflow_uri)
-    donors = [r for r in children if r.data.tags["gansweep.trial_id"].startswith("donor-")]
+    donors = [r for r in children if r.data.tags["gansweep.role"] == "donor"]
     assert len(parents) == 2 and len(donors) == 1  # trained once, by the first sweep
     (donor_folder,) = list((storage / "donors").iterdir())
     assert (donor_folder / "samples.parquet").exists() and (donor_folder / "state.pt").exists()
     # Both sweeps trained on the same donor images: identical final numbers per arm.
     def finals(sweep):
-        out = {}
-        for p in Path(sweep.path).glob("*/result.json"):
-            last = json.loads(p.read_text().splitlines()[-1])
-            out[last["arm"]] = last["fid_effnet"]
-        return out
+        return {r.arm: r.last["fid_effnet"] for r in read_sweep(sweep.path)}
     assert finals(first) == finals(second) and len(finals(first)) == 2
 
 
 @pytest.mark.parametrize("in_process", [False, True], ids=["tune", "in-process"])
 def test_optuna_study(tmp_path, in_process):
-    opts = SweepOptions(storage=str(tmp_path / "results"), name="o", mlflow_uri=f"sqlite:///{tmp_path}/mlflow.db",
-                        in_process=in_process, verbose=0)
-    sweep = resolve_sweep("optuna-da", num_samples=3, opts=opts,
-                          overrides={**TINY, "dataset": "lfw-subset", "n_real": 100, "extractor": "effnet"})
-    run_sweep(sweep, opts, report=False)
+    opts = Options(storage=str(tmp_path / "results"), name="o", mlflow_uri=f"sqlite:///{tmp_path}/mlflow.db",
+                   in_process=in_process, verbose=0)
+    sweep = resolve_plan("optuna-da", num_samples=3, options=opts,
+                         overrides={**TINY, "dataset": "lfw-subset", "n_real": 100, "extractor": "effnet"})
+    run_sweep(sweep, report=False)
+    opts = sweep.options
     rows = [json.loads(p.read_text().splitlines()[-1]) for p in Path(sweep.path).glob("*/result.json")]
     assert len(rows) == 3 and all(r["step"] == 4 for r in rows)
     configs = [r["config"] for r in rows]
@@ -143,16 +178,17 @@ def test_optuna_study(tmp_path, in_process):
         assert (c["steps"], c["image_size"], c["g_width"]) == (4, 64, 8)
         assert "+" in c["da"] or c["pair_ratio"] == 0.5
     _, _, children = sweep_runs(opts.mlflow_uri)
-    assert sorted(r.data.params["arm"] for r in children if not r.data.tags["gansweep.trial_id"].startswith("donor")) \
-        == sorted(r["arm"] for r in rows)
+    assert sorted(r.data.params["arm"] for r in children if r.data.tags["gansweep.role"] == "trial") \
+        == sorted(r.arm for r in read_sweep(sweep.path))
 
 
 def test_asha_stops_weak_arms_early(tmp_path):
-    opts = SweepOptions(storage=str(tmp_path / "results"), name="a", mlflow_uri=f"sqlite:///{tmp_path}/mlflow.db",
-                        scheduler="asha", max_concurrent=1, verbose=0)  # one at a time: a fixed rung order
-    sweep = resolve_sweep("demo", overrides={**TINY, "steps": 8}, only=["none", "contrast@100", "negpos@100",
-                                                                        "vflip@100"], opts=opts)
-    run_sweep(sweep, opts, report=False)
+    opts = Options(storage=str(tmp_path / "results"), name="a", mlflow_uri=f"sqlite:///{tmp_path}/mlflow.db",
+                   scheduler="asha", max_concurrent=1, verbose=0)  # one at a time: a fixed rung order
+    sweep = resolve_plan("demo", overrides={**TINY, "steps": 8}, only=("none", "contrast@100", "negpos@100",
+                                                                       "vflip@100"), options=opts)
+    assert run_sweep(sweep, report=False).ok  # stopped early by a scheduler is not a failure
+    opts = sweep.options
     last = [json.loads(p.read_text().splitlines()[-1])["step"] for p in Path(sweep.path).glob("*/result.json")]
     assert len(last) == 4 and max(last) == 8 and min(last) < 8  # at least one arm was cut at a rung
     _, _, children = sweep_runs(opts.mlflow_uri)
@@ -163,9 +199,9 @@ def test_asha_stops_weak_arms_early(tmp_path):
 def test_unreachable_mlflow_is_backfilled_by_report(tmp_path):
     from sweep.driver import report_sweep
 
-    sweep, opts = sweep_in(tmp_path, only=["none", "hflip@100"], in_process=True)
-    opts.mlflow_uri = "http://127.0.0.1:9"  # nothing listens there
-    run_sweep(sweep, opts)  # carries on without MLflow
+    sweep, _ = sweep_in(tmp_path, only=["none", "hflip@100"], in_process=True)
+    sweep = dataclasses.replace(sweep, options=dataclasses.replace(sweep.options, mlflow_uri="http://127.0.0.1:9"))
+    assert run_sweep(sweep).ok  # carries on without MLflow
     uri = f"sqlite:///{tmp_path}/later.db"
     report_sweep(sweep.path, mlflow_uri=uri)
     client, parents, children = sweep_runs(uri)
@@ -180,20 +216,21 @@ def test_unreachable_mlflow_is_backfilled_by_report(tmp_path):
 
 def test_sweep_to_a_storage_uri(tmp_path):
     """--storage as a URI (file:// here, s3:// on a cluster): results, donor cache and report go through pyarrow."""
-    opts = SweepOptions(storage=f"file://{tmp_path}/remote", name="u", mlflow_uri=f"sqlite:///{tmp_path}/mlflow.db",
-                        verbose=0)
-    sweep = resolve_sweep("demo", overrides=TINY, only=["none", "generated@100"], opts=opts)
+    opts = Options(storage=f"file://{tmp_path}/remote", name="u", mlflow_uri=f"sqlite:///{tmp_path}/mlflow.db",
+                   verbose=0)
+    sweep = resolve_plan("demo", overrides=TINY, only=("none", "generated@100"), options=opts)
     assert sweep.path == f"file://{tmp_path}/remote/u"
-    files = run_sweep(sweep, opts)
+    files = run_sweep(sweep).files
+    opts = sweep.options
     root = tmp_path / "remote"
     assert (root / "u" / "gansweep.json").exists() and (root / "u" / "report" / "summary.md").exists()
     (donor,) = list((root / "donors").iterdir())
     assert (donor / "samples.parquet").exists() and (donor / "state.pt").exists()
     assert any(str(f).endswith("summary.md") for f in files)
     client, _, children = sweep_runs(opts.mlflow_uri)
-    trials = [r for r in children if not r.data.tags["gansweep.trial_id"].startswith("donor-")]
+    trials = [r for r in children if r.data.tags["gansweep.role"] == "trial"]
     assert len(trials) == 2
     for run in trials:
         assert metric_steps(client, run.info.run_id, "fid_effnet") == [2, 4]
-        assert {a.path for a in client.list_artifacts(run.info.run_id, "samples")} == {
-            "samples/step_000002.png", "samples/step_000004.png"}
+        assert grid_steps(client, run.info.run_id) == [2, 4]
+        assert [a.path for a in client.list_artifacts(run.info.run_id, "model")] == ["model/generator.pt"]

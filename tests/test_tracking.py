@@ -1,4 +1,5 @@
-"""sweep.tracking: parent/child runs, idempotent logging on resume, the offline guard, backfill, the Tune callback.
+"""sweep.tracking: parent/child runs as researchers browse them, idempotent logging on resume, retries and the
+offline switch, backfill, and the Tune callback.
 
 Runs against real sqlite MLflow stores (one migrated template copied per test: creating a store takes seconds)
 and a real tiny Tune experiment (tests/_fake_sweep.py) run with `MlflowTuneCallback` attached; backfill tests
@@ -8,7 +9,6 @@ replay a copy of that experiment folder into a fresh store.
 from __future__ import annotations
 
 import json
-import math
 import os
 import pickle
 import shutil
@@ -17,8 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from sweep import tracking
+from sweep.backfill import backfill
+from sweep.tracking import SweepTracker, mlflow_params
 from tests import _fake_sweep as fake
-from sweep.tracking import SweepTracker, backfill, metrics_of, sample_name
 
 EXPERIMENT = "gansweep-test"
 
@@ -79,20 +81,26 @@ def live(template_db, tmp_path_factory):
     """The fake sweep run through real Tune with MlflowTuneCallback logging into a sqlite store."""
     import ray
 
-    from sweep.tracking import MlflowTuneCallback
+    from sweep.tune_callback import MlflowTuneCallback
 
     root = tmp_path_factory.mktemp("live")
     cwd = os.getcwd()
     os.chdir(root)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         uri = _new_store(template_db, "live")
         tracker = SweepTracker(uri, EXPERIMENT)
-        parent = tracker.start_sweep("live", str(root / "live"), "test", params={"study": "test"}, tags={})
-        path = fake.run_experiment(root, name="live", callbacks=[MlflowTuneCallback(tracker)])
+        path = root / "live"
+        parent = tracker.start_sweep("live", str(path), "test", params={"study": "test"}, tags={})
+        tracking.activate(str(path), tracker)
+        fake.run_experiment(root, name="live", callbacks=[MlflowTuneCallback(str(path))])
         tracker.end_sweep()
+        tracking.deactivate(str(path))
     finally:
-        ray.shutdown()
+        if started:
+            ray.shutdown()
         os.chdir(cwd)
     return {"path": path, "uri": uri, "parent": parent, "root": root}
 
@@ -101,14 +109,32 @@ def _fake_config(da="hflip", seed=0):
     return fake.trial_config(da, seed)
 
 
+def _start(t: SweepTracker, trial_id: str, da="hflip", seed=0):
+    config = _fake_config(da, seed)
+    return t.trial_started(trial_id, mlflow_params(config), f"{fake.arm(da)}-s{seed}-{trial_id}")
+
+
+def _grid(path: Path, colour=(1, 2, 3)) -> Path:
+    from PIL import Image
+
+    Image.new("RGB", (4, 4), colour).save(path)
+    return path
+
+
+def _images(uri, run_id) -> list[int]:
+    """The steps of the sample grids a run holds (MLflow's log_image files, full-size ones only)."""
+    names = [os.path.basename(f.path) for f in _client(uri).list_artifacts(run_id, "images")]
+    return sorted(int(n.split("+")[2]) for n in names if n.startswith("samples+step+") and n.endswith(".png"))
+
+
 # --- parent and child runs ------------------------------------------------------------------------------------
 
 
-def test_parent_child_params_and_metrics(store, tmp_path):
+def test_parent_child_params_metrics_and_roles(store, tmp_path):
     t = SweepTracker(store, EXPERIMENT)
     parent = t.start_sweep("s1", str(tmp_path / "s1"), "test", params={"study": "test", "seeds": 2},
                            tags={"gansweep.command": "gansweep run test", "gansweep.cluster_resources": '{"CPU": 2}'})
-    run_id = t.trial_started("t0", _fake_config("hflip", 1))
+    run_id = _start(t, "t0", "hflip", 1)
     for step in (1, 2, 3):
         assert t.trial_result("t0", {**fake.fake_metrics("hflip", 1, step), "timestamp": 123, "done": False,
                                      "config": {"a": 1}, "should_checkpoint": True}) > 0
@@ -116,46 +142,52 @@ def test_parent_child_params_and_metrics(store, tmp_path):
     t.end_sweep()
 
     client = _client(store)
+    exp = client.get_experiment_by_name(EXPERIMENT)
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI opens on the runs table
     p = client.get_run(parent)
     assert p.info.status == "FINISHED"
     assert p.data.params == {"study": "test", "seeds": "2"}
     assert p.data.tags["gansweep.sweep_path"] == str(tmp_path / "s1")
-    assert p.data.tags["gansweep.study"] == "test"
+    assert (p.data.tags["gansweep.study"], p.data.tags["gansweep.role"]) == ("test", "sweep")
     assert p.data.tags["gansweep.command"] == "gansweep run test"
     assert p.data.tags["gansweep.cluster_resources"] == '{"CPU": 2}'
+    assert len(p.data.tags["mlflow.source.git.commit"]) == 40  # this checkout's commit
     c = client.get_run(run_id)
+    assert c.info.run_name == "hflip@100-s1-t0"
     assert c.data.tags["mlflow.parentRunId"] == parent
-    assert c.data.tags["gansweep.trial_id"] == "t0"
-    assert c.data.tags["gansweep.arm"] == "hflip@100"
+    assert (c.data.tags["gansweep.trial_id"], c.data.tags["gansweep.role"]) == ("t0", "trial")
     assert c.data.tags["gansweep.outcome"] == "finished"
     assert c.info.status == "FINISHED"
     assert c.data.params["da"] == "hflip" and c.data.params["arm"] == "hflip@100" and c.data.params["seed"] == "1"
     assert _history(store, run_id, "fid_effnet") == [(s, 90.0 - 10 * s + 3.0) for s in (1, 2, 3)]
     assert _history(store, run_id, "loss_g") == [(s, 2.5) for s in (1, 2, 3)]
     assert not {"timestamp", "done", "should_checkpoint", "config"} & set(c.data.metrics)
-    assert "arm" not in c.data.metrics  # strings are not metrics
 
 
-def test_metrics_of_policy():
-    import numpy as np
+def test_commit_tag_falls_back_to_the_package_version(tmp_path):
+    from importlib.metadata import version
 
-    got = metrics_of({"step": 3, "fid_effnet": 1.5, "arm": "none", "diverged": 0, "done": True, "pid": 7,
-                      "time_this_iter_s": 0.1, "flag": True, "custom_seconds": 2, "loss_d": float("nan"),
-                      "np_value": np.float32(0.5), "np_flag": np.bool_(True), "config": {"steps": 3}})
-    assert set(got) == {"step", "fid_effnet", "diverged", "custom_seconds", "loss_d", "np_value"}
-    assert math.isnan(got["loss_d"])
+    assert tracking.source_version(tmp_path) == f"gansweep {version('gansweep')}"  # no .git there
+    assert len(tracking.source_version()) == 40
+
+
+def test_an_experiment_made_elsewhere_is_marked_as_model_training(store, tmp_path):
+    client = _client(store)
+    exp_id = client.create_experiment(EXPERIMENT)
+    SweepTracker(store, EXPERIMENT).start_sweep("s", str(tmp_path / "x"), "test")
+    assert client.get_experiment(exp_id).tags["mlflow.experimentKind"] == "custom_model_development"
 
 
 def test_resume_reuses_runs_and_skips_logged_steps(store, tmp_path):
     path = str(tmp_path / "sweep")
     t = SweepTracker(store, EXPERIMENT)
     parent = t.start_sweep("s", path, "test", params={"study": "test"}, tags={"gansweep.command": "run"})
-    rid = t.trial_started("a", _fake_config("none", 0))
-    t.trial_started("b", _fake_config("hflip", 0))
+    rid = _start(t, "a", "none")
+    _start(t, "b", "hflip")
     for step in (1, 2):
         t.trial_result("a", fake.fake_metrics("none", 0, step))
     # a restored trial re-reports the step after its checkpoint, then goes on
-    assert t.trial_started("a", _fake_config("none", 0)) == rid
+    assert _start(t, "a", "none") == rid
     assert t.trial_result("a", fake.fake_metrics("none", 0, 2)) == 0
     t.trial_result("a", fake.fake_metrics("none", 0, 3))
 
@@ -163,7 +195,7 @@ def test_resume_reuses_runs_and_skips_logged_steps(store, tmp_path):
     t2 = SweepTracker(store, EXPERIMENT)
     assert t2.start_sweep("s", path, "test", params={"study": "test", "new_option": 1},
                           tags={"gansweep.command": "resume"}) == parent
-    assert t2.trial_started("a", _fake_config("none", 0)) == rid
+    assert _start(t2, "a", "none") == rid
     assert t2.trial_result("a", fake.fake_metrics("none", 0, 3)) == 0
     assert t2.trial_result("a", {**fake.fake_metrics("none", 0, 3), "step": 4}) > 0
     t2.trial_finished("a", "finished")
@@ -181,56 +213,65 @@ def test_resume_reuses_runs_and_skips_logged_steps(store, tmp_path):
     assert b.info.status == "KILLED" and b.data.tags["gansweep.outcome"] == "interrupted"  # left open by t
 
 
-def test_pickled_tracker_finds_existing_runs(store, tmp_path):
-    """Tune pickles callbacks into tuner.pkl and Tuner.restore brings that copy back."""
+def test_callback_finds_its_tracker_by_sweep_path_after_unpickling(store, tmp_path):
+    """Tune pickles callbacks into the sweep folder and Tuner.restore brings that copy back: the copy must log to
+    the tracker of the driver that runs now (a resume may have pointed it at another MLflow)."""
+    from types import SimpleNamespace
+
+    from sweep.tune_callback import MlflowTuneCallback
+
+    path = str(tmp_path / "p")
+    cb = pickle.loads(pickle.dumps(MlflowTuneCallback(path)))
+    assert cb.tracker is None  # no driver: one warning, nothing logged
     t = SweepTracker(store, EXPERIMENT)
-    t.start_sweep("s", str(tmp_path / "p"), "test")
-    rid = t.trial_started("a", _fake_config())
-    t.trial_result("a", fake.fake_metrics("hflip", 0, 1))
-    copy = pickle.loads(pickle.dumps(t))
-    assert copy.trial_started("a", _fake_config()) == rid
-    assert copy.trial_result("a", fake.fake_metrics("hflip", 0, 1)) == 0
-    assert len(_children(store, t.parent_run_id)) == 1
-    # the copy ends the trial; the original's end_sweep must not overwrite that with `interrupted`
-    copy.trial_finished("a", "finished")
-    t.end_sweep()
-    run = _client(store).get_run(rid)
-    assert run.info.status == "FINISHED" and run.data.tags["gansweep.outcome"] == "finished"
+    t.start_sweep("s", path, "test")
+    tracking.activate(path, t)
+    try:
+        trial = SimpleNamespace(trial_id="a", config=_fake_config(), last_result={})
+        cb.on_trial_start(iteration=0, trials=[trial], trial=trial)
+        assert t.run_id("a") is not None
+    finally:
+        tracking.deactivate(path)
 
 
 def test_callback_outcomes_without_tune(store, tmp_path):
     """MlflowTuneCallback's mapping of Tune events, on stand-in trials (ASHA's early stop included)."""
     from types import SimpleNamespace
 
-    from PIL import Image
     from ray import tune
 
-    from sweep.tracking import MlflowTuneCallback
+    from sweep.tune_callback import MlflowTuneCallback
 
     t = SweepTracker(store, EXPERIMENT)
-    t.start_sweep("s", str(tmp_path / "cb"), "test")
-    cb = MlflowTuneCallback(t)
+    path = str(tmp_path / "cb")
+    t.start_sweep("s", path, "test")
+    tracking.activate(path, t)
+    cb = MlflowTuneCallback(path)
     ckpt = tmp_path / "ckpt"
     ckpt.mkdir()
-    Image.new("RGB", (4, 4)).save(ckpt / "samples.png")
+    _grid(ckpt / "samples.png")
+    (ckpt / "generator.pt").write_bytes(b"weights")
     cases = {"full": (3, 0, "finished"), "asha": (1, 0, "stopped"), "nan": (2, 1, "diverged")}
-    for tid, (step, diverged, _) in cases.items():
-        trial = SimpleNamespace(trial_id=tid, config=_fake_config(), last_result={})
-        cb.on_trial_start(iteration=0, trials=[trial], trial=trial)
-        trial.last_result = {**fake.fake_metrics("hflip", 0, step), "diverged": diverged}
-        cb.on_trial_result(iteration=0, trials=[trial], trial=trial, result=trial.last_result)
-        cb.on_checkpoint(iteration=0, trials=[trial], trial=trial,
-                         checkpoint=tune.Checkpoint.from_directory(str(ckpt)))
-        cb.on_trial_complete(iteration=0, trials=[trial], trial=trial)
-    err = SimpleNamespace(trial_id="err", config=_fake_config(), last_result={})
-    cb.on_trial_start(iteration=0, trials=[err], trial=err)
-    cb.on_trial_error(iteration=0, trials=[err], trial=err)
+    try:
+        for tid, (step, diverged, _) in cases.items():
+            trial = SimpleNamespace(trial_id=tid, config=_fake_config(), last_result={})
+            cb.on_trial_start(iteration=0, trials=[trial], trial=trial)
+            trial.last_result = {**fake.fake_metrics("hflip", 0, step), "diverged": diverged}
+            cb.on_trial_result(iteration=0, trials=[trial], trial=trial, result=trial.last_result)
+            cb.on_checkpoint(iteration=0, trials=[trial], trial=trial,
+                             checkpoint=tune.Checkpoint.from_directory(str(ckpt)))
+            cb.on_trial_complete(iteration=0, trials=[trial], trial=trial)
+        err = SimpleNamespace(trial_id="err", config=_fake_config(), last_result={})
+        cb.on_trial_start(iteration=0, trials=[err], trial=err)
+        cb.on_trial_error(iteration=0, trials=[err], trial=err)
+    finally:
+        tracking.deactivate(path)
     client = _client(store)
     for tid, (step, _, outcome) in cases.items():
         run = client.get_run(t.run_id(tid))
         assert run.data.tags["gansweep.outcome"] == outcome
-        assert [f.path for f in client.list_artifacts(run.info.run_id, "samples")] == [
-            f"samples/{sample_name(step)}"]
+        assert _images(store, run.info.run_id) == [step]
+        assert [f.path for f in client.list_artifacts(run.info.run_id, "model")] == ["model/generator.pt"]
     assert client.get_run(t.run_id("err")).info.status == "FAILED"
 
 
@@ -238,8 +279,8 @@ def test_backfill_leaves_unfinished_trials_to_end_sweep(store, tmp_path):
     """An in-process sweep whose driver died: the unfinished trial stays RUNNING through backfill (a resume would
     go on with it) and end_sweep ends it as interrupted."""
     exp = tmp_path / "exp"
-    for tid, steps in (("00000_done", 3), ("00001_half", 2)):
-        d = exp / tid
+    for tid, steps in (("00000_aaaaaaaa", 3), ("00001_bbbbbbbb", 2)):
+        d = exp / f"none-s0-{tid}"
         d.mkdir(parents=True)
         (d / "params.json").write_text(json.dumps(fake.trial_config("none", 0)))
         (d / "result.json").write_text("".join(
@@ -249,75 +290,129 @@ def test_backfill_leaves_unfinished_trials_to_end_sweep(store, tmp_path):
     t.start_sweep("s", str(exp), "test")
     assert backfill(exp, t)["runs_created"] == 2
     client = _client(store)
-    assert client.get_run(t.run_id("00001_half")).info.status == "RUNNING"
-    assert client.get_run(t.run_id("00000_done")).info.status == "FINISHED"
+    assert client.get_run(t.run_id("00001_bbbbbbbb")).info.status == "RUNNING"
+    assert client.get_run(t.run_id("00000_aaaaaaaa")).info.status == "FINISHED"
     t.end_sweep()
-    run = client.get_run(t.run_id("00001_half"))
+    run = client.get_run(t.run_id("00001_bbbbbbbb"))
     assert run.info.status == "KILLED" and run.data.tags["gansweep.outcome"] == "interrupted"
     # a later backfill reopens it to look for gaps and ends it as it was
     t2 = SweepTracker(store, EXPERIMENT)
     t2.start_sweep("s", str(exp), "test")
     assert backfill(exp, t2)["metrics_logged"] == 0
-    run = client.get_run(t2.run_id("00001_half"))
+    run = client.get_run(t2.run_id("00001_bbbbbbbb"))
     assert run.info.status == "KILLED" and run.data.tags["gansweep.outcome"] == "interrupted"
 
 
-def test_outcomes_and_artifacts(store, tmp_path):
-    from PIL import Image
-
+def test_outcomes_grids_and_weights(store, tmp_path):
     t = SweepTracker(store, EXPERIMENT)
     t.start_sweep("s", str(tmp_path / "o"), "test")
-    grid = tmp_path / "samples.png"
-    Image.new("RGB", (4, 4), (1, 2, 3)).save(grid)
+    grid = _grid(tmp_path / "samples.png")
+    weights = tmp_path / "generator.pt"
+    weights.write_bytes(b"w")
     ids = {}
     for outcome in ("finished", "diverged", "stopped", "failed"):
-        ids[outcome] = t.trial_started(outcome, _fake_config())
+        ids[outcome] = _start(t, outcome)
         t.trial_result(outcome, fake.fake_metrics("hflip", 0, 1))
-        assert t.trial_artifact(outcome, grid, name=sample_name(300))
-        assert not t.trial_artifact(outcome, grid, name=sample_name(300))  # already there
+        assert t.trial_grid(outcome, grid, 300)
+        assert not t.trial_grid(outcome, grid, 300)  # already there
+        assert t.trial_grid(outcome, grid, 600)
+        assert t.trial_weights(outcome, weights) and not t.trial_weights(outcome, weights)
         t.trial_finished(outcome, outcome)
-    assert not t.trial_artifact("finished", tmp_path / "missing.png")
+    assert not t.trial_grid("finished", tmp_path / "missing.png", 900)
     client = _client(store)
     for outcome, rid in ids.items():
         run = client.get_run(rid)
         assert run.info.status == ("FAILED" if outcome == "failed" else "FINISHED")
         assert run.data.tags["gansweep.outcome"] == outcome
         assert run.data.tags["gansweep.diverged"] == str(int(outcome == "diverged"))
-        assert [f.path for f in client.list_artifacts(rid, "samples")] == ["samples/step_000300.png"]
+        assert _images(store, rid) == [300, 600]
+        assert [f.path for f in client.list_artifacts(rid, "model")] == ["model/generator.pt"]
+    # a fresh tracker (a resumed driver) sees what is there
+    again = SweepTracker(store, EXPERIMENT)
+    again.start_sweep("s", str(tmp_path / "o"), "test")
+    assert again.has_grid("finished", 300) and not again.has_grid("finished", 900)
     with pytest.raises(ValueError, match="allowed"):
         t.trial_finished("finished", "exploded")
 
 
-def test_end_sweep_logs_report_files(store, tmp_path):
+def test_donor_runs_carry_their_role(store, tmp_path):
+    t = SweepTracker(store, EXPERIMENT)
+    parent = t.start_sweep("s", str(tmp_path / "d"), "test")
+    t.trial_started("donor-abc", {"steps": "5"}, "donor abc", role="donor")
+    (run,) = _children(store, parent)
+    assert run.data.tags["gansweep.role"] == "donor" and run.info.run_name == "donor abc"
+
+
+def test_sweep_summary_puts_the_answer_on_the_parent(store, tmp_path):
+    import pandas as pd
+
     t = SweepTracker(store, EXPERIMENT)
     parent = t.start_sweep("s", str(tmp_path / "r"), "test")
     (tmp_path / "summary.md").write_text("# hi\n")
-    t.end_sweep(status="FAILED", artifacts=[tmp_path / "summary.md", tmp_path / "not-there.csv"])
-    run = _client(store).get_run(parent)
+    table = pd.DataFrame({"arm": ["none", "hflip@100"], "fid_effnet_mean": [80.5, 70.5]})
+    t.sweep_summary(table, metrics={"best_fid_effnet": 70.5}, tags={"gansweep.best": "hflip@100"},
+                    files=[tmp_path / "summary.md", tmp_path / "not-there.csv"])
+    t.end_sweep(status="FAILED")
+    client = _client(store)
+    run = client.get_run(parent)
     assert run.info.status == "FAILED"
-    assert [f.path for f in _client(store).list_artifacts(parent, "report")] == ["report/summary.md"]
+    assert run.data.metrics["best_fid_effnet"] == 70.5 and run.data.tags["gansweep.best"] == "hflip@100"
+    assert [f.path for f in client.list_artifacts(parent, "report")] == ["report/summary.md"]
+    local = client.download_artifacts(parent, "summary.json", str(tmp_path))
+    logged = json.loads(Path(local).read_text())
+    assert logged["columns"] == ["arm", "fid_effnet_mean"] and logged["data"] == [["none", 80.5], ["hflip@100", 70.5]]
 
 
-# --- an unreachable server ------------------------------------------------------------------------------------
+# --- errors: retried, rejected, unreachable -------------------------------------------------------------------
+
+
+def test_transient_errors_are_retried_and_request_errors_skipped(store, tmp_path, monkeypatch, capsys):
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, TEMPORARILY_UNAVAILABLE
+
+    t = SweepTracker(store, EXPERIMENT, backoff=(0.0, 0.0, 0.0))
+    t.start_sweep("s", str(tmp_path / "f"), "test")
+    rid = _start(t, "a")
+    real, calls = t.client.log_batch, []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) <= 2:
+            raise MlflowException("API request failed: 503 Service Unavailable", error_code=TEMPORARILY_UNAVAILABLE)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(t.client, "log_batch", flaky)
+    assert t.trial_result("a", fake.fake_metrics("hflip", 0, 1)) > 0
+    assert len(calls) == 3 and not t.offline
+    assert _history(store, rid, "fid_effnet") == [(1, 80.0)]
+
+    def rejects(*args, **kwargs):
+        raise MlflowException("bad value", error_code=INVALID_PARAMETER_VALUE)
+
+    monkeypatch.setattr(t.client, "log_batch", rejects)
+    assert t.trial_result("a", fake.fake_metrics("hflip", 0, 2)) == 0
+    assert not t.offline and "rejected a request" in capsys.readouterr().err
+    monkeypatch.setattr(t.client, "log_batch", real)
+    assert t.trial_result("a", fake.fake_metrics("hflip", 0, 3)) > 0  # still online
 
 
 def test_unreachable_server_warns_once_then_backfill(live, store, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     exp = Path(shutil.copytree(live["path"], tmp_path / "exp"))  # a Tune experiment folder MLflow has not seen
-    down = SweepTracker("http://127.0.0.1:9", EXPERIMENT)
+    down = SweepTracker("http://127.0.0.1:9", EXPERIMENT, backoff=(0.0, 0.1))
     assert down.start_sweep("s", str(exp), "test", params={"study": "test"}) is None
     assert down.offline and down.offline_reason
-    assert down.trial_started("x", _fake_config()) is None
+    assert down.trial_started("x", {"a": "1"}, "x") is None
     assert down.trial_result("x", fake.fake_metrics("hflip", 0, 1)) == 0
-    assert not down.trial_artifact("x", __file__)
+    assert not down.trial_grid("x", __file__, 1)
     down.trial_finished("x", "finished")
     assert backfill(exp, down)["runs_created"] == 0
     down.end_sweep()
     err = capsys.readouterr().err
     assert err.count("unreachable") == 1
     line = next(x for x in err.splitlines() if "unreachable" in x)
-    assert "MLflow at http://127.0.0.1:9 unreachable" in line and "gansweep report <path>" in line
+    assert "MLflow at http://127.0.0.1:9 unreachable after 3 attempts" in line and "gansweep report <path>" in line
 
     # later, with a working store: backfill creates everything (read through pyarrow, as from s3://), and a
     # second backfill (a plain path this time) adds nothing
@@ -325,16 +420,16 @@ def test_unreachable_server_warns_once_then_backfill(live, store, tmp_path, monk
     parent = up.start_sweep("s", str(exp), "test")
     counts = backfill(f"file://{exp}", up)
     assert counts["trials"] == len(fake.TRIALS) and counts["runs_created"] == len(fake.TRIALS)
-    assert counts["metrics_logged"] > 0 and counts["artifacts_logged"] > 0
+    assert counts["metrics_logged"] > 0 and counts["grids_logged"] > 0
     up2 = SweepTracker(store, EXPERIMENT)
     assert up2.start_sweep("s", str(exp), "test") == parent
     assert backfill(exp, up2) == {"trials": len(fake.TRIALS), "runs_created": 0, "metrics_logged": 0,
-                                  "artifacts_logged": 0}
+                                  "grids_logged": 0}
     _check_fake_runs(store, parent, live=False)
 
 
 def _check_fake_runs(uri, parent, live: bool):
-    """The MLflow record of the fake sweep: one run per trial, exact histories, outcomes and sample grids."""
+    """The MLflow record of the fake sweep: one run per trial, exact histories, outcomes, sample grids, weights."""
     kids = _children(uri, parent)
     assert len(kids) == len(fake.TRIALS)
     client = _client(uri)
@@ -343,6 +438,7 @@ def _check_fake_runs(uri, parent, live: bool):
     for run in kids:
         da, seed = run.data.params["da"], int(run.data.params["seed"])
         seen.add((da, seed))
+        assert run.info.run_name.startswith(f"{fake.arm(da)}-s{seed}-")
         assert run.data.tags["gansweep.outcome"] == outcomes[da]
         assert run.info.status == ("FAILED" if da == "vflip" else "FINISHED")
         last = {"contrast": 2, "vflip": 1}.get(da, fake.STEPS)
@@ -351,10 +447,10 @@ def _check_fake_runs(uri, parent, live: bool):
             (s, fake.fake_metrics(da, seed, s)["fid_effnet"]) for s in scored]
         assert _history(uri, run.info.run_id, "diverged") == [
             (s, float(fake.fake_metrics(da, seed, s)["diverged"])) for s in range(1, last + 1)]
-        grids = [f.path for f in client.list_artifacts(run.info.run_id, "samples")]
         # the callback logs every checkpoint as it comes; backfill finds the ones Tune kept (num_to_keep=2)
-        steps = scored if live else scored[-2:]
-        assert grids == [f"samples/{sample_name(s)}" for s in steps]
+        assert _images(uri, run.info.run_id) == (scored if live else scored[-2:])
+        model = [f.path for f in client.list_artifacts(run.info.run_id, "model")]
+        assert model == (["model/generator.pt"] if outcomes[da] == "finished" else [])
     assert seen == set(fake.TRIALS)
 
 
@@ -373,5 +469,5 @@ def test_backfill_after_callback_adds_nothing(live, monkeypatch):
     assert t.start_sweep("live", str(live["path"]), "test") == live["parent"]
     counts = backfill(live["path"], t)
     t.end_sweep()
-    assert counts == {"trials": len(fake.TRIALS), "runs_created": 0, "metrics_logged": 0, "artifacts_logged": 0}
+    assert counts == {"trials": len(fake.TRIALS), "runs_created": 0, "metrics_logged": 0, "grids_logged": 0}
     assert len(_children(live["uri"], live["parent"])) == len(fake.TRIALS)

@@ -1,0 +1,86 @@
+"""The statistics of a sweep's comparisons: means with t intervals over seeds, paired tests against a baseline, and
+Holm's correction across the arms of a group. scipy and statsmodels do the maths.
+
+Seeds are the unit of replication. An interval needs two seeds; a test needs two pairs. Nothing here invents a
+number for n = 1: it returns NaN, and the report says why.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def finite(values) -> list[float]:
+    return [float(v) for v in values if v is not None and math.isfinite(float(v))]
+
+
+def mean_ci(values, level: float = 0.95) -> tuple[float, float, int]:
+    """(mean, half-width of the `level` t interval, n) of the finite values; the half-width is NaN when n < 2."""
+    from scipy import stats
+
+    xs = finite(values)
+    n = len(xs)
+    if n == 0:
+        return math.nan, math.nan, 0
+    mean = float(np.mean(xs))
+    if n < 2:
+        return mean, math.nan, n
+    sem = float(stats.sem(xs))
+    return mean, float(stats.t.ppf(0.5 + level / 2, n - 1)) * sem, n
+
+
+@dataclass(frozen=True)
+class Paired:
+    """An arm against its baseline, paired by seed."""
+
+    n: int  # seeds where both finished with a finite score
+    delta: float  # mean of (arm - baseline) over those seeds
+    ci: float  # half-width of the 95% t interval of the mean difference (NaN when n < 2)
+    p: float  # two-sided paired t-test p-value (NaN when n < 2)
+
+
+def paired(arm: dict, baseline: dict) -> Paired:
+    """Compare {seed: score} of an arm with {seed: score} of its baseline on the seeds both have.
+
+    The test is a paired t-test (`scipy.stats.ttest_rel`): with 3-5 seeds a sign-flip permutation test cannot reach
+    p < 0.05 at all (its smallest p with 3 pairs is 0.25), so the t-test's normality assumption is the price of
+    an answer. Identical differences (zero spread) give p = 0 when the difference is non-zero, NaN when it is zero.
+    """
+    from scipy import stats
+
+    seeds = sorted(s for s in set(arm) & set(baseline) if math.isfinite(arm[s]) and math.isfinite(baseline[s]))
+    diffs = [arm[s] - baseline[s] for s in seeds]
+    delta, ci, n = mean_ci(diffs)
+    if n < 2:
+        return Paired(n, delta, math.nan, math.nan)
+    if np.std(diffs) == 0:
+        return Paired(n, delta, 0.0, 0.0 if delta != 0 else math.nan)
+    p = float(stats.ttest_rel([arm[s] for s in seeds], [baseline[s] for s in seeds]).pvalue)
+    return Paired(n, delta, ci, p)
+
+
+def holm(pvalues) -> list[float]:
+    """Holm-adjusted p-values (family-wise error control across one group's comparisons); NaN stays NaN."""
+    from statsmodels.stats.multitest import multipletests
+
+    pvalues = [float(p) for p in pvalues]
+    index = [i for i, p in enumerate(pvalues) if math.isfinite(p)]
+    out = [math.nan] * len(pvalues)
+    if index:
+        adjusted = multipletests([pvalues[i] for i in index], method="holm")[1]
+        for i, q in zip(index, adjusted):
+            out[i] = float(q)
+    return out
+
+
+def wilson(successes: int, n: int, level: float = 0.95) -> tuple[float, float, float]:
+    """(share, low, high): a proportion with its Wilson score interval (NaNs when n = 0)."""
+    from scipy import stats
+
+    if n == 0:
+        return math.nan, math.nan, math.nan
+    ci = stats.binomtest(int(successes), int(n)).proportion_ci(confidence_level=level, method="wilson")
+    return successes / n, float(ci.low), float(ci.high)

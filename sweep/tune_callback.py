@@ -1,0 +1,123 @@
+"""Ray Tune's side of a sweep: the callback that forwards trial events to MLflow, and the progress table.
+
+The callback holds only the sweep's path: Tune pickles it into the sweep folder and `Tuner.restore` brings that copy
+back, so it looks its tracker up at run time (`sweep.tracking.active`) and a resume may point it at another MLflow.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+
+from sweep import tracking
+from sweep.records import outcome, trial_name
+from trainables.files import GRID_FILE, WEIGHTS_FILE
+
+
+def _make_callback_class():
+    from ray.tune import Callback
+
+    class MlflowTuneCallback(Callback):
+        """Forwards trial events to the active `SweepTracker` of `sweep_path` (Ray >= 2.50 signatures)."""
+
+        def __init__(self, sweep_path: str):
+            self.sweep_path = str(sweep_path)
+
+        @property
+        def tracker(self):
+            found = tracking.active(self.sweep_path)
+            if found is None and not getattr(self, "_warned", False):
+                self._warned = True
+                print(f"gansweep: no MLflow tracker is active for {self.sweep_path}; trials are not tracked "
+                      "(run the sweep through `gansweep run` / `gansweep resume`)", file=sys.stderr)
+            return found
+
+        def on_trial_start(self, iteration, trials, trial, **info):
+            if self.tracker:
+                self.tracker.trial_started(trial.trial_id, tracking.mlflow_params(trial.config),
+                                           trial_name(trial.config, trial.trial_id))
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            if self.tracker:
+                self.tracker.trial_result(trial.trial_id, result)
+
+        def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
+            # Called after on_trial_result of the report that carried this checkpoint: last_result is that report.
+            if not self.tracker:
+                return
+            step = trial.last_result.get("step")
+            with _CheckpointFiles(checkpoint, (GRID_FILE, WEIGHTS_FILE)) as files:
+                if files.get(GRID_FILE) and step is not None:
+                    self.tracker.trial_grid(trial.trial_id, files[GRID_FILE], step)
+                if files.get(WEIGHTS_FILE):
+                    self.tracker.trial_weights(trial.trial_id, files[WEIGHTS_FILE])
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            # Completed without an error: short of its budget means a scheduler (ASHA) or a stopper ended it.
+            if self.tracker:
+                self.tracker.trial_finished(trial.trial_id, outcome(trial.last_result or {}, trial.config,
+                                                                    status="TERMINATED"))
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            if self.tracker:
+                self.tracker.trial_finished(trial.trial_id, "failed")
+
+    # Picklable by reference (Tune pickles its RunConfig, callbacks included, into the sweep folder).
+    MlflowTuneCallback.__module__, MlflowTuneCallback.__qualname__ = __name__, "MlflowTuneCallback"
+    return MlflowTuneCallback
+
+
+class _CheckpointFiles:
+    """Context manager: {name: local path} for the named files of a Tune checkpoint that exist; remote files are
+    copied to a temporary folder for the duration."""
+
+    def __init__(self, checkpoint, names):
+        self.checkpoint, self.names, self._tmp = checkpoint, names, None
+
+    def __enter__(self) -> dict[str, str]:
+        import pyarrow.fs
+
+        fs, base = self.checkpoint.filesystem, self.checkpoint.path.rstrip("/")
+        found = {}
+        try:
+            for name in self.names:
+                src = f"{base}/{name}"
+                if fs.get_file_info(src).type != pyarrow.fs.FileType.File:
+                    continue
+                if isinstance(fs, pyarrow.fs.LocalFileSystem):
+                    found[name] = src
+                    continue
+                if self._tmp is None:
+                    self._tmp = tempfile.TemporaryDirectory()
+                found[name] = os.path.join(self._tmp.name, name)
+                with fs.open_input_stream(src) as f, open(found[name], "wb") as out:
+                    out.write(f.read())
+        except OSError as e:
+            print(f"gansweep: could not read checkpoint {base}: {e}", file=sys.stderr)
+        return found
+
+    def __exit__(self, *exc):
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+
+def progress_reporter(metric: str, extractor: str):
+    """Tune's table: each trial's name (arm, seed, id), step, IS, the ranking metric and the divergence flag."""
+    from ray import tune
+
+    from gan.metrics.schema import metric_key
+
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the new output engine ignores custom reporters
+    columns = {"step": "step", metric_key("is_mean", extractor): "IS", metric: metric, "diverged": "div"}
+    return tune.CLIReporter(parameter_columns=[], metric_columns=columns, max_report_frequency=15,
+                            sort_by_metric=False, max_column_length=28)
+
+
+def __getattr__(name):
+    """`MlflowTuneCallback` is built on first access, so importing this module does not import Ray."""
+    if name == "MlflowTuneCallback":
+        cls = _make_callback_class()
+        globals()[name] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
