@@ -89,8 +89,9 @@ class LeakageProbe:
         if x.ndim != 2 or x.shape[1] != self.coef.shape[1]:
             raise ValueError(f"the probe reads ({self.coef.shape[1]},)-d {self.extractor} features, "
                              f"got {tuple(x.shape)}")
-        z = ((x[None] - self.mean[:, None]) / self.scale[:, None]) @ self.coef[:, :, None]  # (T, N, 1)
-        return (z[..., 0] + self.intercept[:, None]) > 0
+        w = self.coef / self.scale  # (T, D): the scaler folded into the weights, no (T, N, D) intermediate
+        b = self.intercept - (self.mean * w).sum(1)
+        return (x @ w.T + b).T > 0
 
     def score(self, pool: torch.Tensor) -> dict[str, float]:
         """Leakage of every DA type on generated features ``pool`` (N, D): ``{'leakage_vflip': share,

@@ -68,13 +68,15 @@ class FrechetReference:
         tr sqrt(S_r^1/2 S_f S_r^1/2) = sum_i sqrt(eig_i(the smaller of B B^T and B^T B))
 
     which costs one ``eigvalsh`` of min(n, k) rows instead of a general D x D eigen-decomposition or square root.
+    (``root`` is S_r^1/2 = V L^1/2 V^T without its last V^T, S_r = V L V^T: B B^T = X S_r X^T / (n - 1) = A A^T
+    with A = X S_r^1/2 / sqrt(n - 1), and B^T B is A^T A = S_r^1/2 S_f S_r^1/2 seen in the basis V.)
     When there are fewer generated samples than dimensions (n < D) the n x n side is the small one; when the real
     set is smaller than D, k <= n_real - 1 keeps it small too.
 
     Numerics: float64 throughout. Eigenvalues of S_r at or below ``D * eps * max eigenvalue`` (numpy's matrix_rank
     tolerance) are rounding noise around an exact zero (a covariance of n_real < D samples has rank n_real - 1) and
     are dropped; tiny negative eigenvalues of the Gram matrix (rounding) are clipped to 0.
-    Holds only tensors and a float, so it pickles small (and `torch.save` / ``weights_only=True`` read it back).
+    Holds only tensors and a float (D x k + D float64 values; `torch.save` / ``weights_only=True`` read them back).
     """
 
     mu: torch.Tensor  # (D,) float64 mean of the real features
@@ -121,8 +123,9 @@ def kernel_distance(pool_fake: torch.Tensor, pool_real: torch.Tensor, seed: int 
     """KID (cubic polynomial kernel MMD^2, unbiased; torch-fidelity): (mean, std) over `KID_SUBSETS` random subsets.
 
     Subset size m = min(1000, n_fake // 2, n_real // 2): at most half of each set, so the subsets differ from each
-    other and ``std`` is the spread of the size-m estimate (with m equal to a set's size every subset is the whole
-    set and the "spread" is rounding noise, ~1e-7). Subsets are drawn with numpy's ``RandomState(seed)``.
+    other and ``std`` is the spread of the size-m estimate (torch-fidelity's clamp to the sample counts made every
+    subset the whole set when both sets had n <= 1000 samples: a "spread" of rounding noise, ~1e-7). Subsets are
+    drawn with numpy's ``RandomState(seed)``.
 
     When m < `KID_MIN_SUBSET_SIZE` (fewer than 20 samples on a side) the subsets are too small for their spread to
     mean anything: ``mean`` is then one unbiased estimate on min(n_fake, n_real) samples of each set (torch-fidelity
