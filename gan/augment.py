@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import torch
-import torchvision.transforms.v2.functional as TF
 
 from gan.imagetable import ImageSet
 
@@ -54,10 +53,32 @@ def arm_label(da, n_aug: int, pair_ratio: float = 0.5) -> str:
 
 # contrast factors are drawn per image from [1 - HI, 1 - LO] U [1 + LO, 1 + HI]: always a visible change, never 1.
 CONTRAST_LO, CONTRAST_HI = 0.2, 0.6
+LUMA = (0.299, 0.587, 0.114)  # ITU-R 601-2 luma weights of R, G, B (sum to 1: a grey pixel's luma is its value)
+
+
+def adjust_contrast(x: torch.Tensor, factors) -> torch.Tensor:
+    """Contrast change of uint8 images (n, 3, H, W): round(f * x + (1 - f) * m), clamped to 0..255.
+
+    ``m`` is the image's mean grey level, the mean of its ITU-R 601-2 luma (the grey torchvision's adjust_contrast
+    blends with), and ``f`` its factor (one number, or one per image). The blend is done in float32 and rounded, so
+    f = 1 returns the input exactly and the mean grey level stays put up to rounding and clamping. torchvision's
+    uint8 path differs in three ways that all darken: it truncates the blend to uint8 instead of rounding (0.5 grey
+    levels on average), floors each pixel's luma before taking the mean, and uses 0.2989 for red (weights summing to
+    0.9999).
+    """
+    if not (x.dtype == torch.uint8 and x.dim() == 4 and x.shape[1] == 3):
+        raise ValueError(f"contrast takes uint8 images (n, 3, H, W), got {x.dtype} {tuple(x.shape)}")
+    f = torch.as_tensor(factors, dtype=torch.float32).reshape(-1, 1, 1, 1)
+    if (f < 0).any():
+        raise ValueError("contrast factors must be >= 0")
+    xf = x.float()
+    weights = torch.tensor(LUMA, dtype=torch.float32).view(1, 3, 1, 1)
+    grey = (xf * weights).sum(1, keepdim=True).mean((2, 3), keepdim=True)  # (n, 1, 1, 1)
+    return (f * xf + (1 - f) * grey).round_().clamp_(0, 255).to(torch.uint8)
 
 
 def contrast(x: torch.Tensor, g: torch.Generator, **_) -> torch.Tensor:
-    """Contrast change (torchvision's adjust_contrast: blend with the image's mean grey level).
+    """Contrast change (`adjust_contrast`: blend with the image's mean grey level, in float, rounded).
 
     The factor is drawn per image uniformly from [0.4, 0.8] U [1.2, 1.6], so it is never 1 (a no-op) and lowering
     and raising contrast are equally likely.
@@ -66,7 +87,7 @@ def contrast(x: torch.Tensor, g: torch.Generator, **_) -> torch.Tensor:
     magnitude = CONTRAST_LO + (CONTRAST_HI - CONTRAST_LO) * torch.rand(n, generator=g)
     sign = torch.where(torch.rand(n, generator=g) < 0.5, -1.0, 1.0)
     factors = 1.0 + sign * magnitude
-    return torch.stack([TF.adjust_contrast(img, float(f)) for img, f in zip(x, factors)]) if n else x.clone()
+    return adjust_contrast(x, factors) if n else x.clone()
 
 
 def negpos(x: torch.Tensor, g: torch.Generator, **_) -> torch.Tensor:

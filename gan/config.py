@@ -42,6 +42,7 @@ class TrialConfig:
     beta2: float = 0.999  # Adam beta2
     steps: int = 2000  # training steps (one D update + one G update each)
     precision: str = "auto"  # fp32 | bf16 (autocast) | auto = bf16 on CUDA, fp32 on CPU
+    deterministic: bool = False  # GPU: deterministic kernels, no TF32 (slower; repeats bit for bit); CPU: exact either way
     seed: int = 0  # drives data choice, DA, init, noise and evaluation
     # --- evaluation -------------------------------------------------------------------------------------------------
     eval_every: int = 500  # report (metrics + checkpoint) every this many steps, and at the last step
@@ -85,6 +86,8 @@ def validate(cfg: TrialConfig) -> None:
                  "is_splits"):
         if int(getattr(cfg, name)) < 1:
             _fail(f"{name} must be a positive integer, got {getattr(cfg, name)}")
+    if not isinstance(cfg.deterministic, bool):
+        _fail(f"deterministic must be true or false, got {cfg.deterministic!r}")
     if cfg.donor_steps < 1:
         _fail(f"donor_steps must be a positive integer, got {cfg.donor_steps}")
     if not cfg.lr > 0:

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from gan.config import TrialConfig, flat
 from gan.models.dcgan import build_dcgan
-from gan.runtime import autocast, resolve_precision, select_device
+from gan.runtime import autocast, configure_backends, resolve_precision, select_device
 
 CUDA_CHECK_EVERY = 10  # on a GPU, look for a non-finite loss every this many steps (each look is a host sync)
 
@@ -115,8 +115,7 @@ def build_state(cfg: TrialConfig, device: torch.device | None = None) -> TrainSt
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=betas)
     batch_gen = torch.Generator().manual_seed(_stream_seed(cfg.seed, "batch"))
     noise_gen = torch.Generator(device=device).manual_seed(_stream_seed(cfg.seed, "noise"))
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest conv algorithms once
+    configure_backends(device, cfg.deterministic)  # cuDNN benchmark, or deterministic kernels (gan.runtime)
     return TrainState(cfg, device, resolve_precision(cfg.precision, device), G, D, opt_g, opt_d, batch_gen, noise_gen)
 
 

@@ -31,24 +31,88 @@ def test_deterministic_ops_exact(name, expected):
     assert not torch.equal(out, x)
 
 
-def test_contrast_factor_never_one_and_matches_torchvision():
+def drawn_factors(n, seed):
+    """The factors `contrast` draws for n images from torch.Generator().manual_seed(seed)."""
+    g = torch.Generator().manual_seed(seed)
+    mag = augment.CONTRAST_LO + (augment.CONTRAST_HI - augment.CONTRAST_LO) * torch.rand(n, generator=g)
+    sign = torch.where(torch.rand(n, generator=g) < 0.5, -1.0, 1.0)
+    return 1 + sign * mag
+
+
+def contrast_by_hand(x, f):
+    """round(f * x + (1 - f) * mean luma), clamped, for one uint8 image, in float64."""
+    xf = x.double()
+    grey = (0.299 * xf[0] + 0.587 * xf[1] + 0.114 * xf[2]).mean()
+    return (f * xf + (1 - f) * grey).round().clamp(0, 255).to(torch.uint8)
+
+
+def test_contrast_factor_never_one_and_blends_exactly_with_the_mean_grey():
     x = real_set(n=64).images
     out = AUGMENTATIONS["contrast"](x, torch.Generator().manual_seed(3))
     assert out.dtype == torch.uint8 and out.shape == x.shape
-    # Recover each image's factor from its spread around the grey mean: it lies in the documented range, never ~1.
-    g = torch.Generator().manual_seed(3)
-    mag = augment.CONTRAST_LO + (augment.CONTRAST_HI - augment.CONTRAST_LO) * torch.rand(64, generator=g)
-    sign = torch.where(torch.rand(64, generator=g) < 0.5, -1.0, 1.0)
-    factors = 1 + sign * mag
+    factors = drawn_factors(64, 3)  # the documented range, never ~1, both directions
     assert ((factors - 1).abs() >= augment.CONTRAST_LO).all()
     assert (factors < 1).any() and (factors > 1).any()
     import torchvision.transforms.v2.functional as TF
-    for i in (0, 17, 63):
-        assert torch.equal(out[i], TF.adjust_contrast(x[i], float(factors[i])))
+    for i in range(64):
+        # float32 blend vs float64: an exact .5 tie may round the other way
+        assert (out[i].int() - contrast_by_hand(x[i], float(factors[i])).int()).abs().max() <= 1
+        # torchvision's uint8 path truncates instead of rounding: never more than one grey level above ours
+        diff = out[i].int() - TF.adjust_contrast(x[i], float(factors[i])).int()
+        assert diff.min() >= -1 and diff.max() <= 1
+    mismatch = sum(int((out[i] != contrast_by_hand(x[i], float(factors[i]))).sum()) for i in range(64))
+    assert mismatch <= 1e-3 * x.numel()
     # Lower contrast shrinks the spread of pixel values, higher contrast widens it.
     spread_in, spread_out = x.float().std(dim=(1, 2, 3)), out.float().std(dim=(1, 2, 3))
     lower = factors < 1
     assert (spread_out[lower] < spread_in[lower]).all()
+
+
+def test_contrast_factor_one_is_the_identity_and_grey_images_stay_grey():
+    x = real_set(n=8).images
+    assert torch.equal(augment.adjust_contrast(x, 1.0), x)
+    assert torch.equal(augment.adjust_contrast(x, torch.ones(8)), x)
+    grey = torch.full((3, 3, 5, 5), 77, dtype=torch.uint8)
+    for f in (0.0, 0.4, 1.6, 5.0):  # a grey pixel's luma is its value (weights sum to 1)
+        assert torch.equal(augment.adjust_contrast(grey, f), grey)
+
+
+@pytest.fixture(scope="module")
+def faces():
+    from gan import sources
+
+    return sources.load_real("lfw-subset", 100, 32, seed=0, cache_dir=False).images
+
+
+def mean_grey(x):
+    x = x.double()
+    return (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).mean((1, 2))
+
+
+# Lowering contrast never leaves 0..255; raising it clamps saturated pixels, which does move the mean of an image with
+# highlights (1.6 grey levels for one of these faces at 1.1): "near 1" here is at most 1.02.
+@pytest.mark.parametrize("factor", [0.6, 0.9, 0.99, 1.01, 1.02])
+def test_contrast_near_one_keeps_the_mean_grey_level_of_real_images(faces, factor):
+    shift = mean_grey(augment.adjust_contrast(faces, factor)) - mean_grey(faces)
+    assert shift.abs().max() < 0.5
+    assert shift.mean().abs() < 0.05  # rounding errors cancel; no systematic darkening
+    import torchvision.transforms.v2.functional as TF
+    tv = torch.stack([TF.adjust_contrast(img, factor) for img in faces])
+    assert (mean_grey(tv) - mean_grey(faces)).mean() < -0.3  # what torchvision's uint8 truncation does
+
+
+def test_contrast_output_is_uint8_clamped_not_wrapped():
+    x = torch.tensor([0, 10, 128, 250, 255], dtype=torch.uint8).view(1, 1, 1, 5).expand(1, 3, 1, 5).contiguous()
+    for f in (0.0, 0.5, 2.0, 10.0):
+        out = augment.adjust_contrast(x, f)
+        assert out.dtype == torch.uint8
+        assert torch.equal(out[0], contrast_by_hand(x[0], f))
+    high = augment.adjust_contrast(x, 10.0)[0, 0, 0]
+    assert high[0] == 0 and high[-1] == 255  # saturates at both ends
+    with pytest.raises(ValueError, match="uint8"):
+        augment.adjust_contrast(x.float(), 1.0)
+    with pytest.raises(ValueError, match=">= 0"):
+        augment.adjust_contrast(x, -0.5)
 
 
 def test_generated_takes_supplied_samples():

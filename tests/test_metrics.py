@@ -1,5 +1,6 @@
-"""gan.metrics: IS of known probability sets, the effnet extractor is the ImageNet classifier, FID/KID behave,
-the inception weights lookup (local file, hub cache, offline error), and the real-set cache."""
+"""gan.metrics: IS of known probability sets, the fast FID against torch-fidelity and closed forms, KID subsets,
+precision/recall on equal-sized sets, the effnet extractor is the ImageNet classifier, the schema, the inception
+weights lookup (local file, hub cache, offline error), and the real-set cache."""
 
 import math
 import subprocess
@@ -13,7 +14,10 @@ import torch
 from gan import metrics
 from gan.metrics import reference
 from gan.cache import image_hash
-from gan.metrics import EXTRACTORS, Extractor, compute_metrics, get_extractor, inception_score, reference_stats
+from gan.metrics import (EXTRACTORS, Extractor, FrechetReference, compute_metrics, equal_size, fid_statistics,
+                         frechet_distance, get_extractor, inception_score, kernel_distance, precision_recall,
+                         reference_stats)
+from gan.metrics import schema
 
 
 def photo_crops(n, size=64, seed=0):
@@ -103,6 +107,174 @@ def test_is_matches_definition_on_random_predictions_and_clamps_splits():
     assert mean == pytest.approx(1.0) and std == pytest.approx(0.0, abs=1e-12)
 
 
+def one_hot_logits(labels, n_classes=1000, margin=50.0):
+    """Logits whose softmax is one-hot up to exp(-margin): p(y|x) puts all its mass on the sample's label."""
+    logits = torch.zeros(len(labels), n_classes, dtype=torch.float64)
+    logits[torch.arange(len(labels)), torch.as_tensor(labels)] = margin
+    return logits
+
+
+@pytest.mark.parametrize("k", [1, 2, 10, 1000])
+def test_is_of_one_hot_posteriors_spread_uniformly_over_k_classes_is_k(k):
+    # p(y) uniform over k classes, each p(y|x) one-hot: KL = log k for every sample, so IS = k exactly
+    mean, std = inception_score(one_hot_logits(np.arange(5 * k) % k), splits=1)
+    assert mean == pytest.approx(k, rel=1e-12) and std == 0.0
+
+
+def test_is_of_all_samples_on_one_class_is_one():
+    mean, std = inception_score(one_hot_logits(np.full(200, 7)), splits=4)
+    assert mean == pytest.approx(1.0, abs=1e-12) and std == pytest.approx(0.0, abs=1e-12)
+
+
+# --- FID: the fast path against torch-fidelity, and closed forms -------------------------------------------------------
+
+def correlated_features(n, dim=256, shift=0.0, seed=0):
+    """Non-Gaussian, correlated, non-negative features (like pooled CNN activations), one fixed mixing matrix."""
+    mixing = torch.randn(dim, dim, generator=torch.Generator().manual_seed(99)).abs() / dim ** 0.5
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(n, dim, generator=g) * 2 + shift) @ mixing + 0.1 * torch.randn(n, dim, generator=g)
+
+
+@pytest.mark.parametrize("n_real,n_fake", [
+    (600, 100),  # fewer fake samples than dimensions (n < D = 256): the n x n Gram matrix
+    (600, 400),  # n > D: the D x D side
+    (100, 400),  # a real set smaller than D: sigma_real has rank 99, the factor keeps 99 columns
+    (100, 50),
+])
+@pytest.mark.parametrize("shift", [0.0, 0.3])  # same distribution (FID near its bias) and a distant one
+def test_fast_fid_agrees_with_torch_fidelity(n_real, n_fake, shift):
+    real, fake = correlated_features(n_real, seed=1), correlated_features(n_fake, shift=shift, seed=2)
+    stats_real = fid_statistics(real)
+    expected = frechet_distance(fid_statistics(fake), stats_real)  # torch-fidelity's fid_statistics_to_metric
+    ref = FrechetReference.from_statistics(stats_real["mu"], stats_real["sigma"])
+    assert ref.root.shape == (256, min(256, n_real - 1))
+    assert ref.distance(fake) == pytest.approx(expected, rel=1e-4)
+    assert ref.distance(fake.double()) == pytest.approx(ref.distance(fake), rel=1e-12)
+
+
+def test_fast_fid_of_the_real_set_itself_is_zero():
+    real = correlated_features(500, seed=1)
+    stats = fid_statistics(real)
+    assert abs(FrechetReference.from_statistics(stats["mu"], stats["sigma"]).distance(real)) < 1e-8
+
+
+def exact_moments(n, mu, var, seed=0):
+    """n samples (float64) whose sample mean is exactly ``mu`` and sample covariance exactly diag(``var``)."""
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, len(mu), generator=g, dtype=torch.float64)
+    z -= z.mean(0)
+    chol = torch.linalg.cholesky(z.T @ z / (n - 1))
+    z = torch.linalg.solve_triangular(chol, z.T, upper=False).T  # whitened: covariance exactly I
+    return z * var.sqrt() + mu
+
+
+def diagonal_gaussians(dim=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    mu1, mu2 = torch.randn(dim, generator=g, dtype=torch.float64), torch.randn(dim, generator=g, dtype=torch.float64)
+    s1 = torch.rand(dim, generator=g, dtype=torch.float64) * 2 + 0.1
+    s2 = torch.rand(dim, generator=g, dtype=torch.float64) * 2 + 0.1
+    closed = float((mu1 - mu2).square().sum() + (s1 + s2 - 2 * (s1 * s2).sqrt()).sum())
+    return mu1, s1, mu2, s2, closed
+
+
+def test_fid_of_diagonal_gaussians_matches_the_closed_form_at_the_statistics_level():
+    # FID(N(mu1, diag s1), N(mu2, diag s2)) = |mu1 - mu2|^2 + sum(s1 + s2 - 2 sqrt(s1 s2))
+    mu1, s1, mu2, s2, closed = diagonal_gaussians()
+    fake = exact_moments(200, mu1, s1)
+    stats = fid_statistics(fake)
+    assert np.allclose(stats["mu"], mu1.numpy(), atol=1e-12) and np.allclose(stats["sigma"], np.diag(s1), atol=1e-12)
+    ref = FrechetReference.from_statistics(mu2.numpy(), np.diag(s2.numpy()))
+    assert ref.distance(fake) == pytest.approx(closed, rel=1e-9)
+    assert frechet_distance(stats, {"mu": mu2.numpy(), "sigma": np.diag(s2.numpy())}) == pytest.approx(closed, rel=1e-9)
+
+
+def test_fid_of_large_gaussian_samples_approaches_the_closed_form():
+    mu1, s1, mu2, s2, closed = diagonal_gaussians(dim=8, seed=1)
+    g = torch.Generator().manual_seed(2)
+    real = torch.randn(20000, 8, generator=g, dtype=torch.float64) * s2.sqrt() + mu2
+    fake = torch.randn(20000, 8, generator=g, dtype=torch.float64) * s1.sqrt() + mu1
+    stats = fid_statistics(real)
+    assert FrechetReference.from_statistics(stats["mu"], stats["sigma"]).distance(fake) == pytest.approx(closed,
+                                                                                                         rel=0.02)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_fast_fid_on_the_gpu_matches_the_cpu():
+    real, fake = correlated_features(600, seed=1), correlated_features(100, shift=0.3, seed=2)
+    stats = fid_statistics(real)
+    ref = FrechetReference.from_statistics(stats["mu"], stats["sigma"])
+    assert ref.distance(fake, "cuda") == pytest.approx(ref.distance(fake, "cpu"), rel=1e-9)
+
+
+# --- KID subsets and precision/recall on equal-sized sets --------------------------------------------------------------
+
+def test_kid_subsets_are_at_most_half_of_each_set_so_kid_std_is_a_real_spread():
+    from torch_fidelity.metric_kid import kid_features_to_metric
+
+    g = torch.Generator().manual_seed(0)
+    fake, real = torch.randn(40, 16, generator=g), torch.randn(40, 16, generator=g) + 0.5
+    mean, std = kernel_distance(fake, real, seed=3)  # 100 subsets of 20 of each set
+    # the old protocol, subsets as large as the sets: every subset is the whole set, the "spread" is rounding noise
+    whole = kid_features_to_metric(fake, real, kid_subsets=100, kid_subset_size=40, rng_seed=3, verbose=False)
+    assert whole["kernel_inception_distance_std"] < 1e-5 * std
+    assert std > 0.05 * abs(mean)
+    assert mean == pytest.approx(whole["kernel_inception_distance_mean"], rel=0.2)  # both estimate the same MMD^2
+    assert kernel_distance(fake, real, seed=3) == (mean, std)  # seeded
+
+
+def test_kid_std_is_missing_when_subsets_would_be_too_small():
+    g = torch.Generator().manual_seed(0)
+    fake, real = torch.randn(12, 16, generator=g), torch.randn(9, 16, generator=g)  # halves of 6 and 4
+    mean, std = kernel_distance(fake, real)
+    assert math.isfinite(mean) and math.isnan(std)
+
+
+def two_modes(n_per_mode, dim=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    centre = torch.zeros(dim)
+    centre[0] = 20.0  # the modes are 40 apart, their samples within a few units of the centre
+    return torch.randn(n_per_mode, dim, generator=g) + centre, torch.randn(n_per_mode, dim, generator=g) - centre
+
+
+def test_precision_recall_fakes_covering_one_of_two_real_modes():
+    a, b = two_modes(300, seed=0)
+    fake, _ = two_modes(300, seed=1)  # new samples of mode a only
+    precision, recall = precision_recall(fake, torch.cat([a, b]), seed=0)  # real subsampled to 300
+    assert precision > 0.85  # every fake lies in the real distribution
+    assert 0.4 < recall < 0.55  # only mode a of the real distribution is covered (a swap gives ~0.5 / ~0.95)
+
+
+def test_precision_recall_subsample_the_larger_set_to_the_smaller_ones_size():
+    from torch_fidelity.metric_prc import prc_features_to_metric
+
+    g = torch.Generator().manual_seed(0)
+    fake, real = torch.randn(50, 8, generator=g), torch.randn(120, 8, generator=g)
+    f, r = equal_size(fake, real, seed=4)
+    assert f is fake and len(r) == 50
+    keep = torch.randperm(120, generator=torch.Generator().manual_seed(4))[:50].sort().values  # the documented rule
+    assert torch.equal(r, real[keep])
+    out = prc_features_to_metric(fake, real[keep], prc_neighborhood=3, save_cpu_ram=False, verbose=False)
+    assert precision_recall(fake, real, seed=4) == (out["precision"], out["recall"])
+    f2, r2 = equal_size(real, fake, seed=4)  # the fake side is subsampled the same way when it is larger
+    assert r2 is fake and torch.equal(f2, real[keep])
+
+
+# --- the schema ---------------------------------------------------------------------------------------------------------
+
+def test_schema_publishes_leakage_keys_and_directions():
+    assert schema.LEAKAGE_DA == ("vflip", "negpos", "contrast", "hflip")
+    share, lo, hi = schema.leakage_keys("effnet", "vflip")
+    assert (share, lo, hi) == ("leakage_vflip_effnet", "leakage_vflip_ci_lo_effnet", "leakage_vflip_ci_hi_effnet")
+    assert schema.direction(share) == "min" and schema.direction(lo) is None and schema.direction(hi) is None
+    assert schema.extractor_of("leakage_hflip_ci_hi_inception") == "inception"
+    assert share not in schema.extractor_keys("effnet")  # reported only with a probe
+    keys = schema.extractor_keys("effnet", with_leakage=True)
+    assert {k for da in schema.LEAKAGE_DA for k in schema.leakage_keys("effnet", da)} <= set(keys)
+    assert "leakage_negpos_effnet" in schema.rankable("effnet", with_leakage=True)
+    with pytest.raises(ValueError, match="allowed: vflip, negpos, contrast, hflip"):
+        schema.leakage_keys("effnet", "generated")
+
+
 # --- the effnet extractor ---------------------------------------------------------------------------------------------
 
 def test_effnet_is_the_imagenet_classifier(effnet):
@@ -158,7 +330,11 @@ def test_compute_metrics_keys_and_reference_checks(tmp_path):
     assert set(compute_metrics(fake, ext)) == {"is_mean_toy", "is_std_toy"}
     ref = reference_stats(real, ext, cache_dir=tmp_path)
     scores = compute_metrics(fake, ext, ref, splits=3)
-    assert len(scores) == 7 and all(math.isfinite(v) for v in scores.values())
+    assert len(scores) == 7 and all(math.isfinite(v) for k, v in scores.items() if k != "kid_std_toy")
+    assert math.isnan(scores["kid_std_toy"])  # 12 vs 9 samples: KID subsets of half a set would be too small
+    pool = ext.features(fake)["pool"]
+    assert scores["fid_toy"] == pytest.approx(frechet_distance(fid_statistics(pool), {"mu": ref.mu,
+                                                                                      "sigma": ref.sigma}), rel=1e-4)
     with pytest.raises(ValueError, match="reference statistics were made with"):
         compute_metrics(fake, CountingExtractor(weights_id="other"), ref)
     with pytest.raises(ValueError, match="at least 2"):
@@ -177,6 +353,7 @@ def test_reference_stats_cache_reads_back_without_the_extractor(tmp_path, monkey
     again = reference_stats(real, ext, cache_dir=tmp_path)
     assert ext.calls == 1
     assert torch.equal(again.pool, first.pool) and np.array_equal(again.sigma, first.sigma)
+    assert torch.equal(again.frechet.root, first.frechet.root)  # the FID factor is cached, not recomputed
     other = CountingExtractor(weights_id="w1")  # same name, other weights: the cached file is stale
     reference_stats(real, other, cache_dir=tmp_path)
     assert other.calls == 1
@@ -219,7 +396,8 @@ def test_inception_from_a_weights_file_gives_finite_scores(inception_weights, tm
     assert f["logits"].shape == (4, 1008) and f["pool"].shape == (4, 2048)
     scores = compute_metrics(fake, ext, reference_stats(real, ext, cache_dir=tmp_path), splits=2)
     assert {"is_mean_inception", "fid_inception", "kid_mean_inception", "recall_inception"} <= set(scores)
-    assert all(math.isfinite(v) for v in scores.values())
+    assert all(math.isfinite(v) for k, v in scores.items() if k != "kid_std_inception")
+    assert math.isnan(scores["kid_std_inception"])  # 4 vs 4 samples: no room for KID subsets
 
 
 def test_inception_weights_from_env_and_hub_cache(inception_weights, offline, monkeypatch):

@@ -5,19 +5,25 @@ scores a generated sample set against them.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from gan.cache import cache_root, image_hash
 from gan.metrics.extractors import Extractor, get_extractor
-from gan.metrics.maths import fid_statistics, metrics_from_features
+from gan.metrics.maths import FrechetReference, fid_statistics, metrics_from_features
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RealStats:
-    """What the metrics need from the real set, for one extractor."""
+    """What the metrics need from the real set, for one extractor: made once per sweep and shipped to every trial.
+
+    ``frechet`` (the real side of FID, factored once) is computed from ``mu``/``sigma`` when not given.
+    ``leakage`` is an optional `gan.leakage.LeakageProbe` fitted on this real set (`gan.leakage.with_leakage`
+    attaches one); `compute_metrics` then also reports the leakage keys. The probe is cached by `gan.leakage`, not
+    in this object's cache file.
+    """
 
     extractor: str  # extractor name
     weights_id: str  # the extractor's weights fingerprint (Extractor.weights_id)
@@ -26,19 +32,30 @@ class RealStats:
     logits: torch.Tensor  # (N, C) float32 logits, e.g. for the real set's own IS
     mu: np.ndarray  # (D,) float64 FID mean
     sigma: np.ndarray  # (D, D) float64 FID covariance
+    frechet: FrechetReference | None = field(default=None, repr=False)  # fast-FID real side (from mu, sigma)
+    leakage: object | None = field(default=None, repr=False)  # a gan.leakage.LeakageProbe of this real set, or None
+
+    def __post_init__(self):
+        if self.frechet is None:
+            object.__setattr__(self, "frechet", FrechetReference.from_statistics(self.mu, self.sigma))
 
     def __len__(self) -> int:
         return int(self.pool.shape[0])
 
     def to_dict(self) -> dict:
-        """Tensors, strings only: what `torch.load(weights_only=True)` reads back."""
+        """Tensors, strings, floats only: what `torch.load(weights_only=True)` reads back (the probe excluded)."""
         return {"extractor": self.extractor, "weights_id": self.weights_id, "key": self.key, "pool": self.pool,
-                "logits": self.logits, "mu": torch.from_numpy(self.mu), "sigma": torch.from_numpy(self.sigma)}
+                "logits": self.logits, "mu": torch.from_numpy(self.mu), "sigma": torch.from_numpy(self.sigma),
+                "fid_root": self.frechet.root, "fid_trace": self.frechet.trace}
 
     @classmethod
     def from_dict(cls, d: dict) -> "RealStats":
-        return cls(d["extractor"], d["weights_id"], d["key"], d["pool"], d["logits"], d["mu"].numpy(),
-                   d["sigma"].numpy())
+        mu = d["mu"].numpy()
+        frechet = None  # a cache file from before the fast FID: factored again here
+        if "fid_root" in d:
+            frechet = FrechetReference(torch.from_numpy(mu).double(), d["fid_root"], float(d["fid_trace"]))
+        return cls(d["extractor"], d["weights_id"], d["key"], d["pool"], d["logits"], mu, d["sigma"].numpy(),
+                   frechet)
 
     @classmethod
     def from_features(cls, features: dict, extractor: Extractor, key: str) -> "RealStats":
@@ -89,7 +106,9 @@ def compute_metrics(fake_uint8: torch.Tensor, extractor: Extractor | str, refere
     """Score the full generated sample set ``fake_uint8`` (N, 3, H, W) with one pass of ``extractor``.
 
     Returns e.g. ``{'is_mean_effnet': ..., 'is_std_effnet': ..., 'fid_effnet': ..., 'kid_mean_effnet': ...,
-    'kid_std_effnet': ..., 'precision_effnet': ..., 'recall_effnet': ...}`` (IS only when ``reference`` is None).
+    'kid_std_effnet': ..., 'precision_effnet': ..., 'recall_effnet': ...}`` (IS only when ``reference`` is None),
+    plus the leakage keys when ``reference.leakage`` holds a probe (scored on the same features). FID is computed
+    on the extractor's device. See `gan.metrics.maths.metrics_from_features` for each metric's protocol.
     """
     if isinstance(extractor, str):
         extractor = get_extractor(extractor)
@@ -98,4 +117,5 @@ def compute_metrics(fake_uint8: torch.Tensor, extractor: Extractor | str, refere
         raise ValueError(f"reference statistics were made with {reference.extractor!r} "
                          f"(weights {reference.weights_id}), not {extractor.name!r} (weights {extractor.weights_id})")
     features = extractor.features(fake_uint8, batch_size)
-    return metrics_from_features(features, extractor.name, reference, splits=splits, seed=seed)
+    return metrics_from_features(features, extractor.name, reference, splits=splits, seed=seed,
+                                 device=extractor.device)

@@ -49,7 +49,22 @@ TRAINING_METRICS: tuple[Metric, ...] = (
     Metric("diverged", None, "1 when a non-finite loss ended training"),
 )
 
-_BY_NAME = {m.name: m for m in FEATURE_METRICS}
+# Leakage (gan.leakage): the DA types whose traces in generated images a probe on the extractor's features measures.
+# hflip is the control: a mirrored face or dog is still a plausible face or dog, so its probe stays near chance.
+LEAKAGE_DA = ("vflip", "negpos", "contrast", "hflip")  # keys of gan.augment.AUGMENTATIONS (gan.leakage checks)
+
+# Per DA type three keys: the share and the two ends of its 95% Wilson interval (`leakage_vflip_effnet`,
+# `leakage_vflip_ci_lo_effnet`, `leakage_vflip_ci_hi_effnet`). Reported only when the reference carries a probe.
+LEAKAGE_METRICS: tuple[Metric, ...] = tuple(m for da in LEAKAGE_DA for m in (
+    Metric(f"leakage_{da}", "min",
+           f"share of generated samples a probe trained on real images calls {da}-transformed"
+           + (" (the control: images look natural mirrored, expect the probe's false-positive rate)"
+              if da == "hflip" else "")),
+    Metric(f"leakage_{da}_ci_lo", None, f"lower end of the 95% Wilson interval of leakage_{da}"),
+    Metric(f"leakage_{da}_ci_hi", None, f"upper end of the 95% Wilson interval of leakage_{da}"),
+))
+
+_BY_NAME = {m.name: m for m in (*FEATURE_METRICS, *LEAKAGE_METRICS)}
 
 
 def metric_key(name: str, extractor: str) -> str:
@@ -59,16 +74,26 @@ def metric_key(name: str, extractor: str) -> str:
     return f"{name}_{extractor}"
 
 
-def extractor_keys(extractor: str, *, with_reference: bool = True) -> tuple[str, ...]:
-    """The keys one evaluation with `extractor` reports (IS only without a reference set)."""
+def extractor_keys(extractor: str, *, with_reference: bool = True, with_leakage: bool = False) -> tuple[str, ...]:
+    """The keys one evaluation with `extractor` reports (IS only without a reference set; the leakage keys only
+    when the reference carries a leakage probe)."""
     names = [m.name for m in FEATURE_METRICS if with_reference or m.name.startswith("is_")]
+    if with_reference and with_leakage:
+        names += [m.name for m in LEAKAGE_METRICS]
     return tuple(metric_key(n, extractor) for n in names)
+
+
+def leakage_keys(extractor: str, da: str) -> tuple[str, str, str]:
+    """(share, interval low, interval high) keys of one DA type: ``leakage_vflip_effnet``, ..."""
+    if da not in LEAKAGE_DA:
+        raise ValueError(f"no leakage metric for DA {da!r}; allowed: {', '.join(LEAKAGE_DA)}")
+    return tuple(metric_key(f"leakage_{da}{part}", extractor) for part in ("", "_ci_lo", "_ci_hi"))
 
 
 def _table() -> dict[str, tuple[Metric, str | None]]:
     table = {m.name: (m, None) for m in TRAINING_METRICS}
     for ext in EXTRACTOR_NAMES:
-        for m in FEATURE_METRICS:
+        for m in (*FEATURE_METRICS, *LEAKAGE_METRICS):
             table[metric_key(m.name, ext)] = (m, ext)
     return table
 
@@ -98,9 +123,9 @@ def extractor_of(key: str) -> str | None:
     return lookup(key)[1]
 
 
-def rankable(extractor: str) -> tuple[str, ...]:
+def rankable(extractor: str, *, with_leakage: bool = False) -> tuple[str, ...]:
     """The keys of `extractor` that have a direction: what a sweep may rank or optimise by."""
-    return tuple(k for k in extractor_keys(extractor) if direction(k) is not None)
+    return tuple(k for k in extractor_keys(extractor, with_leakage=with_leakage) if direction(k) is not None)
 
 
 def describe(key: str) -> str:
