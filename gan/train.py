@@ -187,7 +187,8 @@ class StepStats:
 
     def as_dict(self) -> dict:
         out = dataclasses.asdict(self)
-        return {**out, **out.pop("extra")}
+        extra = out.pop("extra")
+        return {**out, **extra}
 
 
 @dataclass
