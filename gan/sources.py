@@ -386,12 +386,12 @@ class SourceKind:
 SOURCES: dict[str, SourceKind] = {
     "lfw-subset": SourceKind("lfw-subset", lambda s, download=False: _open_lfw_subset(s), _fingerprint_lfw_subset,
                              cache=False, embedded=True),
-    "skimage-photos": SourceKind("skimage-photos", lambda s, download=False: _open_skimage_photos(s),
-                                 _fingerprint_skimage_photos, cache=False, embedded=True),
     "folder": SourceKind("folder:PATH", lambda s, download=False: _open_folder(s), _fingerprint_folder),
     "celeba": SourceKind("celeba:ROOT", _open_celeba, _fingerprint_celeba, downloads=True),
     "oxford-pet": SourceKind("oxford-pet:ROOT[:BREED]", _open_pet, _fingerprint_pet, downloads=True),
     "lfw": SourceKind("lfw:ROOT", _open_lfw, _fingerprint_lfw),
+    "skimage-photos": SourceKind("skimage-photos", lambda s, download=False: _open_skimage_photos(s),
+                                 _fingerprint_skimage_photos, cache=False, embedded=True),
 }
 
 
