@@ -111,7 +111,9 @@ class TrainState:
                 "rng": rng, "config": dataclasses.asdict(self.cfg)}
 
     def load_state_dict(self, sd: dict) -> None:
-        """Restore networks, optimisers, counters and every RNG stream from `state_dict()`."""
+        """Restore networks, optimisers, counters and every RNG stream from `state_dict()` (or from the study-1
+        checkpoints written before methods existed, so sweeps in flight resume across the upgrade)."""
+        sd = _upgrade(sd)
         if set(sd["nets"]) != set(self.nets):
             raise ValueError(f"the checkpoint holds networks {', '.join(sd['nets'])} (method {sd['method']}), this "
                              f"config's method {self.method.name} has {', '.join(self.nets)}")
@@ -123,6 +125,8 @@ class TrainState:
         self.diverged = bool(sd["diverged"])
         rng = sd["rng"]
         for name, gen in self.gens.items():
+            if name not in rng:  # a stream the checkpoint's code did not have (it never drew from it): keep it fresh
+                continue
             if gen.device.type == "cpu" or rng["noise_device"] == self.device.type:
                 gen.set_state(rng[name])
             else:  # CPU and CUDA generator states are not interchangeable: continue on a fresh, still seeded stream
@@ -136,6 +140,16 @@ class TrainState:
         state = build_state(cfg, device)
         state.load_state_dict(sd)
         return state
+
+
+def _upgrade(sd: dict) -> dict:
+    """A checkpoint in today's layout: the study-1 layout (G, D, opt_g, opt_d at the top, no SRCNN counters) is
+    mapped onto the named networks of a DCGAN; today's passes through."""
+    if "nets" in sd:
+        return sd
+    old = {k: v for k, v in sd.items() if k not in ("G", "D", "opt_g", "opt_d")}
+    return {**old, "method": f"dcgan{sd['config']['image_size']}", "sr_step": 0, "sr_elapsed": 0.0,
+            "nets": {"G": sd["G"], "D": sd["D"]}, "opts": {"G": sd["opt_g"], "D": sd["opt_d"]}}
 
 
 def build_state(cfg: TrialConfig, device: torch.device | None = None) -> TrainState:
