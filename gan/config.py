@@ -7,9 +7,12 @@ A trainable starts with ``cfg = TrialConfig(**config)``; an unknown key raises `
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from gan.augment import arm_label, check_da, da_label, parse_da
+from gan.methods import METHODS, SR_HIGH
+from gan.models.srcnn import RECEPTIVE_FIELD
 from gan.metrics.schema import EXTRACTOR_NAMES
 from gan.sources import parse_source
 
@@ -21,9 +24,10 @@ MODELS = ("dcgan",)
 @dataclass(frozen=True)
 class TrialConfig:
     # --- data -------------------------------------------------------------------------------------------------------
-    dataset: str = "lfw-subset"  # image source: lfw-subset | folder:PATH | celeba:ROOT | oxford-pet:ROOT[:BREED] | lfw:ROOT
+    dataset: str = "lfw-subset"  # image source: lfw-subset | skimage-photos | folder:PATH | celeba:ROOT | lfw:ROOT
+    #                              | oxford-pet:ROOT[:BREED]
     n_real: int = 100  # real images drawn from the source (chosen deterministically from `seed`)
-    image_size: int = 32  # training resolution: 32, 64 or 128
+    image_size: int = 32  # training resolution (32, 64 or 128); with a `method`: the real set's and evaluation's size
     download: bool = False  # let torchvision download celeba/oxford-pet/lfw when the folder is missing
     # --- dataset-level augmentation ---------------------------------------------------------------------------------
     da: tuple[str, ...] = ()  # one or two DA types from gan.augment.AUGMENTATIONS; () (or "none") = real images only
@@ -31,6 +35,12 @@ class TrialConfig:
     pair_ratio: float = 0.5  # share of the first DA type when two are paired (0.5 = the study's 1:1)
     allow_repeats: bool = False  # let a deterministic op (flip, negpos) repeat base images when n_aug > n_real
     donor_steps: int = 2000  # training steps of the donor GAN whose samples feed the `generated` DA
+    # --- study 2: the way to a large image --------------------------------------------------------------------------
+    method: str = ""  # "" = a study-1 DA trial (a DCGAN at image_size); else a gan.methods.METHODS key (fixes the nets)
+    time_budget: float = 0.0  # training seconds (SRCNN phase in, evaluation out); 0 = no budget: train all `steps`
+    srcnn_steps: int = 2000  # SRCNN iterations of dcgan64+srcnn, run before the GAN's and counted apart from `steps`
+    srcnn_lr: float = 1e-3  # SRCNN's Adam rate: last layer 1/10 of it, cosine-annealed to 0 over srcnn_steps
+    srcnn_patch: int = 32  # side of the random 128x128-scale crops an SRCNN iteration trains on (batch_size of them)
     # --- model and optimisation (Radford et al. 2015 defaults) ------------------------------------------------------
     model: str = "dcgan"  # generator/discriminator family
     nz: int = 100  # latent size
@@ -40,7 +50,7 @@ class TrialConfig:
     lr: float = 2e-4  # Adam learning rate for both G and D
     beta1: float = 0.5  # Adam beta1
     beta2: float = 0.999  # Adam beta2
-    steps: int = 2000  # training steps (one D update + one G update each)
+    steps: int = 2000  # training steps (GAN iterations: one D update + one G update of every G/D pair each)
     precision: str = "auto"  # fp32 | bf16 (autocast) | auto = bf16 on CUDA, fp32 on CPU
     deterministic: bool = False  # GPU: deterministic kernels, no TF32 (slower; repeats bit for bit); CPU: exact either way
     seed: int = 0  # drives data choice, DA, init, noise and evaluation
@@ -59,9 +69,10 @@ class TrialConfig:
 
     @property
     def arm(self) -> str:
-        """The arm this trial belongs to (seeds of one arm are replicates): the DA arm label, e.g. 'none',
-        'hflip@100', 'contrast+hflip@200'. The one place an arm is named."""
-        return arm_label(self.da, self.n_aug, self.pair_ratio)
+        """The arm this trial belongs to (seeds of one arm are replicates): the method for a study-2 trial (e.g.
+        'stackgan128'), else the DA arm label, e.g. 'none', 'hflip@100', 'contrast+hflip@200'. The one place an arm
+        is named."""
+        return self.method or arm_label(self.da, self.n_aug, self.pair_ratio)
 
     def replace(self, **changes) -> "TrialConfig":
         return dataclasses.replace(self, **changes)
@@ -93,6 +104,36 @@ def validate(cfg: TrialConfig) -> None:
     if not cfg.lr > 0:
         _fail(f"lr must be > 0, got {cfg.lr}")
     check_da(cfg.da, n_real=cfg.n_real, n_aug=cfg.n_aug, pair_ratio=cfg.pair_ratio, allow_repeats=cfg.allow_repeats)
+    _validate_method(cfg)
+
+
+def _validate_method(cfg: TrialConfig) -> None:
+    """The study-2 fields: the method, its sizes against image_size, the time budget and the SRCNN's settings."""
+    if not (isinstance(cfg.time_budget, (int, float)) and not isinstance(cfg.time_budget, bool)
+            and math.isfinite(cfg.time_budget) and cfg.time_budget >= 0):
+        _fail(f"time_budget must be a number of seconds >= 0 (0 = no budget), got {cfg.time_budget!r}")
+    if int(cfg.srcnn_steps) < 1:
+        _fail(f"srcnn_steps must be a positive integer, got {cfg.srcnn_steps}")
+    if not cfg.srcnn_lr > 0:
+        _fail(f"srcnn_lr must be > 0, got {cfg.srcnn_lr}")
+    if not RECEPTIVE_FIELD <= cfg.srcnn_patch <= SR_HIGH:
+        _fail(f"srcnn_patch must be between {RECEPTIVE_FIELD} (the SRCNN's receptive field) and {SR_HIGH}, "
+              f"got {cfg.srcnn_patch}")
+    if not cfg.method:
+        return
+    if cfg.method not in METHODS:
+        _fail(f"method {cfg.method!r} is unknown; allowed: {', '.join(METHODS)} (or '' for a study-1 DA trial)")
+    method = METHODS[cfg.method]
+    if cfg.da:
+        _fail(f"da is a study-1 setting: a method trial trains on the real images alone (da=(), n_aug=0); "
+              f"got da={da_label(cfg.da)!r} with method {cfg.method!r}")
+    need = max(*method.train_sizes, method.output_size)
+    if cfg.image_size < need:
+        _fail(f"method {cfg.method} trains at {'/'.join(map(str, method.train_sizes))} px: image_size (the real "
+              f"set and evaluation size) must be at least {need}, got {cfg.image_size}")
+    if cfg.method == "stackgan128" and cfg.g_width % 2:
+        _fail(f"stackgan128 needs an even g_width (its stage-II generator ends with g_width/2 channels), "
+              f"got {cfg.g_width}")
 
 
 def flat(cfg: TrialConfig) -> dict:

@@ -3,6 +3,7 @@
 A *source string* says where the real images come from:
 
     lfw-subset                  the 100 faces of scikit-image's LFW subset (embedded, no files needed)
+    skimage-photos              277 128x128 tiles of the photos scikit-image ships (embedded, see below)
     folder:PATH                 every jpg/jpeg/png/webp/bmp under PATH, recursive, in sorted path order
     celeba:ROOT                 torchvision CelebA (split 'all'), files in ROOT/celeba/
     oxford-pet:ROOT[:BREED]     torchvision OxfordIIITPet (trainval then test), optionally one breed
@@ -16,7 +17,19 @@ the set for `n_real=500` is the first half of the set for `n_real=1000` with the
 Preprocessing: centre crop to a square (CelebA 178x178, the full width of its 178x218 aligned faces, as in the
 PyTorch DCGAN tutorial; LFW 150x150 of the 250x250 funneled images, which keeps the head and drops most of the
 background; pets and folders: the largest centred square), then bicubic resize with antialiasing
-(torchvision.transforms.v2.functional.resize) to `image_size`, rounded back to uint8. Grey images become 3 channels.
+(`to_size`: torchvision.transforms.v2.functional.resize on the uint8 image, always on the CPU, where torchvision
+uses torch's native uint8 kernel, the PIL-compatible one; so the result is the same on every device) to
+`image_size`. Grey images become 3 channels. `to_size` is the one resize of gansweep: study 2 also uses it to make
+its 64x64 and 32x32 training sets from the 128x128 real set and to bring 32x32 and 64x64 samples to 128x128.
+
+`skimage-photos` exists for study 2's CPU demo, which needs real detail at 128x128 (the LFW subset is 25x25: blown
+up to 128, it leaves a super-resolution model nothing to recover). It is every non-overlapping 128x128 tile of a
+centred grid over each photo of `SKIMAGE_PHOTOS` (all shipped inside the scikit-image wheel, no download), photo by
+photo in that order and row by row within a photo: 171 colour tiles (astronaut, chelsea, coffee, rocket,
+hubble_deep_field, immunohistochemistry, the central 896x896 of retina, the left view of stereo_motorcycle) and 106
+grey ones (camera, moon, coins, brick, grass, gravel, cell) as 3 equal channels. The tiles are native pixels (no
+resize at 128x128). Because tiles do not overlap, a held-out tile shares no pixel with a training tile, but held-out
+tiles do come from the same photos (and the astronaut's, the cat's and the coffee's scenes) as training ones.
 
 `load_split` also draws a *held-out* set: the next images of the same seeded order after the training ones, which
 the GAN never sees (the metrics' reference). A source too small to spare them gives fewer (possibly none).
@@ -46,6 +59,7 @@ from gan.imagetable import (IMAGE_EXTENSIONS, ImageSet, decode_image, list_image
 # Bump when preprocessing changes: it is part of every cache key, so old cache entries are simply not found.
 FORMAT_VERSION = 1
 INTERPOLATION = "bicubic"  # with antialias=True
+RESIZE = "bicubic, antialias, uint8 (torchvision resize on the CPU)"  # names `to_size` in reports
 CELEBA_CROP = 178  # centre square of CelebA's 178x218 aligned faces
 LFW_CROP = 150  # centre square of LFW's 250x250 (funneled) images
 
@@ -56,7 +70,7 @@ LFW_CROP = 150  # centre square of LFW's 250x250 (funneled) images
 
 @dataclass(frozen=True)
 class Source:
-    """A parsed source string. `root` is None for lfw-subset; `breed` only for oxford-pet."""
+    """A parsed source string. `root` is None for the embedded sources; `breed` only for oxford-pet."""
 
     kind: str  # a key of SOURCES
     root: str | None = None  # PATH / ROOT as written (resolve_source makes it absolute)
@@ -81,9 +95,9 @@ def parse_source(spec: str) -> Source:
     kind, sep, rest = spec.partition(":")
     if kind not in SOURCES:
         raise ValueError(f"unknown dataset source {spec!r}; allowed: {_allowed()}")
-    if kind == "lfw-subset":
+    if SOURCES[kind].embedded:
         if sep:
-            raise ValueError(f"dataset source 'lfw-subset' takes no path, got {spec!r}")
+            raise ValueError(f"dataset source {kind!r} takes no path, got {spec!r}")
         return Source(kind)
     if not rest:
         raise ValueError(f"dataset source {kind!r} needs a path: {SOURCES[kind].syntax}")
@@ -147,6 +161,57 @@ def _fingerprint_lfw_subset(src: Source) -> list:
     import skimage
 
     return [skimage.__version__]
+
+
+# --- skimage-photos -----------------------------------------------------------------------------------------------------
+
+PHOTO_TILE = 128  # side of a skimage-photos tile
+# (skimage.data function, side of the centred square the tiles are cut from, or None for the whole photo)
+SKIMAGE_PHOTOS: tuple[tuple[str, int | None], ...] = (
+    ("astronaut", None), ("chelsea", None), ("coffee", None), ("rocket", None), ("hubble_deep_field", None),
+    ("immunohistochemistry", None), ("retina", 896),  # retina: the centre of the fundus, no black surround
+    ("stereo_motorcycle", None),  # its left view
+    ("camera", None), ("moon", None), ("coins", None), ("brick", None), ("grass", None), ("gravel", None),
+    ("cell", None),
+)
+
+
+def _photo(name: str, square: int | None) -> torch.Tensor:
+    """One skimage.data photo as uint8 (3,h,w), cut to its centred `square` if given."""
+    import skimage.data
+
+    arr = getattr(skimage.data, name)()
+    arr = arr[0] if name == "stereo_motorcycle" else arr  # (left, right, disparity): the left view
+    img = torch.from_numpy(np.ascontiguousarray(arr))
+    img = img.permute(2, 0, 1) if img.ndim == 3 else img.expand(3, -1, -1)
+    if square is not None:
+        top, left = (img.shape[1] - square) // 2, (img.shape[2] - square) // 2
+        img = img[:, top:top + square, left:left + square]
+    return img.contiguous()
+
+
+def _tiles(img: torch.Tensor, side: int) -> list[torch.Tensor]:
+    """Every non-overlapping side x side tile of a grid centred on the image, row by row."""
+    rows, cols = img.shape[1] // side, img.shape[2] // side
+    top, left = (img.shape[1] - rows * side) // 2, (img.shape[2] - cols * side) // 2
+    return [img[:, top + r * side:top + (r + 1) * side, left + c * side:left + (c + 1) * side].contiguous()
+            for r in range(rows) for c in range(cols)]
+
+
+def _open_skimage_photos(src: Source) -> Catalog:
+    tiles, names = [], []
+    for name, square in SKIMAGE_PHOTOS:
+        cut = _tiles(_photo(name, square), PHOTO_TILE)
+        tiles += cut
+        names += [f"{name} tile {k}" for k in range(len(cut))]
+    return Catalog(size=len(tiles), decode=lambda i: tiles[i], crop=None, where="skimage.data photos",
+                   name=lambda i: names[i])
+
+
+def _fingerprint_skimage_photos(src: Source) -> list:
+    import skimage
+
+    return [skimage.__version__, PHOTO_TILE, [list(p) for p in SKIMAGE_PHOTOS]]
 
 
 # --- folder:PATH --------------------------------------------------------------------------------------------------------
@@ -315,15 +380,18 @@ class SourceKind:
     fingerprint: Callable[[Source], list]  # cheap (no decoding); raises FileNotFoundError when files are missing
     cache: bool = True  # worth caching (decoding costs file I/O)
     downloads: bool = False  # open(download=True) fetches the files
+    embedded: bool = False  # ships inside an installed package: no path, nothing to download
 
 
 SOURCES: dict[str, SourceKind] = {
     "lfw-subset": SourceKind("lfw-subset", lambda s, download=False: _open_lfw_subset(s), _fingerprint_lfw_subset,
-                             cache=False),
+                             cache=False, embedded=True),
     "folder": SourceKind("folder:PATH", lambda s, download=False: _open_folder(s), _fingerprint_folder),
     "celeba": SourceKind("celeba:ROOT", _open_celeba, _fingerprint_celeba, downloads=True),
     "oxford-pet": SourceKind("oxford-pet:ROOT[:BREED]", _open_pet, _fingerprint_pet, downloads=True),
     "lfw": SourceKind("lfw:ROOT", _open_lfw, _fingerprint_lfw),
+    "skimage-photos": SourceKind("skimage-photos", lambda s, download=False: _open_skimage_photos(s),
+                                 _fingerprint_skimage_photos, cache=False, embedded=True),
 }
 
 
@@ -343,18 +411,29 @@ def check_source(spec: str, *, download: bool = False) -> None:
 # Drawing and preprocessing
 
 
-def preprocess(img: torch.Tensor, image_size: int, crop: int | None = None) -> torch.Tensor:
-    """uint8 (3,h,w) -> uint8 (3,S,S): centre crop to a square (side `crop`, capped at the short side; None = the
-    short side), then bicubic resize with antialiasing."""
+def to_size(images: torch.Tensor, size: int) -> torch.Tensor:
+    """The one fixed resize (`RESIZE`): uint8 images (..., 3, H, W) -> uint8 (..., 3, size, size), bicubic with
+    antialiasing. Computed on the CPU, where torchvision resizes uint8 with torch's native (PIL-compatible) kernel,
+    so it gives the same pixels whatever device the images live on; the result goes back to their device."""
     import torchvision.transforms.v2.functional as TF
     from torchvision.transforms import InterpolationMode
 
+    if images.dtype != torch.uint8:
+        raise ValueError(f"to_size takes uint8 images, got {images.dtype}")
+    if tuple(images.shape[-2:]) == (size, size):
+        return images
+    out = TF.resize(images.cpu(), [size, size], interpolation=InterpolationMode.BICUBIC, antialias=True)
+    return out.to(images.device)
+
+
+def preprocess(img: torch.Tensor, image_size: int, crop: int | None = None) -> torch.Tensor:
+    """uint8 (3,h,w) -> uint8 (3,S,S): centre crop to a square (side `crop`, capped at the short side; None = the
+    short side), then the fixed bicubic resize (`to_size`)."""
+    import torchvision.transforms.v2.functional as TF
+
     side = min(img.shape[-2:])
     side = side if crop is None else min(crop, side)
-    img = TF.center_crop(img, [side, side])
-    if side != image_size:
-        img = TF.resize(img, [image_size, image_size], interpolation=InterpolationMode.BICUBIC, antialias=True)
-    return img
+    return to_size(TF.center_crop(img, [side, side]), image_size)
 
 
 def draw(catalog: Catalog, n: int, image_size: int, seed: int, *, need: int | None = None) -> ImageSet:

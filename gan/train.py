@@ -1,15 +1,23 @@
-"""GAN training: the step, the chunked loop, and checkpoint state that continues bit-exactly.
+"""GAN training: checkpoint state that continues bit-exactly, the chunked loops (with an optional time budget),
+sampling, and the local loop of `gansweep train`.
 
-The data is a uint8 tensor (N,3,H,W) that lives on the training device; a step draws a random index batch and
-converts it to float in [-1, 1] there (no DataLoader, no per-step PIL work). One step is one discriminator update
-followed by one generator update with the non-saturating loss (Goodfellow et al. 2014, as in DCGAN):
+Training data is uint8 on the training device; a step draws a random index batch and converts it to float in [-1, 1]
+there (no DataLoader, no per-step PIL work). What one step of each method is, and what it is made of, lives in
+`gan.methods` and `gan.steps`; a study-1 config (method "") trains a DCGAN at `image_size`, one D update then one G
+update per step, exactly as before methods existed.
 
-    loss_d = BCE(D(x), 1) + BCE(D(G(z)), 0)        loss_g = BCE(D(G(z)), 1)
+`TrainState` holds everything needed to continue exactly: every network and its Adam optimiser by name (`nets`,
+`opts`: "G" and "D", plus "G2" and "D2" for stackgan128 or "SR" for dcgan64+srcnn), the counters (GAN iterations
+`step`, SRCNN iterations `sr_step`, training seconds `elapsed`, of which `sr_elapsed` in the SRCNN phase), and every
+RNG stream (`gens`: batch indices, noise, SRCNN crops; torch's global CPU/CUDA generators). Loss statistics stay on
+the device and are read once per call; the per-step host sync is the divergence check, free on the CPU and done
+every `CUDA_CHECK_EVERY` steps on a GPU.
 
-`TrainState` holds everything needed to continue exactly: G, D, both Adam optimisers, the step count, the training
-time so far, and every RNG stream (batch indices, noise, torch's global CPU/CUDA generators). Loss statistics stay
-on the device and are read once per `train_steps` call; the only per-step host sync is the divergence check, which
-is free on the CPU and done every `CUDA_CHECK_EVERY` steps on a GPU.
+Training time is the clock (`clock`) around the iterations of `train_steps` and `train_srcnn`, read after the device
+has finished their work; sampling, evaluation and checkpointing happen outside them and never count. With a time
+budget (`cfg.time_budget` > 0) the clock is read after every iteration (a device sync on a GPU) and training stops
+after the iteration during which the budget was reached, so it overshoots by less than one iteration. Where a
+budgeted run stops depends on the machine's speed, so only its iterations, not its stopping point, are reproducible.
 
 Deliberately left out: gradient penalties, EMA generators, multi-GPU, compile. `train` is the plain local loop of
 `gansweep train` and of the sweep's donor GAN; Ray trainables drive `build_state`/`train_steps` themselves.
@@ -18,33 +26,28 @@ Deliberately left out: gradient penalties, EMA generators, multi-GPU, compile. `
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
 from gan.config import TrialConfig, flat
-from gan.models.dcgan import build_dcgan
+from gan.methods import SR_HIGH, TrainData, build_networks, method_of, prepare_data, to_size
 from gan.runtime import autocast, configure_backends, resolve_precision, select_device
+from gan.steps import gan_step, random_crops, sample_batch, srcnn_update, stream_seed, to_float, to_uint8
+
+__all__ = ["CUDA_CHECK_EVERY", "GRID_SAMPLES", "SRStats", "StepStats", "TrainState", "build_state", "eval_noise",
+           "gan_step", "generate", "load_generator", "load_state", "resolve_precision", "sample", "sample_batch",
+           "save_generator", "save_grid", "save_state", "to_float", "train", "train_srcnn", "train_steps",
+           "train_until"]
 
 CUDA_CHECK_EVERY = 10  # on a GPU, look for a non-finite loss every this many steps (each look is a host sync)
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# RNG streams
-
-
-def _stream_seed(seed: int, stream: str) -> int:
-    """A 63-bit seed for one named RNG stream, so the streams of one trial seed are independent of each other."""
-    digest = hashlib.sha256(f"gansweep:{seed}:{stream}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
+clock = time.perf_counter  # the training clock (a module attribute so that tests can drive it)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -58,40 +61,77 @@ class TrainState:
     cfg: TrialConfig
     device: torch.device
     precision: str  # resolved: fp32 | bf16
-    G: torch.nn.Module
-    D: torch.nn.Module
-    opt_g: torch.optim.Optimizer
-    opt_d: torch.optim.Optimizer
-    batch_gen: torch.Generator  # CPU generator for the batch indices
-    noise_gen: torch.Generator  # generator on the device for the training noise z
-    step: int = 0  # training steps done
-    elapsed: float = 0.0  # training seconds so far (evaluation excluded)
+    nets: dict[str, torch.nn.Module]  # every network of the method, by name ("G", "D", "G2", "D2", "SR")
+    opts: dict[str, torch.optim.Optimizer]  # one optimiser per network, same keys
+    gens: dict[str, torch.Generator]  # named RNG streams: "batch" (CPU), "noise" (on the device), "sr" (CPU)
+    step: int = 0  # GAN iterations done (one update of every adversarial network each)
+    sr_step: int = 0  # SRCNN iterations done (dcgan64+srcnn; 0 otherwise)
+    elapsed: float = 0.0  # training seconds so far, SRCNN phase included (evaluation excluded)
+    sr_elapsed: float = 0.0  # the part of `elapsed` spent training the SRCNN
     diverged: bool = False  # a non-finite loss stopped training
+
+    # the study-1 names
+    G = property(lambda self: self.nets["G"])
+    D = property(lambda self: self.nets["D"])
+    opt_g = property(lambda self: self.opts["G"])
+    opt_d = property(lambda self: self.opts["D"])
+    batch_gen = property(lambda self: self.gens["batch"])
+    noise_gen = property(lambda self: self.gens["noise"])
+
+    @property
+    def method(self):
+        """The `gan.methods.Method` this state trains."""
+        return method_of(self.cfg)
+
+    @property
+    def sr_remaining(self) -> int:
+        """SRCNN iterations still to run before the GAN's (0 for methods without an SRCNN)."""
+        return max(self.cfg.srcnn_steps - self.sr_step, 0) if self.method.srcnn else 0
+
+    @property
+    def out_of_time(self) -> bool:
+        """The training clock has reached the config's time budget (never, without one)."""
+        return self.cfg.time_budget > 0 and self.elapsed >= self.cfg.time_budget
+
+    @property
+    def finished(self) -> bool:
+        """Nothing left to train: every iteration done, the time budget spent, or diverged."""
+        return self.diverged or self.out_of_time or (self.step >= self.cfg.steps and self.sr_remaining == 0)
 
     def state_dict(self) -> dict:
         """Tensors, dicts, numbers and strings only, so `torch.load(weights_only=True)` can read it back."""
-        rng = {"batch": self.batch_gen.get_state(), "noise": self.noise_gen.get_state(),
-               "noise_device": self.device.type, "torch_cpu": torch.get_rng_state()}
+        rng = {name: gen.get_state() for name, gen in self.gens.items()}
+        rng["noise_device"] = self.device.type
+        rng["torch_cpu"] = torch.get_rng_state()
         if torch.cuda.is_available():
             rng["torch_cuda"] = torch.cuda.get_rng_state_all()
-        return {"step": self.step, "elapsed": self.elapsed, "diverged": self.diverged,
-                "G": self.G.state_dict(), "D": self.D.state_dict(),
-                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+        return {"method": self.method.name, "step": self.step, "sr_step": self.sr_step, "elapsed": self.elapsed,
+                "sr_elapsed": self.sr_elapsed, "diverged": self.diverged,
+                "nets": {name: net.state_dict() for name, net in self.nets.items()},
+                "opts": {name: opt.state_dict() for name, opt in self.opts.items()},
                 "rng": rng, "config": dataclasses.asdict(self.cfg)}
 
     def load_state_dict(self, sd: dict) -> None:
-        """Restore models, optimisers, counters and every RNG stream from `state_dict()`."""
-        self.G.load_state_dict(sd["G"])
-        self.D.load_state_dict(sd["D"])
-        self.opt_g.load_state_dict(sd["opt_g"])
-        self.opt_d.load_state_dict(sd["opt_d"])
-        self.step, self.elapsed, self.diverged = int(sd["step"]), float(sd["elapsed"]), bool(sd["diverged"])
+        """Restore networks, optimisers, counters and every RNG stream from `state_dict()` (or from the study-1
+        checkpoints written before methods existed, so sweeps in flight resume across the upgrade)."""
+        sd = _upgrade(sd)
+        if set(sd["nets"]) != set(self.nets):
+            raise ValueError(f"the checkpoint holds networks {', '.join(sd['nets'])} (method {sd['method']}), this "
+                             f"config's method {self.method.name} has {', '.join(self.nets)}")
+        for name, net in self.nets.items():
+            net.load_state_dict(sd["nets"][name])
+            self.opts[name].load_state_dict(sd["opts"][name])
+        self.step, self.sr_step = int(sd["step"]), int(sd["sr_step"])
+        self.elapsed, self.sr_elapsed = float(sd["elapsed"]), float(sd["sr_elapsed"])
+        self.diverged = bool(sd["diverged"])
         rng = sd["rng"]
-        self.batch_gen.set_state(rng["batch"])
-        if rng["noise_device"] == self.device.type:
-            self.noise_gen.set_state(rng["noise"])
-        else:  # CPU and CUDA generator states are not interchangeable: continue on a fresh, still seeded stream
-            self.noise_gen.manual_seed(_stream_seed(self.cfg.seed, f"noise@{self.step}"))
+        for name, gen in self.gens.items():
+            if name not in rng:  # a stream the checkpoint's code did not have (it never drew from it): keep it fresh
+                continue
+            if gen.device.type == "cpu" or rng["noise_device"] == self.device.type:
+                gen.set_state(rng[name])
+            else:  # CPU and CUDA generator states are not interchangeable: continue on a fresh, still seeded stream
+                gen.manual_seed(stream_seed(self.cfg.seed, f"{name}@{self.step}"))
         torch.set_rng_state(rng["torch_cpu"])
         if "torch_cuda" in rng and torch.cuda.is_available() and len(rng["torch_cuda"]) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(rng["torch_cuda"])
@@ -103,20 +143,26 @@ class TrainState:
         return state
 
 
+def _upgrade(sd: dict) -> dict:
+    """A checkpoint in today's layout: the study-1 layout (G, D, opt_g, opt_d at the top, no SRCNN counters) is
+    mapped onto the named networks of a DCGAN; today's passes through."""
+    if "nets" in sd:
+        return sd
+    old = {k: v for k, v in sd.items() if k not in ("G", "D", "opt_g", "opt_d")}
+    return {**old, "method": f"dcgan{sd['config']['image_size']}", "sr_step": 0, "sr_elapsed": 0.0,
+            "nets": {"G": sd["G"], "D": sd["D"]}, "opts": {"G": sd["opt_g"], "D": sd["opt_d"]}}
+
+
 def build_state(cfg: TrialConfig, device: torch.device | None = None) -> TrainState:
-    """Fresh G, D and optimisers for `cfg`, every RNG stream seeded from `cfg.seed` (same seed -> same init)."""
+    """Fresh networks and optimisers of cfg's method, every RNG stream seeded from `cfg.seed` (same seed -> same
+    init). A study-1 config gets exactly the DCGAN it always got."""
     device = device or select_device()
-    torch.manual_seed(cfg.seed)  # global CPU (and CUDA) RNG: drives the weight init below
-    G, D = build_dcgan(cfg.image_size, cfg.nz, cfg.g_width, cfg.d_width)
-    G = G.to(device, memory_format=torch.channels_last)  # NHWC convs: faster with oneDNN on CPU and tensor cores
-    D = D.to(device, memory_format=torch.channels_last)
-    betas = (cfg.beta1, cfg.beta2)
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=betas)
-    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=betas)
-    batch_gen = torch.Generator().manual_seed(_stream_seed(cfg.seed, "batch"))
-    noise_gen = torch.Generator(device=device).manual_seed(_stream_seed(cfg.seed, "noise"))
+    nets, opts = build_networks(cfg, device)
+    gens = {"batch": torch.Generator().manual_seed(stream_seed(cfg.seed, "batch")),
+            "noise": torch.Generator(device=device).manual_seed(stream_seed(cfg.seed, "noise")),
+            "sr": torch.Generator().manual_seed(stream_seed(cfg.seed, "sr"))}
     configure_backends(device, cfg.deterministic)  # cuDNN benchmark, or deterministic kernels (gan.runtime)
-    return TrainState(cfg, device, resolve_precision(cfg.precision, device), G, D, opt_g, opt_d, batch_gen, noise_gen)
+    return TrainState(cfg, device, resolve_precision(cfg.precision, device), nets, opts, gens)
 
 
 def save_state(state: TrainState, path) -> None:
@@ -134,42 +180,65 @@ def load_state(cfg: TrialConfig, path, device: torch.device | None = None) -> Tr
     return TrainState.from_state_dict(cfg, sd, device)
 
 
+GENERATOR_NETS = ("G", "G2", "SR")  # what sampling needs of every method (no discriminator, no optimiser)
+
+
 def save_generator(state: TrainState, path) -> None:
-    """The generator alone, with the config that builds it: what a researcher loads to sample an arm later
-    (`load_generator`). Written atomically; plain tensors and values, so it loads with `weights_only=True`."""
+    """The sampling side of a trained method (its generators and SRCNN, without discriminators or optimisers) with
+    the config that builds it: what a researcher loads to sample an arm later (`load_generator`). Written
+    atomically; plain tensors and values, so it loads with `weights_only=True`."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save({"generator": state.G.state_dict(), "config": flat(state.cfg), "step": state.step}, tmp)
+    nets = {name: net.state_dict() for name, net in state.nets.items() if name in GENERATOR_NETS}
+    torch.save({"nets": nets, "config": flat(state.cfg), "step": state.step}, tmp)
     os.replace(tmp, path)
 
 
-def load_generator(path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, TrialConfig]:
-    """(G in eval mode, its TrialConfig) from `save_generator`'s file, read with `weights_only=True`.
+def load_generator(path, device: torch.device | str = "cpu") -> TrainState:
+    """A state whose generators hold `save_generator`'s weights (read with `weights_only=True`), ready to sample:
 
-        G, cfg = load_generator("generator.pt")
-        images = generate(G, eval_noise(cfg, 64))
+        state = load_generator("generator.pt")
+        images = sample(state, eval_noise(state.cfg, 64))
     """
     saved = torch.load(path, map_location="cpu", weights_only=True)
-    cfg = TrialConfig(**saved["config"])
-    G, _ = build_dcgan(cfg.image_size, cfg.nz, cfg.g_width, cfg.d_width)
-    G.load_state_dict(saved["generator"])
-    return G.to(device).eval(), cfg
+    state = build_state(TrialConfig(**saved["config"]), torch.device(device))
+    for name, weights in saved["nets"].items():
+        state.nets[name].load_state_dict(weights)
+    state.step = int(saved["step"])
+    return state
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# the training step
+# the loops
 
 
 @dataclass
 class StepStats:
-    """Means over one `train_steps` call."""
+    """Means over the GAN iterations of one `train_steps` call. The four named statistics are the (first) G/D pair's;
+    `extra` holds the others of the method (stackgan128: stage II's, as loss_d2, loss_g2, d_real2, d_fake2)."""
 
     loss_d: float
     loss_g: float
     d_real: float  # mean sigmoid(D(x)) on real batches
     d_fake: float  # mean sigmoid(D(G(z))) before the D update
-    images_per_s: float  # real images consumed per training second
-    steps: int  # steps actually run (fewer than asked when diverged)
+    images_per_s: float  # real images drawn per training second
+    steps: int  # steps actually run (fewer than asked when diverged or out of time)
+    seconds: float  # training seconds of this call
+    diverged: bool = False
+    extra: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        extra = out.pop("extra")
+        return {**out, **extra}
+
+
+@dataclass
+class SRStats:
+    """Means over the SRCNN iterations of one `train_srcnn` call."""
+
+    loss: float  # mean squared error, images in [-1, 1]
+    steps: int  # iterations actually run
     seconds: float  # training seconds of this call
     diverged: bool = False
 
@@ -177,77 +246,119 @@ class StepStats:
         return dataclasses.asdict(self)
 
 
-def to_float(x: torch.Tensor) -> torch.Tensor:
-    """uint8 images -> float in [-1, 1], channels_last (the models' memory format)."""
-    x = x.contiguous(memory_format=torch.channels_last)  # reorder the small uint8 tensor, not the float one
-    return x.float().div_(127.5).sub_(1.0)
+def _as_train_data(state: TrainState, data) -> TrainData:
+    """`data` as the method's TrainData: a TrainData, or (one-size methods and study-1) the uint8 tensor itself."""
+    method = state.method
+    if isinstance(data, torch.Tensor):
+        data = TrainData({int(data.shape[-1]): data})
+    missing = [s for s in method.train_sizes if s not in data.images]
+    if missing or (method.srcnn and data.sr_input is None):
+        have = ", ".join(map(str, data.images))
+        raise ValueError(f"{method.name} trains on images at {', '.join(map(str, method.train_sizes))} px"
+                         f"{' and an SRCNN input' if method.srcnn else ''}, got {have}: build the data with "
+                         "gan.methods.prepare_data(images, cfg, device)")
+    return data
 
 
-def sample_batch(state: TrainState, data: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
-    """A random batch (with replacement) from the device-resident uint8 set, as float in [-1, 1]."""
-    batch_size = batch_size or state.cfg.batch_size
-    idx = torch.randint(data.shape[0], (batch_size,), generator=state.batch_gen)  # CPU stream
-    return to_float(data[idx.to(data.device, non_blocking=True)])
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
-def gan_step(state: TrainState, real: torch.Tensor) -> torch.Tensor:
-    """One D update then one G update on a float batch in [-1, 1]. Returns (loss_d, loss_g, d_real, d_fake) as a
-    detached device tensor (no host sync)."""
-    G, D, amp = state.G, state.D, autocast(state.device, state.precision)
-    z = torch.randn(real.shape[0], state.cfg.nz, 1, 1, device=state.device, generator=state.noise_gen)
-    # discriminator: real -> 1, fake -> 0; real and fake go through D as separate batches (separate BN statistics)
-    with amp:
-        fake = G(z)
-        logit_real, logit_fake = D(real), D(fake.detach())
-    logit_real, logit_fake = logit_real.float(), logit_fake.float()  # losses in fp32
-    loss_d = (F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real))
-              + F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake)))
-    state.opt_d.zero_grad(set_to_none=True)
-    loss_d.backward()
-    state.opt_d.step()
-    # generator, non-saturating: make the updated D call the same fakes real
-    with amp:
-        logit_gen = D(fake).float()
-    loss_g = F.binary_cross_entropy_with_logits(logit_gen, torch.ones_like(logit_gen))
-    state.opt_g.zero_grad(set_to_none=True)
-    loss_g.backward()
-    state.opt_g.step()
-    return torch.stack([loss_d.detach(), loss_g.detach(),
-                        logit_real.detach().sigmoid().mean(), logit_fake.detach().sigmoid().mean()])
+def _over_budget(state: TrainState, t0: float) -> bool:
+    """After an iteration: has the training clock (this call's part included) reached the time budget?"""
+    if state.cfg.time_budget <= 0:
+        return False
+    _sync(state.device)
+    return state.elapsed + (clock() - t0) >= state.cfg.time_budget
 
 
-def train_steps(state: TrainState, data: torch.Tensor, n_steps: int, cfg: TrialConfig | None = None, *,
-                bar=None) -> StepStats:
-    """Run up to `n_steps` steps on `data` (uint8 on the device); stop at once on a non-finite loss.
+def train_steps(state: TrainState, data, n_steps: int, cfg: TrialConfig | None = None, *, bar=None) -> StepStats:
+    """Run up to `n_steps` GAN iterations of the state's method; stop at once on a non-finite loss, and after the
+    iteration that reaches `cfg.time_budget` if there is one.
 
-    `cfg` defaults to the state's config; only its `batch_size` is read here (lr, betas and the model were fixed by
-    `build_state`). Never raises on divergence: the stats say `diverged=True` and `state.diverged` is set. `bar`
-    (a tqdm bar) is advanced per step if given.
+    `data`: the `gan.methods.prepare_data` TrainData, or for one-size methods and study-1 configs the uint8 tensor
+    on the device. `cfg` may be given for the study-1 signature; it must be the state's own config. Never raises on
+    divergence: the stats say `diverged=True` and `state.diverged` is set. `bar` (a tqdm bar) advances per step.
     """
-    cfg = cfg or state.cfg
-    state.G.train()
-    state.D.train()
+    if cfg is not None and cfg != state.cfg:
+        raise ValueError("train_steps trains the state's own config; build a state for another config")
+    method, data = state.method, _as_train_data(state, data)
+    losses = [i for i, name in enumerate(method.stats) if name.startswith("loss")]
+    for net in state.nets.values():
+        net.train()
     check_every = 1 if state.device.type == "cpu" else CUDA_CHECK_EVERY  # CPU: reading a scalar costs nothing
-    total = torch.zeros(4, device=state.device)  # running sums of gan_step's four numbers, stay on the device
+    total = torch.zeros(len(method.stats), device=state.device)  # running sums, they stay on the device
     done, diverged = 0, False
-    t0 = time.perf_counter()
-    for i in range(n_steps):
-        out = gan_step(state, sample_batch(state, data, cfg.batch_size))
-        total += out
+    t0 = clock()
+    for i in range(0 if state.out_of_time else n_steps):
+        total += method.step(state, data)
         done += 1
         if (i + 1) % check_every == 0 or i + 1 == n_steps:
-            if not torch.isfinite(total[:2]).all():  # a NaN/inf in either loss ends training (a host sync)
+            if not torch.isfinite(total[losses]).all():  # a NaN/inf in any loss ends training (a host sync)
                 diverged = True
                 break
         if bar is not None:
             bar.update(1)
+        if _over_budget(state, t0):
+            break
     means = (total / max(done, 1)).tolist()  # syncs the device, so the clock below covers all the work
-    seconds = time.perf_counter() - t0
+    seconds = clock() - t0
     state.step += done
     state.elapsed += seconds
     state.diverged = state.diverged or diverged
-    return StepStats(*means, images_per_s=done * cfg.batch_size / max(seconds, 1e-9), steps=done,
-                     seconds=seconds, diverged=diverged)
+    named = dict(zip(method.stats, means))
+    return StepStats(*(named.pop(k) for k in ("loss_d", "loss_g", "d_real", "d_fake")),
+                     images_per_s=done * state.cfg.batch_size / max(seconds, 1e-9), steps=done, seconds=seconds,
+                     diverged=diverged, extra=named)
+
+
+def train_srcnn(state: TrainState, data: TrainData, n_steps: int) -> SRStats:
+    """Run up to `n_steps` SRCNN iterations (dcgan64+srcnn): each a batch of `batch_size` random `srcnn_patch`-pixel
+    crops, the same window of the bicubic input and of the real 128x128 image, and one Adam step on their MSE (its
+    rate annealed over `srcnn_steps`, see `gan.steps.srcnn_lr`). Stops on a non-finite loss and after the iteration
+    that reaches the time budget; the seconds count in `elapsed` and in `sr_elapsed`."""
+    if not state.method.srcnn:
+        raise ValueError(f"method {state.method.name} has no SRCNN to train")
+    data = _as_train_data(state, data)
+    cfg, sr = state.cfg, state.nets["SR"]
+    sr.train()
+    check_every = 1 if state.device.type == "cpu" else CUDA_CHECK_EVERY
+    total, done, diverged = torch.zeros(1, device=state.device), 0, False
+    t0 = clock()
+    for i in range(0 if state.out_of_time else n_steps):
+        upscaled, target = random_crops(state, data.sr_input, data.images[SR_HIGH], cfg.srcnn_patch, cfg.batch_size)
+        total += srcnn_update(state, upscaled, target, state.sr_step + i)
+        done += 1
+        if (i + 1) % check_every == 0 or i + 1 == n_steps:
+            if not torch.isfinite(total).all():
+                diverged = True
+                break
+        if _over_budget(state, t0):
+            break
+    loss = (total / max(done, 1)).item()
+    seconds = clock() - t0
+    state.sr_step += done
+    state.elapsed += seconds
+    state.sr_elapsed += seconds
+    state.diverged = state.diverged or diverged
+    return SRStats(loss=loss, steps=done, seconds=seconds, diverged=diverged)
+
+
+def train_until(state: TrainState, data, until: int | None = None, *, bar=None
+                ) -> tuple[SRStats | None, StepStats | None]:
+    """Train the state's method up to GAN iteration `until` (default `cfg.steps`), or until its training clock
+    reaches `cfg.time_budget`, or until it diverges, whichever comes first. dcgan64+srcnn first finishes its SRCNN
+    phase (`srcnn_steps` iterations, inside the same budget). Returns the stats of the SRCNN iterations and of the
+    GAN iterations this call ran (None where it ran none). Call it again with a later `until` to go on."""
+    until = state.cfg.steps if until is None else min(until, state.cfg.steps)
+    data = _as_train_data(state, data)
+    sr_stats = gan_stats = None
+    if state.sr_remaining and not state.finished:
+        sr_stats = train_srcnn(state, data, state.sr_remaining)
+    if state.step < until and not state.finished:
+        gan_stats = train_steps(state, data, until - state.step, bar=bar)
+    return sr_stats, gan_stats
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -256,8 +367,9 @@ def train_steps(state: TrainState, data: torch.Tensor, n_steps: int, cfg: TrialC
 
 def eval_noise(cfg: TrialConfig, n: int, device: torch.device | str = "cpu") -> torch.Tensor:
     """The fixed evaluation noise (n, nz, 1, 1) of `cfg.seed`: drawn on the CPU from its own stream, so it is the
-    same on every device, for every checkpoint, and independent of the training RNG streams."""
-    g = torch.Generator().manual_seed(_stream_seed(cfg.seed, "eval"))
+    same on every device, for every checkpoint, and independent of the training RNG streams. Every method draws a
+    sample from one such z (stackgan128's stage II reuses stage I's)."""
+    g = torch.Generator().manual_seed(stream_seed(cfg.seed, "eval"))
     return torch.randn(n, cfg.nz, 1, 1, generator=g).to(device)
 
 
@@ -266,15 +378,30 @@ def generate(G: torch.nn.Module, z: torch.Tensor, batch_size: int = 256, *, prec
     device = next(G.parameters()).device
     was_training = G.training
     G.eval()
-    out = []
     try:
         with torch.inference_mode(), autocast(device, precision):
-            for chunk in z.split(batch_size):
-                x = G(chunk.to(device)).float()
-                out.append(x.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).cpu())  # [-1,1] -> 0..255
+            out = [to_uint8(G(chunk.to(device))).cpu() for chunk in z.split(batch_size)]  # [-1,1] -> 0..255
     finally:
         G.train(was_training)
     return torch.cat(out).contiguous()  # plain NCHW, whatever G's memory format
+
+
+def sample(state: TrainState, z: torch.Tensor, batch_size: int = 256, *, size: int | None = None) -> torch.Tensor:
+    """The method's images from noise z, as uint8 (N, 3, S, S) on the CPU: S is the method's output size (stage II's
+    128 for stackgan128, the SRCNN's 128 for dcgan64+srcnn), or `size` if given (brought there by the fixed resize
+    `to_size`, e.g. 32x32 and 64x64 samples to the 128x128 evaluation size). Made in eval mode under inference_mode
+    at the state's precision; every network's mode is restored."""
+    modes = {name: net.training for name, net in state.nets.items()}
+    for net in state.nets.values():
+        net.eval()
+    try:
+        with torch.inference_mode(), autocast(state.device, state.precision):
+            out = [state.method.sample(state, chunk.to(state.device)).cpu() for chunk in z.split(batch_size)]
+    finally:
+        for name, net in state.nets.items():
+            net.train(modes[name])
+    images = torch.cat(out).contiguous()
+    return to_size(images, size) if size else images
 
 
 def save_grid(images_uint8: torch.Tensor, path, nrow: int | None = None) -> None:
@@ -296,12 +423,16 @@ GRID_SAMPLES = 64  # images per sample grid
 def train(cfg: TrialConfig, data_uint8, out_dir, *, device: torch.device | None = None, progress: bool = True,
           on_eval: Callable[[TrainState, StepStats], None] | None = None, state: TrainState | None = None
           ) -> TrainState:
-    """Train `cfg.steps` steps in chunks of `cfg.eval_every`, writing a sample grid at each chunk end.
+    """Train cfg's method to `cfg.steps` GAN iterations (or its time budget) in chunks of `cfg.eval_every`, writing a
+    sample grid at each chunk end; dcgan64+srcnn trains its SRCNN first.
 
-    Files in `out_dir`: `samples_step{step:06d}.png` (the fixed eval noise), `log.jsonl` (one StepStats line per
-    chunk) and `state.pt` (the final TrainState). Chunk ends fall on multiples of `eval_every`, so a run continued
-    from `state` (e.g. `load_state` of an earlier `state.pt`) evaluates at the same steps. Stops early on divergence
-    (`state.diverged`), still writing `state.pt`.
+    `data_uint8`: an ImageSet or uint8 tensor (N,3,S,S) at `cfg.image_size`: a study-1 composed set, or a method's
+    real set (prepared once for the method by `gan.methods.prepare_data`). Files in `out_dir`:
+    `samples_step{step:06d}.png` (the fixed eval noise, at the method's output size), `log.jsonl` (one line per
+    chunk: StepStats, and the SRStats of an SRCNN phase under "sr") and `state.pt` (the final TrainState). Chunk ends
+    fall on multiples of `eval_every`, so a run continued from `state` (e.g. `load_state` of an earlier `state.pt`)
+    evaluates at the same steps. Stops early on divergence (`state.diverged`), still writing `state.pt`. `on_eval`
+    is called after every chunk that ran GAN iterations.
     """
     from tqdm.auto import tqdm
 
@@ -309,29 +440,26 @@ def train(cfg: TrialConfig, data_uint8, out_dir, *, device: torch.device | None 
     out_dir.mkdir(parents=True, exist_ok=True)
     device = device or (state.device if state is not None else select_device())
     state = state or build_state(cfg, device)
-    data = getattr(data_uint8, "images", data_uint8)  # an ImageSet or the tensor itself
-    if data.dtype != torch.uint8 or data.ndim != 4 or data.shape[1] != 3:
-        raise ValueError(f"training data must be uint8 (N,3,H,W), got {data.dtype} {tuple(data.shape)}")
-    if data.shape[-1] != cfg.image_size or data.shape[-2] != cfg.image_size:
-        raise ValueError(f"training images are {tuple(data.shape[-2:])}, the config says {cfg.image_size}")
-    data = data.to(device)  # the whole set lives on the training device
+    data = prepare_data(getattr(data_uint8, "images", data_uint8), cfg, device)  # an ImageSet or the tensor itself
     z_grid = eval_noise(cfg, GRID_SAMPLES, device)
     bar = tqdm(total=cfg.steps, initial=state.step, desc="train", unit="step", disable=not progress)
     with bar, open(out_dir / "log.jsonl", "a") as log:
-        while state.step < cfg.steps and not state.diverged:
-            n = min(cfg.eval_every - state.step % cfg.eval_every, cfg.steps - state.step)  # up to the next eval step
-            stats = train_steps(state, data, n, bar=bar)
-            log.write(json.dumps({"step": state.step, "elapsed": state.elapsed, **stats.as_dict()}) + "\n")
+        while not state.finished:
+            until = min(state.step - state.step % cfg.eval_every + cfg.eval_every, cfg.steps)  # the next eval step
+            sr_stats, stats = train_until(state, data, until, bar=bar)
+            record = {"step": state.step, "sr_step": state.sr_step, "elapsed": state.elapsed,
+                      **(stats.as_dict() if stats else {}), **({"sr": sr_stats.as_dict()} if sr_stats else {})}
+            log.write(json.dumps(record) + "\n")
             log.flush()
-            if stats.diverged:
-                bar.write(f"diverged at step {state.step}: non-finite loss (loss_d={stats.loss_d}, "
-                          f"loss_g={stats.loss_g}); stopping")
+            if state.diverged:
+                losses = f" (loss_d={stats.loss_d}, loss_g={stats.loss_g})" if stats else ""
+                bar.write(f"diverged at step {state.step}: non-finite loss{losses}; stopping")
             else:
-                bar.set_postfix(loss_d=f"{stats.loss_d:.3f}", loss_g=f"{stats.loss_g:.3f}",
-                                img_s=f"{stats.images_per_s:.0f}")
-                save_grid(generate(state.G, z_grid, precision=state.precision),
-                          out_dir / f"samples_step{state.step:06d}.png")
-            if on_eval is not None:
+                if stats:
+                    bar.set_postfix(loss_d=f"{stats.loss_d:.3f}", loss_g=f"{stats.loss_g:.3f}",
+                                    img_s=f"{stats.images_per_s:.0f}")
+                save_grid(sample(state, z_grid), out_dir / f"samples_step{state.step:06d}.png")
+            if on_eval is not None and stats is not None:
                 on_eval(state, stats)
     save_state(state, out_dir / "state.pt")
     return state

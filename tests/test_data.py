@@ -126,7 +126,8 @@ def test_parse_source_forms():
     assert sources.parse_source("oxford-pet:data:Pomeranian") == sources.Source("oxford-pet", "data", "Pomeranian")
     assert sources.parse_source("oxford-pet:data:Pomeranian").spec == "oxford-pet:data:Pomeranian"
     assert sources.parse_source("lfw:/x") == sources.Source("lfw", "/x")
-    assert set(sources.SOURCES) == {"lfw-subset", "folder", "celeba", "oxford-pet", "lfw"}
+    assert sources.parse_source("skimage-photos") == sources.Source("skimage-photos")
+    assert set(sources.SOURCES) == {"lfw-subset", "skimage-photos", "folder", "celeba", "oxford-pet", "lfw"}
 
 
 @pytest.mark.parametrize("spec", ["xyz", "imagenet:/data", "Folder:x"])
@@ -134,10 +135,11 @@ def test_parse_source_unknown_lists_allowed(spec):
     with pytest.raises(ValueError) as e:
         sources.parse_source(spec)
     assert str(e.value) == (f"unknown dataset source {spec!r}; allowed: lfw-subset, folder:PATH, celeba:ROOT, "
-                            "oxford-pet:ROOT[:BREED], lfw:ROOT")
+                            "oxford-pet:ROOT[:BREED], lfw:ROOT, skimage-photos")
 
 
-@pytest.mark.parametrize("spec", ["", "folder", "folder:", "celeba:", "lfw-subset:x", "oxford-pet:data:"])
+@pytest.mark.parametrize("spec", ["", "folder", "folder:", "celeba:", "lfw-subset:x", "skimage-photos:x",
+                                  "oxford-pet:data:"])
 def test_parse_source_bad_syntax(spec):
     with pytest.raises(ValueError):
         sources.parse_source(spec)

@@ -74,6 +74,24 @@ def test_checkpoint_loads_weights_only(tmp_path, data):
     assert_same_models(state, again)
 
 
+def test_study1_checkpoint_layout_still_loads(tmp_path, data):
+    """Checkpoints written before TrainState held named networks (G, D, opt_g, opt_d at the top) resume exactly."""
+    cfg = tiny()
+    straight = build_state(cfg, CPU)
+    losses_straight = per_step_losses(straight, data, 4)
+    first = build_state(cfg, CPU)
+    losses = per_step_losses(first, data, 2)
+    sd = first.state_dict()
+    old = {k: v for k, v in sd.items() if k not in ("nets", "opts", "sr_step", "sr_elapsed", "method")}
+    old.update(G=sd["nets"]["G"], D=sd["nets"]["D"], opt_g=sd["opts"]["G"], opt_d=sd["opts"]["D"])
+    del old["rng"]["sr"]
+    torch.save(old, tmp_path / "old.pt")
+    resumed = load_state(cfg, tmp_path / "old.pt", CPU)
+    losses += per_step_losses(resumed, data, 2)
+    assert losses == losses_straight
+    assert_same_models(straight, resumed)
+
+
 def test_init_depends_on_seed():
     a, b, c = build_state(tiny(), CPU), build_state(tiny(), CPU), build_state(tiny(seed=1), CPU)
     assert_same_models(a, b)
