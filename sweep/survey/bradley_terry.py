@@ -36,7 +36,9 @@ def fit_strengths(wins: np.ndarray) -> np.ndarray:
     design[np.arange(len(i)), i] = 1.0
     design[np.arange(len(i)), j] = -1.0
     response = np.column_stack([wins[i, j], wins[j, i]])
-    with warnings.catch_warnings():  # separation is expected when the MLE does not exist: see mle_exists
+    # Separation is expected when the MLE does not exist (see mle_exists); a pair per parameter leaves IRLS's working
+    # scale 0/0, which the binomial family does not use.
+    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
         warnings.simplefilter("ignore", PerfectSeparationWarning)
         fit = sm.GLM(response, design[:, :-1], family=sm.families.Binomial()).fit()
     log_strength = np.append(fit.params, 0.0)
