@@ -52,18 +52,21 @@ def markdown(res: SurveyResults) -> str:
                     [[f"{p.a} vs {p.b}", str(p.a_wins + p.b_wins), f"{p.a_wins} : {p.b_wins}", str(p.cant_tell),
                       _p(p.p), _p(p.p_holm)] for p in res.pairs])
 
-    lines += ["", ("Selection rate: times chosen / times shown, over the decided method-vs-method pairs (the published "
-                   "study's figure). Head to head: exact binomial test of \"each is chosen half the time\", "
-                   "Holm-adjusted over the pairs. Bradley-Terry: P(i chosen over j) = s_i / (s_i + s_j), strengths "
-                   f"summing to 100%, interval from {res.boot_used} of {res.n_boot} bootstrap resamples of "
-                   f"participants (seed {res.seed}).")]
+    notes = [
+        ("Selection rate: times chosen / times shown, over the decided method-vs-method pairs (the published study's "
+         "figure). Head to head: exact binomial test of \"each is chosen half the time\", Holm-adjusted over the "
+         "pairs. Bradley-Terry: P(i chosen over j) = s_i / (s_i + s_j), strengths summing to 100%, interval from "
+         f"{res.boot_used} of {res.n_boot} bootstrap resamples of participants (seed {res.seed})."),
+    ]
     if res.has_real:
-        lines += [("Realism rate: times a method's sample was chosen over a real photo / decided method-vs-real "
-                   "pairs; 50% means its samples could not be told from photos.")]
-    lines += ["Wilson intervals and binomial tests treat every vote as independent; the bootstrap does not."]
+        notes.append("Realism rate: times a method's sample was chosen over a real photo / decided method-vs-real "
+                     "pairs; 50% means its samples could not be told from photos.")
+    notes.append("Wilson intervals and binomial tests treat every vote as independent; the bootstrap does not.")
     if not res.bt_mle_exists:
-        lines += [("**Bradley-Terry:** some method never won (or never lost) against the others, so the maximum-"
-                   "likelihood strengths do not exist; the strengths shown are the limit the fit runs to.")]
+        notes.append("**Bradley-Terry:** some method never won (or never lost) against the others, so the maximum-"
+                     "likelihood strengths do not exist; the strengths shown are the limit the fit runs to.")
+    for note in notes:
+        lines += ["", note]
     return "\n".join(lines) + "\n"
 
 

@@ -157,7 +157,7 @@ def results_of_votes(votes: list[Vote], n_boot: int = 1000, seed: int = 0, where
         raise ValueError(f"no decided vote between two methods in {where} yet: "
                          "let participants answer `gansweep survey` first")
     index = {m: i for i, m in enumerate(methods)}
-    people = sorted({v.participant for v in votes})
+    people = sorted({v.participant for v in head_to_head})  # the bootstrap's units
     person = {p: i for i, p in enumerate(people)}
 
     k = len(methods)
@@ -199,7 +199,7 @@ def results_of_votes(votes: list[Vote], n_boot: int = 1000, seed: int = 0, where
     rows.sort(key=lambda r: (-r.strength if not math.isnan(r.strength) else math.inf, r.method))
 
     return SurveyResults(
-        methods=tuple(rows), pairs=tuple(PairResult(*row) for row in pairs), participants=len(people),
+        methods=tuple(rows), pairs=tuple(PairResult(*row) for row in pairs), participants=len({v.participant for v in votes}),
         votes=len(votes), cant_tell=sum(v.choice == "cant_tell" for v in votes),
         real_votes=sum(REAL in (v.left, v.right) for v in votes), bt_mle_exists=mle_exists(wins), n_boot=n_boot,
         boot_used=used, seed=seed)
