@@ -81,8 +81,9 @@ def test_sides_and_images_are_randomised(sweep):
         a_left += shown(client, pair["left"]) == "A"
         images |= {pair["left"], pair["right"]}
         client.post("/api/vote", json={"token": pair["token"], "choice": "right"})
-    a_pairs = 20  # A is in two of every three pairs
-    assert 5 <= a_left <= a_pairs - 5  # on either side, not always the same one
+    # A is in 20 of the 30 pairs, on the left by a fair coin: Binomial(20, 1/2) leaves [2, 18] once in 25,000 runs
+    # (the schedule, and so which coin lands on an A pair, depends on the participant's random id).
+    assert 2 <= a_left <= 18
     assert len(images) > 12  # many different images, not one per method
 
 
