@@ -207,5 +207,6 @@ def test_restart_with_other_methods_replaces_a_pending_pair_it_cannot_show(sweep
 def test_bad_settings(sweep):
     with pytest.raises(ValueError, match="at least one pair"):
         make_app(sweep, n_pairs=0)
-    with pytest.raises(ValueError, match=r"in \[0, 1\)"):
-        make_app(sweep, real=True, real_share=1.0)
+    for real in (True, False):
+        with pytest.raises(ValueError, match=r"in \[0, 1\)"):
+            make_app(sweep, real=real, real_share=1.0)

@@ -39,7 +39,9 @@ def create_app(pool: Pool, db_path, *, n_pairs: int = 40, real_share: float = 0.
     """
     if n_pairs < 1:
         raise ValueError(f"a survey needs at least one pair per participant, got {n_pairs}")
-    n_real = real_slots(n_pairs, real_share) if pool.has_real else 0
+    n_real = real_slots(n_pairs, real_share)  # validates real_share even when the pool has no real photos
+    if not pool.has_real:
+        n_real = 0
     store = VoteStore(db_path)
     rng = random.Random(seed)
     app = Flask(__name__, static_folder="static", static_url_path="/static")

@@ -9,8 +9,9 @@ Counting rules (a vote is one participant's answer to one pair; "can't tell" ans
   (statsmodels `multipletests`).
 - **Bradley-Terry strength** (`bradley_terry`): one scale for all methods, strengths summing to 1; 95% percentile
   bootstrap interval resampling participants (fixed seed).
-- **realism rate** of a method (HYPE-style): times its sample was chosen over a real photo / decided
-  method-vs-real pairs; 95% Wilson interval. 0.5 means people could not tell its samples from photos.
+- **realism rate** of a method: times its sample was chosen over a real photo / decided method-vs-real pairs; 95%
+  Wilson interval. The pairwise counterpart of HYPE's realism rate (Zhou et al. 2019): 0.5 means people preferred
+  its samples as often as the photos.
 
 Wilson intervals and binomial tests treat votes as independent; one participant's votes are not quite, which is
 why the Bradley-Terry intervals resample whole participants.
