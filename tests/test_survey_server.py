@@ -210,3 +210,16 @@ def test_bad_settings(sweep):
     for real in (True, False):
         with pytest.raises(ValueError, match=r"in \[0, 1\)"):
             make_app(sweep, real=real, real_share=1.0)
+
+
+def test_a_port_in_use_is_a_user_error(sweep):
+    import socket
+
+    from sweep.survey import serve
+
+    app, _ = make_app(sweep)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(ValueError, match=rf"cannot listen on 127.0.0.1:{taken.getsockname()[1]} .*choose another"):
+            serve(app, "127.0.0.1", taken.getsockname()[1])

@@ -121,13 +121,18 @@ def _error(status: int, message: str):
 
 
 def serve(app: Flask, host: str = "127.0.0.1", port: int = 5050) -> None:
-    """Serve the app with werkzeug's threaded server until Ctrl-C. A port in use is a ValueError."""
-    from werkzeug.serving import make_server
+    """Serve the app with werkzeug's threaded server until Ctrl-C. An address that cannot be bound is a ValueError
+    (bound here: werkzeug itself would print and exit)."""
+    import socket
+
+    from werkzeug.serving import make_server, select_address_family
 
     try:
-        server = make_server(host, port, app, threaded=True)
+        listener = socket.create_server((host, port), family=select_address_family(host, port))
     except OSError as e:
-        raise ValueError(f"cannot listen on {host}:{port} ({e.strerror or e}): choose another --port") from e
+        raise ValueError(f"cannot listen on {host}:{port} ({e.strerror or e}): choose another --port or --host") from e
+    with listener:
+        server = make_server(host, port, app, threaded=True, fd=listener.fileno())  # serves a duplicate of it
     try:
         server.serve_forever()
     except KeyboardInterrupt:
