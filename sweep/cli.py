@@ -20,9 +20,9 @@ def cli():
 
 
 def _register():
-    from sweep import cmd_data, cmd_run, cmd_score, cmd_train
+    from sweep import cmd_data, cmd_run, cmd_score, cmd_survey, cmd_train
 
-    for c in [cmd_data.data, cmd_train.train, cmd_score.score, *cmd_run.COMMANDS]:
+    for c in [cmd_data.data, cmd_train.train, cmd_score.score, *cmd_run.COMMANDS, *cmd_survey.COMMANDS]:
         cli.add_command(c)
 
 

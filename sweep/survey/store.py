@@ -1,0 +1,195 @@
+"""The survey's votes in SQLite (`<sweep>/survey/votes.db`): participants, the pairs served to them, their votes.
+
+Every pair the server shows is stored before it is shown, under a random token; a vote names that token and counts
+only when the participant who sends it is the one the pair was served to. A second vote for the same pair replaces
+the first. Every write is its own committed transaction, the schema is only ever created, never altered or
+dropped, so no error or restart loses a recorded vote. The `votes_view` view puts each vote next to its pair.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+CHOICES = ("left", "right", "cant_tell")
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS participants (
+    id          TEXT PRIMARY KEY,      -- random id, also the participant's cookie
+    created_at  TEXT NOT NULL          -- ISO 8601, UTC
+);
+CREATE TABLE IF NOT EXISTS pairs (
+    token        TEXT PRIMARY KEY,     -- random; the page sends it back with the vote
+    participant  TEXT NOT NULL REFERENCES participants(id),
+    position     INTEGER NOT NULL,     -- 1-based slot of the participant's survey it was served for
+    left_method  TEXT NOT NULL,        -- arm label, or 'real' for a held-out photo
+    left_table   TEXT NOT NULL,        -- image table path and row of the left image
+    left_row     INTEGER NOT NULL,
+    right_method TEXT NOT NULL,
+    right_table  TEXT NOT NULL,
+    right_row    INTEGER NOT NULL,
+    served_at    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pairs_by_participant ON pairs(participant);
+CREATE TABLE IF NOT EXISTS votes (
+    token     TEXT PRIMARY KEY REFERENCES pairs(token),  -- one vote per pair: a repeated vote replaces it
+    choice    TEXT NOT NULL CHECK (choice IN {CHOICES!r}),
+    voted_at  TEXT NOT NULL
+);
+CREATE VIEW IF NOT EXISTS votes_view AS
+SELECT p.participant, p.token AS pair, p.position, p.left_method, p.right_method, v.choice,
+       CASE v.choice WHEN 'left' THEN p.left_method WHEN 'right' THEN p.right_method END AS chosen,
+       v.voted_at
+FROM votes v JOIN pairs p USING (token);
+"""
+
+
+@dataclass(frozen=True)
+class Side:
+    """One image of a served pair."""
+
+    method: str  # arm label or REAL
+    table: str
+    row: int
+
+
+@dataclass(frozen=True)
+class ServedPair:
+    token: str
+    position: int  # 1-based
+    left: Side
+    right: Side
+
+
+@dataclass(frozen=True)
+class Vote:
+    """One recorded vote, as the statistics read it."""
+
+    participant: str
+    left: str  # method shown left
+    right: str  # method shown right
+    choice: str  # one of CHOICES
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class VoteStore:
+    """The votes database of one survey; creates it (and its folder) when missing. Safe to use from many threads:
+    every call opens its own connection."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            tables = db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+            if tables and version != SCHEMA_VERSION:
+                raise ValueError(f"{self.path} is not a gansweep survey database of version {SCHEMA_VERSION} "
+                                 f"(it says {version}): move it away or point the survey at another sweep")
+            db.execute("PRAGMA journal_mode = WAL")
+            db.executescript(f"BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+
+    @contextlib.contextmanager
+    def _connect(self):
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)  # autocommit; transactions explicit
+        try:
+            db.execute("PRAGMA foreign_keys = ON")
+            yield db
+        finally:
+            db.close()
+
+    @contextlib.contextmanager
+    def _transaction(self):
+        """One write transaction, taken before reading, so concurrent requests of one participant serialise."""
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def new_participant(self) -> str:
+        pid = secrets.token_urlsafe(16)
+        with self._transaction() as db:
+            db.execute("INSERT INTO participants (id, created_at) VALUES (?, ?)", (pid, _now()))
+        return pid
+
+    def known(self, participant: str | None) -> bool:
+        if not participant:
+            return False
+        with self._connect() as db:
+            return db.execute("SELECT 1 FROM participants WHERE id = ?", (participant,)).fetchone() is not None
+
+    def answered(self, participant: str) -> int:
+        """How many pairs the participant has voted on."""
+        with self._connect() as db:
+            return _answered(db, participant)
+
+    def serve(self, participant: str, n_pairs: int, still_valid, make_pair) -> ServedPair | None:
+        """The participant's current pair, or None once `n_pairs` are answered.
+
+        The pair last served and not yet voted on is served again (a reload shows the same pair) while
+        `still_valid(pair)` holds; otherwise `make_pair(position)` -> (left Side, right Side) makes a new one, which
+        is stored before it is returned.
+        """
+        with self._transaction() as db:
+            answered = _answered(db, participant)
+            if answered >= n_pairs:
+                return None
+            row = db.execute(
+                "SELECT token, position, left_method, left_table, left_row, right_method, right_table, right_row "
+                "FROM pairs WHERE participant = ? AND token NOT IN (SELECT token FROM votes) "
+                "ORDER BY rowid DESC LIMIT 1", (participant,)).fetchone()
+            if row is not None:
+                pending = ServedPair(row[0], row[1], Side(*row[2:5]), Side(*row[5:8]))
+                if still_valid(pending):
+                    return pending
+            left, right = make_pair(answered + 1)
+            pair = ServedPair(secrets.token_urlsafe(16), answered + 1, left, right)
+            db.execute("INSERT INTO pairs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (pair.token, participant, pair.position, left.method, left.table, left.row,
+                        right.method, right.table, right.row, _now()))
+            return pair
+
+    def vote(self, participant: str, token: str, choice: str) -> bool:
+        """Record (or replace) the participant's vote on a pair served to them; False when no such pair is theirs."""
+        if choice not in CHOICES:
+            raise ValueError(f"choice must be one of {', '.join(CHOICES)}, got {choice!r}")
+        with self._transaction() as db:
+            mine = db.execute("SELECT 1 FROM pairs WHERE token = ? AND participant = ?", (token, participant))
+            if mine.fetchone() is None:
+                return False
+            db.execute("INSERT INTO votes (token, choice, voted_at) VALUES (?, ?, ?) "
+                       "ON CONFLICT (token) DO UPDATE SET choice = excluded.choice, voted_at = excluded.voted_at",
+                       (token, choice, _now()))
+            return True
+
+
+def _answered(db, participant: str) -> int:
+    return db.execute("SELECT count(*) FROM votes JOIN pairs USING (token) WHERE participant = ?",
+                      (participant,)).fetchone()[0]
+
+
+def read_votes(path) -> list[Vote]:
+    """Every recorded vote of a survey database, read-only (the file is neither created nor changed)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no survey votes at {path}: run `gansweep survey` on the sweep first")
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        rows = db.execute("SELECT participant, left_method, right_method, choice FROM votes_view "
+                          "ORDER BY voted_at").fetchall()
+    except sqlite3.DatabaseError as e:
+        raise ValueError(f"{path} is not a gansweep survey database ({e})") from e
+    finally:
+        db.close()
+    return [Vote(*row) for row in rows]
