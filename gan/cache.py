@@ -11,8 +11,11 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import torch
+
+T = TypeVar("T")
 
 CACHE_ENV = "GANSWEEP_CACHE"  # env var moving the cache root
 
@@ -28,3 +31,24 @@ def image_hash(images: torch.Tensor) -> str:
     h = hashlib.sha256(str(tuple(images.shape)).encode())
     h.update(images.numpy().tobytes())
     return h.hexdigest()[:16]
+
+
+def read_cached(path: Path, parse: Callable[[dict], T], valid: Callable[[T], bool]) -> T | None:
+    """What `parse` makes of a cache file written by `write_cached` (read with ``weights_only=True``), or None when
+    the file is missing, unreadable (an old format) or `valid` rejects it (made with other weights, say): then the
+    caller recomputes."""
+    if not path.is_file():
+        return None
+    try:
+        value = parse(torch.load(path, map_location="cpu", weights_only=True))
+    except Exception:  # noqa: BLE001 -- unreadable or old-format cache: recompute
+        return None
+    return value if valid(value) else None
+
+
+def write_cached(path: Path, data: dict) -> None:
+    """Write a dict of tensors, numbers and strings atomically (a temporary file, then os.replace)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(data, tmp)
+    os.replace(tmp, path)

@@ -27,6 +27,7 @@ class TrialConfig:
     dataset: str = "lfw-subset"  # image source: lfw-subset | skimage-photos | folder:PATH | celeba:ROOT | lfw:ROOT
     #                              | oxford-pet:ROOT[:BREED]
     n_real: int = 100  # real images drawn from the source (chosen deterministically from `seed`)
+    n_heldout: int = 0  # real images held out after them in the same seeded order: the metrics' reference (0 = none)
     image_size: int = 32  # training resolution (32, 64 or 128); with a `method`: the real set's and evaluation's size
     download: bool = False  # let torchvision download celeba/oxford-pet/lfw when the folder is missing
     # --- dataset-level augmentation ---------------------------------------------------------------------------------
@@ -97,6 +98,8 @@ def validate(cfg: TrialConfig) -> None:
                  "is_splits"):
         if int(getattr(cfg, name)) < 1:
             _fail(f"{name} must be a positive integer, got {getattr(cfg, name)}")
+    if isinstance(cfg.n_heldout, bool) or int(cfg.n_heldout) != cfg.n_heldout or cfg.n_heldout < 0:
+        _fail(f"n_heldout must be a non-negative integer (0 = score against the training images), got {cfg.n_heldout}")
     if not isinstance(cfg.deterministic, bool):
         _fail(f"deterministic must be true or false, got {cfg.deterministic!r}")
     if cfg.donor_steps < 1:

@@ -35,14 +35,13 @@ scikit-learn and scipy are imported when a probe is fitted or scored, not on imp
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from gan.augment import AUGMENTATIONS
-from gan.cache import cache_root, image_hash
+from gan.cache import cache_root, image_hash, read_cached, write_cached
 from gan.metrics.extractors import Extractor, get_extractor
 from gan.metrics.reference import RealStats
 from gan.metrics.schema import LEAKAGE_DA
@@ -193,25 +192,15 @@ def leakage_probe(real_uint8: torch.Tensor, extractor: Extractor | str, *, refer
     if memo_key in _PROBE_MEMO:
         return _PROBE_MEMO[memo_key]
     path = cache_root(cache_dir) / "leakage" / f"{key}-{extractor.name}-seed{int(seed)}.pt"
-    probe = None
-    if path.is_file():
-        try:
-            probe = LeakageProbe.from_dict(torch.load(path, map_location="cpu", weights_only=True))
-        except Exception:  # unreadable or old-format cache: refit
-            probe = None
-        if probe is not None and ((probe.extractor, probe.weights_id, probe.da) !=
-                                  (extractor.name, extractor.weights_id, LEAKAGE_DA)):
-            probe = None
+    probe = read_cached(path, LeakageProbe.from_dict,
+                        lambda p: (p.extractor, p.weights_id, p.da) == (extractor.name, extractor.weights_id, LEAKAGE_DA))
     if probe is None:
         real_pool = None
         if reference is not None and (reference.extractor, reference.weights_id) == (extractor.name,
                                                                                    extractor.weights_id):
             real_pool = reference.pool
         probe = fit_probe(real_uint8, extractor, real_pool=real_pool, seed=seed, batch_size=batch_size)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        torch.save(probe.to_dict(), tmp)
-        os.replace(tmp, path)
+        write_cached(path, probe.to_dict())
     _PROBE_MEMO[memo_key] = probe
     return probe
 

@@ -106,3 +106,12 @@ def set_threads(n: int | None) -> None:
     """Torch intra-op threads = the CPUs allotted to this trial (None leaves torch's default)."""
     if n:
         torch.set_num_threads(int(n))
+
+
+def device_name(device: torch.device) -> str:
+    """What a run computed on, for the record: the GPU's name, or the CPU with the threads torch uses."""
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    import platform
+
+    return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"

@@ -9,9 +9,10 @@
 `design_of(name)` says how a study's arms compare (arm fields, groups, baseline).
 """
 
+from search_spaces.da import paper_arms, ratio_arms
+from search_spaces.highres import highres_arms
 from search_spaces.space import DASearch, Design, GridStudy, OptunaStudy, da_choices
-from search_spaces.studies import (DEMO_SETTINGS, DESIGNS, GPU_SETTINGS, STUDIES, arm_counts, build_study, design_of,
-                                   paper_arms, ratio_arms)
+from search_spaces.studies import DESIGNS, STUDIES, arm_counts, build_study, design_of
 
 __all__ = ["STUDIES", "DESIGNS", "Design", "GridStudy", "OptunaStudy", "DASearch", "build_study", "design_of",
-           "arm_counts", "da_choices", "paper_arms", "ratio_arms", "GPU_SETTINGS", "DEMO_SETTINGS"]
+           "arm_counts", "da_choices", "paper_arms", "ratio_arms", "highres_arms"]

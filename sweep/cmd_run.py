@@ -37,7 +37,8 @@ def studies():
 
 @click.command()
 @click.argument("study")
-@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True, help="Repeat every arm with K seeds.")
+@click.option("--seeds", type=click.IntRange(min=1), default=None,
+              help="Repeat every arm with K seeds (grid studies; default 3: seeds are the unit of replication).")
 @click.option("--dataset", multiple=True, help="Image source, e.g. lfw-subset, folder:PATH, celeba:ROOT, "
               "oxford-pet:ROOT:Pomeranian, lfw:ROOT; give one per dataset of the study (paper: two, in order).")
 @click.option("--download", is_flag=True, help="Let torchvision download celeba/oxford-pet data that is missing.")

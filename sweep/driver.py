@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,16 +112,17 @@ def _log_donor(tracker, donor: dict) -> None:
 
 def prepare(plan: Plan, real_sets: dict, resources: dict, tracker, use_ray: bool) -> dict:
     """Prepare every distinct input once (as Ray tasks with a trial's resources, or here in-process), printing
-    progress as each is ready."""
+    progress as each is ready; record what each input's scores are measured against (`inputs.json`)."""
     from trainables.inputs import data_key, input_key, prepare_inputs
 
     groups: dict[str, list[TrialConfig]] = {}
     for cfg in _inputs_needed(plan):
         groups.setdefault(input_key(cfg), []).append(cfg)
-    print(f"gansweep: preparing {len(groups)} input(s) (reference statistics"
-          f"{', donor GANs' if any('generated' in c.da for g in groups.values() for c in g) else ''})",
-          file=sys.stderr, flush=True)
-    args = {k: (g, real_sets[data_key(g[0])], plan.donor_dir, plan.options.cache_dir) for k, g in groups.items()}
+    donors = any("generated" in c.da for g in groups.values() for c in g)
+    print(f"gansweep: preparing {len(groups)} input(s): reference statistics, the floor"
+          f"{', leakage probes' if any(not g[0].method for g in groups.values()) else ''}"
+          f"{', donor GANs' if donors else ''}", file=sys.stderr, flush=True)
+    args = {k: (g, *real_sets[data_key(g[0])], plan.donor_dir, plan.options.cache_dir) for k, g in groups.items()}
     if use_ray:
         import ray
 
@@ -136,7 +138,37 @@ def prepare(plan: Plan, real_sets: dict, resources: dict, tracker, use_ray: bool
     for inp in inputs.values():
         if inp.donor and inp.donor.get("trained"):
             _log_donor(tracker, inp.donor)
+    record_inputs(plan, {k: (groups[k][0], inp) for k, inp in inputs.items()}, tracker)
     return inputs
+
+
+def record_inputs(plan: Plan, prepared: dict, tracker) -> None:
+    """`<SWEEP>/inputs.json`: per input, the config fields that select its trials, which reference it used and why,
+    and the floor; the reference images as an image table (`inputs/`, what a survey shows as real photos). The floor
+    and the real images' own IS also go on the parent run."""
+    from gan.imagetable import write_image_table
+    from sweep.report import INPUTS_FILE
+
+    work = tempfile.mkdtemp(prefix="gansweep_inputs_") if storage.is_uri(plan.path) else \
+        os.path.join(plan.path, "inputs")
+    entries, floors = [], {}
+    for i, (key, (cfg, inp)) in enumerate(sorted(prepared.items())):
+        table = f"reference-{i:03d}.parquet"
+        write_image_table(os.path.join(work, table), inp.reference_images,
+                          metadata={"input": key, "held_out": inp.held_out})
+        entries.append({"key": key, "match": {k: getattr(cfg, k) for k in INPUT_FIELDS}, "held_out": inp.held_out,
+                        "n_reference": len(inp.reference), "reference_table": f"inputs/{table}",
+                        "notes": inp.notes, "floor": inp.floor})
+        for k, v in inp.floor.items():
+            floors.setdefault(k, []).append(v)
+    storage.upload_dir(work, storage.join(plan.path, "inputs"))
+    storage.write_text(storage.join(plan.path, INPUTS_FILE), json.dumps(entries, indent=2, default=float))
+    tracker.sweep_summary(metrics={f"floor_{k}": sum(v) / len(v) for k, v in floors.items()
+                                   if k not in ("n_samples", "n_reference")},
+                          tags={"gansweep.reference": " ".join(n for e in entries for n in e["notes"])[:5000]})
+
+
+INPUT_FIELDS = ("dataset", "n_real", "n_heldout", "image_size", "seed", "extractor")  # what decides an input's data
 
 
 # --- running ------------------------------------------------------------------------------------------------------
@@ -241,7 +273,7 @@ def _report(plan: Plan, tracker) -> list[Path]:
         return []
     summary = rep.summary.drop(columns=["context"]).copy()
     best = {f"best.{'.'.join(str(b[k]) for k in plan.design.group_by)}": b["arm"] for b in rep.best}
-    metrics = {f"best_{plan.metric}": rep.best[0][plan.metric]} if len(rep.best) == 1 else {}
+    metrics = {**({f"best_{plan.metric}": rep.best[0][plan.metric]} if len(rep.best) == 1 else {}), **rep.metrics}
     tracker.sweep_summary(summary, metrics=metrics, tags={f"gansweep.{k}": v for k, v in best.items()},
                           files=rep.files)
     return rep.files

@@ -59,7 +59,7 @@ class Plan:
     path: str  # <storage>/<name>: absolute, or a URI
     metric: str  # what the report ranks by (and ASHA/Optuna optimise)
     mode: str  # min | max
-    seeds: int  # seeds per arm (grid studies)
+    seeds: int | None  # seeds per arm asked for (None = the study's default)
     overrides: tuple[tuple[str, object], ...]  # the study overrides as given, for the record
     num_samples: int | None  # Optuna trials asked for (None = the study's default)
     only: tuple[str, ...]  # arms kept (grid studies); empty = all
@@ -113,8 +113,8 @@ def _metric(study, configs: tuple[TrialConfig, ...], options: Options) -> tuple[
     return metric, mode
 
 
-def resolve_plan(study: str, *, seeds: int = 1, overrides: dict | None = None, num_samples: int | None = None,
-                 only=(), options: Options = Options()) -> Plan:
+def resolve_plan(study: str, *, seeds: int | None = None, overrides: dict | None = None,
+                 num_samples: int | None = None, only=(), options: Options = Options()) -> Plan:
     """Everything that can be checked without data or Ray; raises ValueError with one line on bad input."""
     overrides = dict(overrides or {})
     if isinstance(overrides.get("dataset"), (list, tuple)) and len(overrides["dataset"]) == 1:
@@ -128,6 +128,10 @@ def resolve_plan(study: str, *, seeds: int = 1, overrides: dict | None = None, n
                                                              min(space.num_samples, 8)))
     options = dataclasses.replace(options, mlflow_uri=absolute_mlflow_uri(options.mlflow_uri))
     metric, mode = _metric(space, configs, options)
+    if any(c.time_budget > 0 for c in configs) and options.gpus_per_trial and options.gpus_per_trial < 1:
+        raise ValueError(f"study {study!r} compares methods at equal training time, which needs the same hardware "
+                         f"for every trial; --gpus-per-trial {options.gpus_per_trial:g} would make trials share a "
+                         "GPU: use --gpus-per-trial 1 (or 0 on CPUs)")
     name = options.name or f"{study}-{time.strftime('%Y%m%d-%H%M%S')}"
     return Plan(study=space, configs=configs, name=name, path=storage.join(storage.absolute(options.storage), name),
                 metric=metric, mode=mode, seeds=seeds, overrides=tuple(overrides.items()), num_samples=num_samples,
@@ -167,7 +171,8 @@ def dry_run_lines(plan: Plan, as_json: bool) -> list[str]:
         row = {**flat(cfg), "arm": cfg.arm}
         if plan.study.kind == "optuna":
             row["sampled"] = True
+        budget = f"time_budget={cfg.time_budget:g}s" if cfg.time_budget else f"steps={cfg.steps}"
         lines.append(json.dumps(row, sort_keys=True) if as_json else
-                     f"{cfg.arm:<24} dataset={cfg.dataset} seed={cfg.seed} size={cfg.image_size} "
-                     f"steps={cfg.steps} extractor={cfg.extractor}")
+                     f"{cfg.arm:<24} dataset={cfg.dataset} seed={cfg.seed} size={cfg.image_size} {budget} "
+                     f"extractor={cfg.extractor}")
     return lines

@@ -283,6 +283,18 @@ def read_trial(folder: SweepFolder, name: str, tune_state: tuple[str, str] | Non
         weights=weights, final_samples=final)
 
 
+def reference_table(path) -> str | None:
+    """A local path to the sweep's held-out real images (an image table the driver wrote beside the trials), or None
+    when no input of the sweep had a held-out reference."""
+    folder = SweepFolder(path)
+    if "inputs.json" not in folder.listdir()[1]:
+        return None
+    for entry in json.loads(folder.read_text(folder.join("inputs.json"))):
+        if entry.get("held_out") and entry.get("reference_table"):
+            return folder.local(folder.join(*entry["reference_table"].split("/")))
+    return None
+
+
 def read_sweep(path) -> list[TrialRecord]:
     """Every trial of the sweep at `path` (a local folder or a URI), sorted by trial id."""
     folder = SweepFolder(path)

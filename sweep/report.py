@@ -35,6 +35,7 @@ from trainables import storage
 REPORT_DIR = "report"
 ALPHA = 0.05  # a difference "holds" when its Holm-adjusted p-value is below this
 INPUTS_FILE = "inputs.json"  # what the driver prepared per input: reference set, floor, leakage probe
+COST_KEYS = ("step", "sr_step", "train_seconds")  # what an arm's budget bought
 
 
 # --- tables -------------------------------------------------------------------------------------------------------
@@ -85,6 +86,8 @@ def summarize(finals: pd.DataFrame, design: Design, metric: str, mode: str, besi
         for key in (metric, *beside):
             seeds = _scores(trials, key)
             row[f"{key}_mean"], row[f"{key}_ci95"], row[f"{key}_n"] = stats.mean_ci(seeds.values())
+        for key in COST_KEYS:  # what the budget bought: iterations reached and training time, over finished seeds
+            row[f"{key}_mean"] = stats.mean_ci(_scores(trials, key).values())[0]
         base = finals[(finals["context"] == context) & (finals["arm"] == design.baseline)]
         if arm == design.baseline or base.empty:
             cmp = stats.Paired(0, math.nan, math.nan, math.nan)
@@ -139,16 +142,34 @@ def rules(metric: str, mode: str, baseline: str) -> list[str]:
     ]
 
 
-def summary_markdown(summary: pd.DataFrame, design: Design, metric: str, mode: str, beside=(),
-                     notes=()) -> str:
-    """The summary as Markdown: what the scores mean, the rules, then one table per group."""
+def _cost(r) -> list[str]:
+    sr = f" + {r['sr_step_mean']:.0f} SR" if pd.notna(r.get("sr_step_mean", math.nan)) else ""
+    its = "–" if pd.isna(r.get("step_mean", math.nan)) else f"{r['step_mean']:.0f}{sr}"
+    secs = r.get("train_seconds_mean", math.nan)
+    return [its, "–" if pd.isna(secs) else (f"{secs / 3600:.2f} h" if secs >= 3600 else f"{secs:.3g} s")]
+
+
+def floor_rows(floors: list[dict], trials: pd.DataFrame, keys) -> dict | None:
+    """The floor (the real training images scored as samples) of the inputs whose data these trials used: mean and
+    95% CI over those inputs (one per seed) of each key; None when no input has a floor for the first key."""
+    matched = [f["floor"] for f in floors
+               if any(all(row.get(k) == v for k, v in f["match"].items()) for row in trials.to_dict("records"))]
+    if not matched or not any(keys[0] in f for f in matched):
+        return None
+    return {k: stats.mean_ci([f[k] for f in matched if k in f])[:2] for k in keys}
+
+
+def summary_markdown(summary: pd.DataFrame, design: Design, metric: str, mode: str, beside=(), notes=(),
+                     floors=(), finals: pd.DataFrame | None = None) -> str:
+    """The summary as Markdown: what the scores mean, the rules and the reference, then one table per group (with
+    the floor of its inputs), then the leakage and super-resolution tables when the trials report them."""
     lines = ["# Sweep summary", "", *[f"- {describe(k)}" for k in (metric, *beside) if known(k)],
              *[f"- {r}" for r in rules(metric, mode, design.baseline)], *[f"- {n}" for n in notes], ""]
     if (summary.get(f"{metric}_n", pd.Series(dtype=float)) < 2).any():
         lines += ["**Some arms have fewer than two finished seeds: they show no interval and no test, and a "
                   "ranking on one seed is a single draw, not evidence (run with `--seeds 3` or more).**", ""]
     header = ["rank", "arm", "finished", "diverged", "failed", metric, f"Δ vs {design.baseline}", "p (Holm)", "",
-              *beside]
+              *beside, "iterations", "train time"]
     for key, g in (summary.groupby(list(design.group_by), dropna=False, sort=True) if design.group_by
                    else [((), summary)]):
         key = key if isinstance(key, tuple) else (key,)
@@ -156,15 +177,46 @@ def summary_markdown(summary: pd.DataFrame, design: Design, metric: str, mode: s
             continue  # the baseline's own group: it is shown in every group it is compared with
         base = summary[summary["is_baseline"] & summary["context"].isin(g["context"])]
         shown = pd.concat([base, g[~g["is_baseline"]]])
-        rows = [["base" if r["is_baseline"] else ("–" if pd.isna(r["rank"]) else int(r["rank"])), r["arm"],
+        rows = [[("–" if pd.isna(r["rank"]) else str(int(r["rank"]))) + (" (base)" if r["is_baseline"] else ""), r["arm"],
                  f"{r['finished']}/{r['n_trials']}", r["diverged"], r["failed"],
                  _fmt(r[f"{metric}_mean"], r[f"{metric}_ci95"]),
                  "baseline" if r["is_baseline"] else _fmt(r["delta"], r["delta_ci95"]),
                  "" if r["is_baseline"] else _p(r["p_holm"]), "✓" if r["holds"] else "",
-                 *[_fmt(r[f"{b}_mean"], r[f"{b}_ci95"]) for b in beside]] for _, r in shown.iterrows()]
+                 *[_fmt(r[f"{b}_mean"], r[f"{b}_ci95"]) for b in beside], *_cost(r)] for _, r in shown.iterrows()]
+        if finals is not None:
+            floor = floor_rows(floors, finals[finals["context"].isin(g["context"])], [metric, *beside])
+            if floor:
+                rows.append(["floor", "real images", "", "", "", _fmt(*floor[metric]), "", "", "",
+                             *[_fmt(*floor[b]) for b in beside], "", ""])
         title = ", ".join(f"{k} = {v}" for k, v in zip(design.group_by, key))
         lines += [f"## {title}" if title else "## All arms", "", markdown_table(header, rows), ""]
+    if floors:
+        lines += ["Floor: the real training images scored as if they were samples (as many as a trial scores) "
+                  "against the same reference; no generator of this training set can be expected to beat it.", ""]
     return "\n".join(lines)
+
+
+def extra_tables(finals: pd.DataFrame, design: Design, keys: list[str], title: str, intro: str, *,
+                 compare: bool = True) -> list[str]:
+    """One Markdown table: per arm that reports them, each key's mean ± 95% CI over finished seeds and (`compare`)
+    its paired difference to the baseline with the Holm-adjusted p (leakage shares, super-resolution quality)."""
+    keys = [k for k in keys if k in finals and finals[k].notna().any()]
+    if not keys:
+        return []
+    tables = {k: summarize(finals, design, k, direction(k) or "max").set_index(["context", "arm"]) for k in keys}
+    first = tables[keys[0]]
+    rows = []
+    for idx, r in first.iterrows():
+        if all(pd.isna(tables[k].loc[idx][f"{k}_mean"]) for k in keys):
+            continue  # an arm that does not report these
+        cells = []
+        for k in keys:
+            t = tables[k].loc[idx]
+            value = _fmt(t[f"{k}_mean"], t[f"{k}_ci95"])
+            cells.append(value if t["is_baseline"] or not compare else
+                         f"{value} (Δ {_fmt(t['delta'])}, p {_p(t['p_holm'])})")
+        rows.append([*(str(r[g]) for g in design.group_by), idx[1], *cells])
+    return [f"## {title}", "", intro, "", markdown_table([*design.group_by, "arm", *keys], rows), ""]
 
 
 # --- the report ---------------------------------------------------------------------------------------------------
@@ -176,14 +228,30 @@ class Report:
     summary: pd.DataFrame
     best: list[dict]  # per group: the rank-1 arm and its score
     notes: list[str]  # what the reader must know (reference set, one seed, ...)
+    metrics: dict  # figures for the MLflow parent run beyond the summary table (the survey's)
 
 
-def input_notes(sweep_path) -> list[str]:
-    """Lines from the driver's `inputs.json` (the reference each input used, and why), if it wrote one."""
+def read_inputs(sweep_path) -> list[dict]:
+    """The driver's `inputs.json`: per input, which reference it used and why, and its floor ([] before it exists)."""
     folder = SweepFolder(sweep_path)
     if INPUTS_FILE not in folder.listdir()[1]:
         return []
-    return [n for entry in json.loads(folder.read_text(folder.join(INPUTS_FILE))) for n in entry.get("notes", [])]
+    return json.loads(folder.read_text(folder.join(INPUTS_FILE)))
+
+
+def survey_section(sweep_path, out: Path) -> tuple[list[str], list[Path], dict]:
+    """The preference survey's figures when the sweep has votes (`gansweep survey`): Markdown lines, the bar chart,
+    and flat metrics for MLflow."""
+    from sweep.survey import survey_results, votes_path
+
+    if storage.is_uri(sweep_path) or not votes_path(sweep_path).is_file():
+        return [], [], {}
+    try:
+        res = survey_results(votes_path(sweep_path))
+    except ValueError:  # a survey was opened but nobody voted yet
+        return [], [], {}
+    return ["## Human preference survey", "", res.markdown(), ""], [res.plot(out / "survey_selection_rate.png")], \
+        res.metrics()
 
 
 def mosaic_tiles(records: list[TrialRecord], folder: SweepFolder) -> list[tuple[str, str]]:
@@ -216,11 +284,28 @@ def write_report(sweep_path, design: Design, metric: str, mode: str) -> Report:
     history, finals = results_table(records), finals_table(records, design)
     beside = [k for k in beside if k in finals]
     summary = summarize(finals, design, metric, mode, beside=beside)
-    notes = input_notes(sweep_path)
+    inputs = read_inputs(sweep_path)
+    notes = [n for entry in inputs for n in entry.get("notes", [])]
     files = [out / "results.parquet", out / "summary.csv", out / "summary.md"]
     history.to_parquet(files[0], index=False)
     summary.to_csv(files[1], index=False)
-    files[2].write_text(summary_markdown(summary, design, metric, mode, beside=beside, notes=notes))
+    markdown = [summary_markdown(summary, design, metric, mode, beside=beside, notes=notes,
+                                 floors=[e for e in inputs if e.get("floor")], finals=finals)]
+    markdown += extra_tables(finals, design, [k for k in finals if k.startswith("leakage_") and "_ci_" not in k
+                                              and known(k)], "Leakage of each DA into the samples",
+                             "Share of an arm's final samples a probe trained on real images calls transformed "
+                             f"(vflip, negpos, contrast; hflip is the control), beside `{design.baseline}`: a leak "
+                             "shows as a share well above the baseline's. Per trial, MLflow holds each share's "
+                             "95% Wilson interval (`_ci_lo`/`_ci_hi`).")
+    markdown += extra_tables(finals, design, ["psnr_srcnn", "psnr_bicubic", "ssim_srcnn", "ssim_bicubic"],
+                             "Super-resolution: the SRCNN against plain bicubic",
+                             "Held-out real images downscaled to 64 and brought back to 128, against the originals. "
+                             "The SRCNN must beat bicubic; the difference of the two PSNRs is its gain in dB.",
+                             compare=False)
+    survey_lines, survey_files, survey_metrics = survey_section(sweep_path, out)
+    markdown += survey_lines
+    files[2].write_text("\n".join(markdown))
+    files += survey_files
     for key in [metric, *beside]:
         if key not in finals or not finals[key].notna().any():
             continue
@@ -243,7 +328,7 @@ def write_report(sweep_path, design: Design, metric: str, mode: str) -> Report:
     compared = summary.groupby(list(design.group_by), dropna=False)["is_baseline"].transform("all") == False  # noqa
     best = [{**{k: r[k] for k in design.group_by}, "arm": r["arm"], metric: r[f"{metric}_mean"]}
             for _, r in summary[(summary["rank"] == 1) & compared].iterrows()]
-    return Report(files=files, summary=summary, best=best, notes=notes)
+    return Report(files=files, summary=summary, best=best, notes=notes, metrics=survey_metrics)
 
 
 __all__ = ["Report", "write_report", "summarize", "summary_markdown", "results_table", "finals_table",

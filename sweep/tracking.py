@@ -321,9 +321,13 @@ class SweepTracker:
             return 0
         from mlflow.entities import Metric
 
+        from mlflow.entities import RunTag
+
         now = int(time.time() * 1000)
         values = {**metrics_of(result), "step": float(step)}
         batch = [Metric(k, v, now, int(step)) for k, v in values.items()]
+        if isinstance(result.get("device"), str) and run.max_step == -math.inf:  # where it ran (equal-time budgets)
+            self._call(self.client.log_batch, run.run_id, tags=[RunTag("gansweep.device", result["device"])])
         for i in range(0, len(batch), 1000):  # MLflow's per-batch limit
             self._call(self.client.log_batch, run.run_id, metrics=batch[i:i + 1000])
             if self.failed:
@@ -366,20 +370,10 @@ class SweepTracker:
 
     def trial_weights(self, trial_id: str, path) -> bool:
         """Log the final generator weights (`model/generator.pt`) once. Returns whether they were logged."""
-        run = self._run(trial_id)
-        if run is None or not os.path.isfile(path):
-            return False
-        names = self._artifacts(run, MODEL_DIR)
-        if names is None or os.path.basename(path) in names:
-            return False
-        self._call(self.client.log_artifact, run.run_id, str(path), MODEL_DIR)
-        if self.failed:
-            return False
-        names.add(os.path.basename(path))
-        return True
+        return self.trial_artifact(trial_id, path, MODEL_DIR)
 
     def trial_artifact(self, trial_id: str, path, folder: str) -> bool:
-        """Log any file under `folder` of the trial's run once (the donor's last grid, ...)."""
+        """Log a file under `folder` of the trial's run, once (skipped when missing or already there)."""
         run = self._run(trial_id)
         if run is None or not os.path.isfile(path):
             return False

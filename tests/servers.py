@@ -78,11 +78,24 @@ def serve(cmd: list[str], health: str, cwd=None, timeout: float = 120.0):
         wait_http(health, timeout, proc)
         yield proc
     finally:
-        proc.terminate()
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Stop a server started in its own session, and everything it started (uvicorn workers, MLflow's job consumer)."""
+    import signal
+
+    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
         try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            os.killpg(proc.pid, signal.SIGKILL)  # children that outlived their parent
+            return
+        except (subprocess.TimeoutExpired, ProcessLookupError):
+            continue
 
 
 def mlflow_server(backend: str, artifacts: Path, port: int) -> list[str]:

@@ -33,7 +33,8 @@ def two_nodes():
 def test_sweep_spreads_over_both_nodes(tmp_path, two_nodes):
     opts = Options(storage=str(tmp_path / "results"), name="c", mlflow_uri=f"sqlite:///{tmp_path}/mlflow.db",
                    address=two_nodes.address, cpus_per_trial=0.5, gpus_per_trial=0.5, verbose=0)
-    sweep = resolve_plan("demo", overrides=TINY, only=["none", "hflip@100", "contrast@100", "vflip@100"], options=opts)
+    sweep = resolve_plan("demo", seeds=1, overrides=TINY, only=["none", "hflip@64", "contrast@64", "vflip@64"],
+                         options=opts)
     assert run_sweep(sweep, report=False).ok
 
     nodes = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
@@ -48,4 +49,4 @@ def test_sweep_spreads_over_both_nodes(tmp_path, two_nodes):
     assert len(parents) == 1 and len(children) == 4
     resources = json.loads(parents[0].data.tags["gansweep.cluster_resources"])
     assert resources["nodes"] == 2 and resources["GPU"] == 2
-    assert {r.data.params["arm"] for r in children} == {"none", "hflip@100", "contrast@100", "vflip@100"}
+    assert {r.data.params["arm"] for r in children} == {"none", "hflip@64", "contrast@64", "vflip@64"}

@@ -13,7 +13,7 @@ import pytest
 
 from sweep.driver import run_sweep
 from sweep.plan import Options, resolve_plan
-from tests.servers import chromium, free_port, wait_http
+from tests.servers import chromium, free_port, stop, wait_http
 from tests.sweep_helpers import TINY, sweep_runs
 
 pytestmark = pytest.mark.slow
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
     root = tmp_path_factory.mktemp("ui")
-    plan = resolve_plan("demo", overrides=TINY, only=("none", "hflip@100"),
+    plan = resolve_plan("demo", seeds=1, overrides=TINY, only=("none", "hflip@64"),
                         options=Options(storage=str(root / "results"), name="smoke", in_process=True, verbose=0,
                                         mlflow_uri=f"sqlite:///{root}/mlflow.db"))
     assert run_sweep(plan, report=False).ok
@@ -42,8 +42,7 @@ def ui(sweep):
             printed.append(proc.stdout.readline())
         yield port, printed
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop(proc)
 
 
 def _wait_text(driver, needles, timeout=60.0) -> str:
@@ -60,7 +59,7 @@ def test_runs_table_and_a_trials_sample_grid(sweep, ui):
     links = dict(re.findall(r"^\s+(.+?):\s+(http\S+)$", "".join(printed), re.M))
     runs_link = links["runs table"]
     flat_link = next(v for k, v in links.items() if k.startswith("every trial"))
-    assert runs_link.endswith("workflowType=machine_learning") and "orderByKey=metrics.%60fid_effnet%60" in flat_link
+    assert runs_link.endswith("workflowType=machine_learning") and "orderByKey=metrics.%60kid_mean_effnet%60" in flat_link
 
     client, (parent,), children = sweep_runs(sweep.options.mlflow_uri)
     names = sorted(r.info.run_name for r in children)

@@ -34,8 +34,8 @@ def test_kill_driver_then_resume(tmp_path, mode):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     storage = tmp_path / "results"
     settings = [f"--set={k}={v}" for k, v in {**TINY, "steps": 40}.items() if k != "steps"] + ["--steps", "40"]
-    cmd = _gansweep("run", "demo", "--only", "none", "--only", "hflip@100", "--name", "sw", "--storage",
-                    str(storage), "--mlflow-uri", uri, "--num-cpus", "2", *settings,
+    cmd = _gansweep("run", "demo", "--only", "none", "--only", "hflip@64", "--name", "sw", "--storage",
+                    str(storage), "--mlflow-uri", uri, "--num-cpus", "2", "--seeds", "1", *settings,
                     *(["--in-process"] if mode == "in-process" else []))
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
@@ -65,7 +65,7 @@ def test_kill_driver_then_resume(tmp_path, mode):
 
     client, parents, children = sweep_runs(new_uri or uri)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-    assert sorted(r.data.params["arm"] for r in children) == ["hflip@100", "none"]
+    assert sorted(r.data.params["arm"] for r in children) == ["hflip@64", "none"]
     for run in children:
         assert run.data.tags["gansweep.outcome"] == "finished"
         assert metric_steps(client, run.info.run_id, "fid_effnet") == list(range(2, 41, 2))

@@ -44,22 +44,24 @@ def one_line_error(match: str, **kw) -> str:
 def test_paper_study_has_exactly_the_published_arms(name, dataset):
     dataset = resolve_source(dataset)  # relative roots are made absolute once, where the study is built
     space = build_study(name)
-    assert space.kind == "grid" and space.num_samples == len(space.configs) == 12
+    assert space.kind == "grid" and space.num_samples == len(space.configs) == 12 * 3  # 3 seeds by default
     assert arms(space.configs) == paper_arms(1000)
     assert {c["dataset"] for c in space.configs} == {dataset}
+    assert sorted({c["seed"] for c in space.configs}) == [0, 1, 2]
     c = space.configs[0]
-    assert (c["n_real"], c["image_size"], c["extractor"], c["study"]) == (1000, 64, "inception", name)
+    assert (c["n_real"], c["n_heldout"], c["image_size"], c["extractor"], c["study"]) == (1000, 5000, 64, "inception",
+                                                                                            name)
     assert c["donor_steps"] == c["steps"]
-    assert (space.metric, space.mode) == ("fid_inception", "min")
+    assert (space.metric, space.mode) == ("kid_mean_inception", "min")
 
 
 def test_paper_is_the_union_of_both_datasets():
-    space = build_study("paper")
+    space = build_study("paper", seeds=1)
     assert space.num_samples == 24
     assert space.trials_per_dataset() == {resolve_source("celeba:data/celeba"): 12,
                                           resolve_source("folder:data/pomeranian"): 12}
     for name in ("paper-celeba", "paper-pomeranian"):
-        single = build_study(name)
+        single = build_study(name, seeds=1)
         ds = single.configs[0]["dataset"]
         assert arms(space.configs, ds) == arms(single.configs)
         strip = [{k: v for k, v in c.items() if k != "study"} for c in space.configs if c["dataset"] == ds]
@@ -68,16 +70,17 @@ def test_paper_is_the_union_of_both_datasets():
 
 def test_demo_is_the_paper_scaled_to_lfw_subset():
     space = build_study("demo")
-    assert arms(space.configs) == paper_arms(100)
+    assert arms(space.configs) == paper_arms(64) and space.num_samples == 36
     c = space.configs[0]
-    assert (c["dataset"], c["n_real"], c["image_size"], c["extractor"]) == ("lfw-subset", 100, 32, "effnet")
-    assert (c["steps"], c["batch_size"], c["eval_every"], c["eval_samples"], c["donor_steps"]) == (300, 32, 100, 100,
-                                                                                                   300)
-    assert space.metric == "fid_effnet"
+    assert (c["dataset"], c["n_real"], c["n_heldout"], c["image_size"], c["extractor"]) == ("lfw-subset", 64, 36, 32,
+                                                                                          "effnet")
+    assert c["n_real"] + c["n_heldout"] == 100  # every embedded face: training ones and the held-out reference
+    assert (c["steps"], c["eval_every"], c["donor_steps"]) == (300, 150, 300)
+    assert space.metric == "kid_mean_effnet"
 
 
 def test_ratios_grid():
-    space = build_study("ratios")
+    space = build_study("ratios", seeds=1)
     expected = {("none", 0, 0.5)} | {(p, c, r) for p in PAIRS for c in (500, 1000, 2000) for r in (0.25, 0.5, 0.75)}
     assert arms(space.configs) == expected and space.num_samples == 28
     assert all(c["allow_repeats"] for c in space.configs)  # hflip at 0.75 x 2000 = 1500 > n_real
@@ -90,8 +93,8 @@ def test_every_config_of_every_study_is_complete_and_constructs_trialconfig():
             assert set(config) == FIELDS
             assert config["study"] == name
             TrialConfig(**config)
-    assert arm_counts() == {"paper": 24, "paper-celeba": 12, "paper-pomeranian": 12, "demo": 12, "ratios": 28,
-                            "optuna-da": 30}
+    assert arm_counts() == {"paper": 72, "paper-celeba": 36, "paper-pomeranian": 36, "demo": 36, "ratios": 84,
+                            "optuna-da": 30, "paper-highres": 30, "demo-highres": 30}
 
 
 def test_every_study_declares_how_its_arms_compare():
@@ -147,18 +150,18 @@ def test_overrides_apply_and_strings_are_coerced():
     c = space.configs[0]
     assert (c["steps"], c["donor_steps"], c["image_size"], c["dataset"]) == (500, 500, 32, "celeba:/abs/celeba")
     assert c["eval_every"] == 1000  # None = not given
-    assert space.metric == "fid_effnet"
+    assert space.metric == "kid_mean_effnet"
     assert arms(space.configs) == paper_arms(1000)
     assert build_study("demo", overrides={"donor_steps": 50}).configs[0]["donor_steps"] == 50
 
 
 def test_n_real_override_scales_the_counts():
-    space = build_study("paper-celeba", overrides={"dataset": "lfw-subset", "n_real": 100})
+    space = build_study("paper-celeba", overrides={"dataset": "lfw-subset", "n_real": 100, "n_heldout": 0})
     assert arms(space.configs) == paper_arms(100)
 
 
 def test_multi_dataset_study_takes_one_dataset_per_dataset():
-    space = build_study("paper", overrides={"dataset": ["celeba:/d/celeba", "folder:/d/pom"]})
+    space = build_study("paper", seeds=1, overrides={"dataset": ["celeba:/d/celeba", "folder:/d/pom"]})
     assert space.trials_per_dataset() == {"celeba:/d/celeba": 12, "folder:/d/pom": 12}
     one_line_error(r"runs 2 dataset\(s\).*give 2", name="paper", overrides={"dataset": "lfw-subset"})
 
@@ -227,11 +230,11 @@ def test_grid_param_space_names_every_key():
 
 
 def test_optuna_space_is_conditional_and_fully_validated():
-    assert (build_study("optuna-da").metric, build_study("optuna-da").mode) == ("is_mean_inception", "max")
+    assert (build_study("optuna-da").metric, build_study("optuna-da").mode) == ("kid_mean_inception", "min")
     space = build_study("optuna-da", num_samples=12, overrides={"dataset": "lfw-subset", "n_real": 100,
                                                                 "extractor": "effnet"})
     assert space.kind == "optuna" and space.num_samples == 12
-    assert (space.metric, space.mode) == ("is_mean_effnet", "max")
+    assert (space.metric, space.mode) == ("kid_mean_effnet", "min")
     assert space.param_space() == space.constants and "da" not in space.constants
     points = space.possible_configs()
     assert len(points) == 1 + 5 * 3 + 10 * 3 * 5  # none; singles x counts; pairs x counts x ratios
@@ -317,7 +320,7 @@ def test_optuna_search_runs_and_respects_the_condition(ray_session, tmp_path):
                                                                "extractor": "effnet"})
 
     def trainable(config):
-        tune.report({"is_mean_effnet": float(config["n_aug"]) / 100.0})
+        tune.report({"kid_mean_effnet": float(config["n_aug"]) / 100.0})
 
     results = _fit(space, tmp_path, trainable)
     assert not results.errors and len(results) == 4

@@ -19,20 +19,20 @@ def test_studies_lists_arm_counts(capsys):
     code, out, _ = run_cli(capsys, "studies")
     assert code == 0
     counts = {line.split()[0]: int(line.split()[1]) for line in out.splitlines()}
-    assert counts == {"paper": 24, "paper-celeba": 12, "paper-pomeranian": 12, "demo": 12, "ratios": 28,
-                      "optuna-da": 30}
+    assert counts == {"paper": 72, "paper-celeba": 36, "paper-pomeranian": 36, "demo": 36, "ratios": 84,
+                      "optuna-da": 30, "paper-highres": 30, "demo-highres": 30}  # grids: 3 seeds per arm
 
 
 def test_dry_run_json_has_exactly_the_demo_arms(capsys):
-    code, out, _ = run_cli(capsys, "run", "demo", "--dry-run", "--json")
+    code, out, _ = run_cli(capsys, "run", "demo", "--dry-run", "--json", "--seeds", "1")
     assert code == 0
     rows = [json.loads(line) for line in out.splitlines()]
     arms = sorted((r["da"], r["n_aug"]) for r in rows)
-    singles = [("none", 0)] + [(t, 100) for t in ("contrast", "negpos", "hflip", "vflip", "generated")]
-    pairs = [(p, n) for p in ("contrast+hflip", "contrast+generated", "hflip+generated") for n in (100, 200)]
+    singles = [("none", 0)] + [(t, 64) for t in ("contrast", "negpos", "hflip", "vflip", "generated")]
+    pairs = [(p, n) for p in ("contrast+hflip", "contrast+generated", "hflip+generated") for n in (64, 128)]
     assert arms == sorted(singles + pairs)
     for r in rows:
-        assert r["dataset"] == "lfw-subset" and r["n_real"] == 100 and r["image_size"] == 32
+        assert r["dataset"] == "lfw-subset" and r["n_real"] == 64 and r["image_size"] == 32
         assert r["extractor"] == "effnet" and r["pair_ratio"] == 0.5
         cfg = TrialConfig(**{k: v for k, v in r.items() if k != "arm"})
         assert cfg.arm == r["arm"]
@@ -40,11 +40,11 @@ def test_dry_run_json_has_exactly_the_demo_arms(capsys):
 
 def test_dry_run_overrides_seeds_and_only(capsys):
     code, out, _ = run_cli(capsys, "run", "demo", "--dry-run", "--json", "--seeds", "3", "--steps", "50",
-                           "--image-size", "64", "--only", "none", "--only", "hflip@100", "--set", "eval_every=25")
+                           "--image-size", "64", "--only", "none", "--only", "hflip@64", "--set", "eval_every=25")
     assert code == 0
     rows = [json.loads(line) for line in out.splitlines()]
     assert sorted((r["arm"], r["seed"]) for r in rows) == sorted(
-        (a, s) for a in ("none", "hflip@100") for s in (0, 1, 2))
+        (a, s) for a in ("none", "hflip@64") for s in (0, 1, 2))
     assert {(r["steps"], r["image_size"], r["eval_every"]) for r in rows} == {(50, 64, 25)}
 
 
@@ -53,7 +53,7 @@ def test_dry_run_reads_no_data(capsys, tmp_path):
     code, out, _ = run_cli(capsys, "run", "paper-celeba", "--dry-run", "--json", "--dataset", "celeba:nowhere")
     assert code == 0
     rows = [json.loads(line) for line in out.splitlines()]
-    assert len(rows) == 12 and all(r["dataset"].startswith("celeba:/") for r in rows)
+    assert len(rows) == 36 and all(r["dataset"].startswith("celeba:/") for r in rows)
 
 
 def test_dry_run_of_an_optuna_study_marks_sampled_points(capsys):
@@ -70,6 +70,7 @@ def test_dry_run_of_an_optuna_study_marks_sampled_points(capsys):
     (["run", "demo", "--extractor", "clip"], "'clip' is not one of 'effnet', 'inception'"),
     (["run", "demo", "--only", "blur@100"], "unknown arm 'blur@100'"),
     (["run", "demo", "--set", "n_real=1000"], "has 100 images but n_real=1000"),
+    (["run", "demo-highres", "--gpus-per-trial", "0.5"], "equal training time, which needs the same hardware"),
     (["run", "demo", "--set", "nosuch=1"], "unknown setting 'nosuch'"),
     (["run", "demo", "--metric", "accuracy"], "metric 'accuracy' is not reported by this study; allowed:"),
     (["run", "demo", "--dataset", "celeba:/nonexistent/root"], "CelebA not found"),

@@ -40,7 +40,7 @@ def ray_session(chaos_dir):
 def sweep_in(tmp_path, study="demo", only=(), in_process=False, name="s", storage=None, **settings):
     opts = Options(storage=str(storage or tmp_path / "results"), name=name, cpus_per_trial=1,
                    mlflow_uri=f"sqlite:///{tmp_path}/mlflow.db", in_process=in_process, verbose=0)
-    sweep = resolve_plan(study, overrides={**TINY, **settings}, only=tuple(only), options=opts)
+    sweep = resolve_plan(study, seeds=1, overrides={**TINY, **settings}, only=tuple(only), options=opts)
     return sweep, sweep.options
 
 
@@ -72,13 +72,14 @@ def test_smoke_sweep_writes_mlflow_runs_and_report(tmp_path):
         assert [a.path for a in client.list_artifacts(run.info.run_id, "model")] == ["model/generator.pt"]
     # The final generator loads safely and samples the arm again, exactly as scored.
     from gan.imagetable import read_image_table
-    from gan.train import eval_noise, generate, load_generator
+    from gan.train import eval_noise, load_generator, sample
 
     record = next(iter(records.values()))
-    G, cfg = load_generator(record.weights)
+    state = load_generator(record.weights)
+    cfg = state.cfg
     assert cfg.arm == record.arm and cfg.seed == record.seed
     scored = read_image_table(record.final_samples).images
-    assert torch.equal(generate(G, eval_noise(cfg, cfg.eval_samples)), scored)
+    assert torch.equal(sample(state, eval_noise(cfg, cfg.eval_samples), size=cfg.image_size), scored)
     # The report: next to the results and on the parent run, with the answer.
     names = {Path(f).name for f in files}
     assert {"results.parquet", "summary.md", "final_fid_effnet.png", "final_is_mean_effnet.png"} <= names
@@ -87,18 +88,18 @@ def test_smoke_sweep_writes_mlflow_runs_and_report(tmp_path):
     parent_files = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
     assert "report/summary.md" in parent_files
     assert "summary.json" in {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert parent.data.tags["gansweep.best.lfw-subset.100"] in {c.arm for c in sweep.configs}
+    assert parent.data.tags["gansweep.best.lfw-subset.64"] in {c.arm for c in sweep.configs}
 
 
 def test_killed_worker_resumes_from_checkpoint_with_same_numbers(tmp_path, chaos_dir):
     settings = dict(steps=6)
     # Reference: the same trial, uninterrupted, in-process with the same thread count.
-    ref, ref_opts = sweep_in(tmp_path / "ref", only=["hflip@100"], in_process=True, **settings)
+    ref, ref_opts = sweep_in(tmp_path / "ref", only=["hflip@64"], in_process=True, **settings)
     run_sweep(ref, report=False)
     ref_rows = [json.loads(l) for p in Path(ref.path).glob("*/result.json") for l in p.read_text().splitlines()]
 
     (chaos_dir / "kill_at_step").write_text("4")  # the worker dies right after reporting step 4
-    sweep, opts = sweep_in(tmp_path / "chaos", only=["hflip@100"], **settings)
+    sweep, opts = sweep_in(tmp_path / "chaos", only=["hflip@64"], **settings)
     run_sweep(sweep, report=False)
     (chaos_dir / "kill_at_step").unlink()
     assert (chaos_dir / "killed").exists(), "the fault was never injected"
@@ -135,7 +136,7 @@ def test_a_failed_trial_fails_the_sweep_and_the_command(tmp_path, chaos_dir):
 
 
 def test_diverging_trials_end_with_diverged_and_the_sweep_goes_on(tmp_path):
-    sweep, opts = sweep_in(tmp_path, only=["none", "hflip@100"], lr=1e30)
+    sweep, opts = sweep_in(tmp_path, only=["none", "hflip@64"], lr=1e30)
     result = run_sweep(sweep, report=False)
     assert result.ok and result.outcomes == {"diverged": 2}  # a diverged GAN is a result, not a failure
     client, _, children = sweep_runs(opts.mlflow_uri)
@@ -147,7 +148,7 @@ def test_diverging_trials_end_with_diverged_and_the_sweep_goes_on(tmp_path):
 
 def test_generated_sweep_reuses_the_donor_cache(tmp_path):
     storage = tmp_path / "results"
-    only = ["generated@100", "hflip+generated@200"]
+    only = ["generated@64", "hflip+generated@128"]
     first, opts = sweep_in(tmp_path, only=only, name="first", storage=storage, in_process=True)
     run_sweep(first, report=False)
     second, opts2 = sweep_in(tmp_path, only=only, name="second", storage=storage, in_process=True)
@@ -185,8 +186,8 @@ def test_optuna_study(tmp_path, in_process):
 def test_asha_stops_weak_arms_early(tmp_path):
     opts = Options(storage=str(tmp_path / "results"), name="a", mlflow_uri=f"sqlite:///{tmp_path}/mlflow.db",
                    scheduler="asha", max_concurrent=1, verbose=0)  # one at a time: a fixed rung order
-    sweep = resolve_plan("demo", overrides={**TINY, "steps": 8}, only=("none", "contrast@100", "negpos@100",
-                                                                       "vflip@100"), options=opts)
+    sweep = resolve_plan("demo", seeds=1, overrides={**TINY, "steps": 8}, only=("none", "contrast@64", "negpos@64",
+                                                                       "vflip@64"), options=opts)
     assert run_sweep(sweep, report=False).ok  # stopped early by a scheduler is not a failure
     opts = sweep.options
     last = [json.loads(p.read_text().splitlines()[-1])["step"] for p in Path(sweep.path).glob("*/result.json")]
@@ -199,7 +200,7 @@ def test_asha_stops_weak_arms_early(tmp_path):
 def test_unreachable_mlflow_is_backfilled_by_report(tmp_path):
     from sweep.driver import report_sweep
 
-    sweep, _ = sweep_in(tmp_path, only=["none", "hflip@100"], in_process=True)
+    sweep, _ = sweep_in(tmp_path, only=["none", "hflip@64"], in_process=True)
     sweep = dataclasses.replace(sweep, options=dataclasses.replace(sweep.options, mlflow_uri="http://127.0.0.1:9"))
     assert run_sweep(sweep).ok  # carries on without MLflow
     uri = f"sqlite:///{tmp_path}/later.db"
@@ -218,7 +219,7 @@ def test_sweep_to_a_storage_uri(tmp_path):
     """--storage as a URI (file:// here, s3:// on a cluster): results, donor cache and report go through pyarrow."""
     opts = Options(storage=f"file://{tmp_path}/remote", name="u", mlflow_uri=f"sqlite:///{tmp_path}/mlflow.db",
                    verbose=0)
-    sweep = resolve_plan("demo", overrides=TINY, only=("none", "generated@100"), options=opts)
+    sweep = resolve_plan("demo", seeds=1, overrides=TINY, only=("none", "generated@64"), options=opts)
     assert sweep.path == f"file://{tmp_path}/remote/u"
     files = run_sweep(sweep).files
     opts = sweep.options

@@ -1,9 +1,15 @@
-"""What a trial needs besides its config: the real set, donor-GAN samples for `generated`, real-set statistics.
+"""What a trial needs besides its config: the real set, the metrics' reference, donor-GAN samples for `generated`.
 
 Trials with the same `input_key` share one `TrialInputs`. The driver loads every real set itself before Ray starts
 (`load_real_sets`, so bad data fails in one line, not inside a Ray task), then prepares each input once
-(`prepare_inputs`: reference statistics and the donor GAN, as a Ray task with a trial's resources) and hands the lot
-to every trial through `tune.with_parameters` (the object store), never through `param_space`.
+(`prepare_inputs`: reference statistics, the leakage probe, the real-vs-reference floor and the donor GAN, as a Ray
+task with a trial's resources) and hands the lot to every trial through `tune.with_parameters` (the object store),
+never through `param_space`.
+
+The reference is the held-out set: `n_heldout` real images drawn after the training ones by the same seeded order,
+which the GAN never sees. Where the source cannot spare at least `MIN_HELDOUT` of them, the reference is the training
+set itself, and `notes` says so in words (memorisation then scores as quality). The floor scores the real training
+images against the reference as if they were samples: what a perfect generator of *this* training set would get.
 
 Donor samples come from a pool of fixed size (`donor_pool_size`: twice the real set, the most any study-1 arm takes)
 cached under a key of the real images' content and the donor's settings, so a trial's training set never depends on
@@ -22,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from gan import imagetable, metrics, sources, train
+from gan import imagetable, leakage, metrics, sources, train
 from gan.cache import cache_root, image_hash
 from gan.config import TrialConfig
 from gan.imagetable import ImageSet
@@ -31,36 +37,46 @@ from trainables import storage
 
 # The fields of TrialConfig that decide the donor GAN (with the real images' content, and so its samples).
 DONOR_FIELDS = ("image_size", "seed", "donor_steps", "model", "nz", "g_width", "d_width", "batch_size", "lr", "beta1",
-                "beta2", "precision")
+                "beta2", "precision", "deterministic")
+MIN_HELDOUT = 10  # fewer held-out images than this make no reference: the training set is used instead, and said
 
 
 @dataclass
 class TrialInputs:
     real: ImageSet  # the n_real training images
-    reference: metrics.RealStats  # statistics of the metrics' reference set under the trials' extractor
+    heldout: ImageSet  # the held-out images (possibly fewer than n_heldout, possibly none)
+    reference: metrics.RealStats  # the metrics' reference set under the trials' extractor (with the leakage probe)
+    held_out: bool  # whether `reference` is the held-out set (else: the training set)
     generated: torch.Tensor | None = None  # uint8 donor samples (a pool of `donor_pool_size`), when an arm needs them
     donor: dict | None = None  # where the donor lives, its config, and whether it was trained now or reused
+    floor: dict = dataclasses.field(default_factory=dict)  # the real training images' own scores against the reference
+    notes: list[str] = dataclasses.field(default_factory=list)  # what a reader of the scores must know, in words
+
+    @property
+    def reference_images(self) -> ImageSet:
+        return self.heldout if self.held_out else self.real
 
 
 def data_key(cfg: TrialConfig) -> tuple:
-    """What decides a trial's real images."""
-    return cfg.dataset, cfg.n_real, cfg.image_size, cfg.seed
+    """What decides a trial's real images (training and held out)."""
+    return cfg.dataset, cfg.n_real, cfg.n_heldout, cfg.image_size, cfg.seed
 
 
 def input_key(cfg: TrialConfig) -> str:
-    """The key under which a trial finds its inputs: its real set, extractor and donor settings."""
-    return (f"{cfg.dataset}|n{cfg.n_real}|s{cfg.image_size}|seed{cfg.seed}|{cfg.extractor}"
-            f"|donor-{donor_settings_key(cfg)}")
+    """The key under which a trial finds its inputs: its real sets, extractor and donor settings."""
+    return (f"{cfg.dataset}|n{cfg.n_real}+{cfg.n_heldout}|s{cfg.image_size}|seed{cfg.seed}|{cfg.extractor}"
+            f"|{'method' if cfg.method else 'da'}|donor-{donor_settings_key(cfg)}")
 
 
-def load_real_sets(cfgs: list[TrialConfig], cache_dir=None) -> dict[tuple, ImageSet]:
-    """Every distinct real set of `cfgs`, by `data_key`; raises ValueError/FileNotFoundError (one line) on bad data."""
+def load_real_sets(cfgs: list[TrialConfig], cache_dir=None) -> dict[tuple, tuple[ImageSet, ImageSet]]:
+    """Every distinct (training, held-out) pair of `cfgs`, by `data_key`; ValueError/FileNotFoundError (one line) on
+    bad data."""
     out = {}
     for cfg in cfgs:
         key = data_key(cfg)
         if key not in out:
-            out[key] = sources.load_real(cfg.dataset, cfg.n_real, cfg.image_size, cfg.seed, download=cfg.download,
-                                         cache_dir=cache_dir)
+            out[key] = sources.load_split(cfg.dataset, cfg.n_real, cfg.n_heldout, cfg.image_size, cfg.seed,
+                                          download=cfg.download, cache_dir=cache_dir)
     return out
 
 
@@ -96,19 +112,51 @@ def sample_donor(state, cfg: TrialConfig, n: int, device) -> torch.Tensor:
     return train.generate(state.G, z).cpu()
 
 
-def prepare_inputs(cfgs: list[TrialConfig], real: ImageSet, donor_dir: str | None, cache_dir: str | None = None,
-                   device: str = "auto") -> TrialInputs:
-    """The shared inputs of trials that have one `input_key`: reference statistics, and the donor GAN's samples when
-    an arm uses `generated` (trained now, or reused from the donor cache). Runs in the driver (in-process) or as a
-    Ray task on a worker."""
+def prepare_inputs(cfgs: list[TrialConfig], real: ImageSet, heldout: ImageSet, donor_dir: str | None,
+                   cache_dir: str | None = None, device: str = "auto") -> TrialInputs:
+    """The shared inputs of trials that have one `input_key`: reference statistics (held-out where the source could
+    spare `MIN_HELDOUT` images), the leakage probe (study-1 trials), the floor, and the donor GAN's samples when an arm
+    uses `generated` (trained now, or reused from the donor cache). Runs in the driver (in-process) or as a Ray task
+    on a worker."""
     cfg = cfgs[0]
     dev = select_device(device)
     extractor = metrics.get_extractor(cfg.extractor, dev, inception_weights=cfg.inception_weights or None)
-    reference = metrics.reference_stats(real.images, extractor, cache_dir=cache_dir)
-    generated, donor = None, None
+    held_out = len(heldout) >= MIN_HELDOUT
+    ref_images = heldout if held_out else real
+    reference = metrics.reference_stats(ref_images.images, extractor, cache_dir=cache_dir)
+    if not cfg.method:  # a DA study: how much of each appearance-changing DA shows in the samples
+        reference = leakage.with_leakage(reference, ref_images.images, extractor, cache_dir=cache_dir)
+    inputs = TrialInputs(real=real, heldout=heldout, reference=reference, held_out=held_out,
+                         notes=reference_notes(cfg, real, heldout, held_out))
+    inputs.floor = floor_scores(cfg, inputs, extractor)
     if needs_donor(cfgs):
-        generated, donor = load_or_train_donor(donor_config(cfg), real, donor_dir, dev)
-    return TrialInputs(real=real, reference=reference, generated=generated, donor=donor)
+        inputs.generated, inputs.donor = load_or_train_donor(donor_config(cfg), real, donor_dir, dev)
+    return inputs
+
+
+def reference_notes(cfg: TrialConfig, real: ImageSet, heldout: ImageSet, held_out: bool) -> list[str]:
+    """Which reference the scores of this input use, and why, in words."""
+    where = f"{cfg.dataset} (seed {cfg.seed})"
+    if held_out:
+        short = f" (asked for {cfg.n_heldout}; the source has no more)" if len(heldout) < cfg.n_heldout else ""
+        return [f"Reference for {where}: {len(heldout)} held-out real images{short}, drawn after the {len(real)} "
+                "training images in the same seeded order; the GAN never saw them."]
+    why = (f"only {len(heldout)} images were left after the {len(real)} training images (at least {MIN_HELDOUT} are "
+           "needed)" if cfg.n_heldout else "the study holds none out (n_heldout = 0)")
+    return [f"Reference for {where}: the {len(real)} training images themselves, because {why}. A GAN that copies "
+            "its training images scores as a perfect one here, and no floor can be computed."]
+
+
+def floor_scores(cfg: TrialConfig, inputs: TrialInputs, extractor) -> dict:
+    """The real training images scored as if they were samples (as many as a trial scores, fixed seed) against the
+    reference: the floor no arm can be expected to beat. Against a training-set reference only their IS means
+    anything (the distances would be of a set to itself)."""
+    n = min(cfg.eval_samples, len(inputs.real))
+    pick = torch.randperm(len(inputs.real), generator=torch.Generator().manual_seed(cfg.seed))[:n].sort().values
+    images = inputs.real.images[pick]
+    scores = metrics.compute_metrics(images, extractor, inputs.reference if inputs.held_out else None,
+                                     splits=min(cfg.is_splits, n), seed=cfg.seed)
+    return {"n_samples": n, "n_reference": len(inputs.reference), **scores}
 
 
 def load_or_train_donor(dcfg: TrialConfig, real: ImageSet, donor_dir: str | None, device) -> tuple[torch.Tensor, dict]:

@@ -4,13 +4,12 @@ scores a generated sample set against them.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from gan.cache import cache_root, image_hash
+from gan.cache import cache_root, image_hash, read_cached, write_cached
 from gan.metrics.extractors import Extractor, get_extractor
 from gan.metrics.maths import FrechetReference, fid_statistics, metrics_from_features
 
@@ -81,22 +80,13 @@ def reference_stats(real_uint8: torch.Tensor, extractor: Extractor | str, *, cac
     if memo_key in _REAL_MEMO:
         return _REAL_MEMO[memo_key]
     path = cache_root(cache_dir) / "stats" / f"{key}-{extractor.name}.pt"
-    stats = None
-    if path.is_file():
-        try:
-            stats = RealStats.from_dict(torch.load(path, map_location="cpu", weights_only=True))
-        except Exception:  # unreadable or old-format cache: recompute
-            stats = None
-        if stats is not None and (stats.weights_id != extractor.weights_id or stats.extractor != extractor.name):
-            stats = None
+    stats = read_cached(path, RealStats.from_dict,
+                        lambda s: (s.extractor, s.weights_id) == (extractor.name, extractor.weights_id))
     if stats is None:
         if len(real_uint8) < 2:
             raise ValueError(f"the reference set needs at least 2 images, got {len(real_uint8)}")
         stats = RealStats.from_features(extractor.features(real_uint8, batch_size), extractor, key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        torch.save(stats.to_dict(), tmp)
-        os.replace(tmp, path)
+        write_cached(path, stats.to_dict())
     _REAL_MEMO[memo_key] = stats
     return stats
 

@@ -47,6 +47,19 @@ TRAINING_METRICS: tuple[Metric, ...] = (
     Metric("images_per_s", None, "real images consumed per training second"),
     Metric("train_seconds", None, "training seconds so far, evaluation excluded"),
     Metric("diverged", None, "1 when a non-finite loss ended training"),
+    Metric("sr_step", None, "SRCNN iterations done (dcgan64+srcnn)"),
+    Metric("loss_sr", None, "SRCNN mean squared error (mean since the last report)"),
+    Metric("loss_d2", None, "stage-II discriminator loss (stackgan128)"),
+    Metric("loss_g2", None, "stage-II generator loss (stackgan128)"),
+)
+
+# Super-resolution quality (gan.methods.srcnn_quality): held-out real images downscaled to 64 and brought back to 128
+# by the trained SRCNN or by plain bicubic, against the originals. Extractor-free.
+SR_METRICS: tuple[Metric, ...] = (
+    Metric("psnr_srcnn", "max", "PSNR (dB) of the SRCNN's x2 upscale of held-out images"),
+    Metric("psnr_bicubic", None, "PSNR (dB) of plain bicubic x2 on the same images (what the SRCNN must beat)"),
+    Metric("ssim_srcnn", "max", "SSIM of the SRCNN's x2 upscale of held-out images"),
+    Metric("ssim_bicubic", None, "SSIM of plain bicubic x2 on the same images"),
 )
 
 # Leakage (gan.leakage): the DA types whose traces in generated images a probe on the extractor's features measures.
@@ -91,7 +104,7 @@ def leakage_keys(extractor: str, da: str) -> tuple[str, str, str]:
 
 
 def _table() -> dict[str, tuple[Metric, str | None]]:
-    table = {m.name: (m, None) for m in TRAINING_METRICS}
+    table = {m.name: (m, None) for m in (*TRAINING_METRICS, *SR_METRICS)}
     for ext in EXTRACTOR_NAMES:
         for m in (*FEATURE_METRICS, *LEAKAGE_METRICS):
             table[metric_key(m.name, ext)] = (m, ext)

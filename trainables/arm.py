@@ -1,7 +1,8 @@
-"""The Tune function trainable for one arm of a study.
+"""The Tune function trainable for one trial of any study: a DA-ablation arm (study 1) or a way to 128x128 (study 2).
 
-Build (config -> composed set -> models), restore from the last checkpoint if there is one, then loop: train
-`eval_every` steps, score the fixed evaluation noise, report metrics with a checkpoint (the full TrainState plus the
+Build (config -> training data -> networks), restore from the last checkpoint if there is one, then loop: train up
+to the next evaluation step (or until the time budget is spent), sample the fixed evaluation noise at the study's
+evaluation size, score it against the reference, report metrics with a checkpoint (the full TrainState plus the
 sample grid). The final checkpoint also holds the generator's weights and the scored samples. A restored trial
 continues exactly where it stopped; a diverging one reports `diverged=1` and ends.
 """
@@ -16,10 +17,10 @@ from pathlib import Path
 
 import ray
 
-from gan import augment, metrics, train
+from gan import augment, metrics, methods, train
 from gan.config import TrialConfig
 from gan.imagetable import ImageSet, write_image_table
-from gan.runtime import select_device, set_threads
+from gan.runtime import device_name, select_device, set_threads
 from trainables import session
 from trainables.files import FINAL_SAMPLES_FILE, GRID_FILE, STATE_FILE, WEIGHTS_FILE
 from trainables.inputs import TrialInputs, input_key
@@ -29,8 +30,17 @@ def _resolve(inputs) -> TrialInputs:
     return ray.get(inputs) if isinstance(inputs, ray.ObjectRef) else inputs
 
 
+def training_data(cfg: TrialConfig, shared: TrialInputs, device):
+    """A study-1 trial's composed set (real + DA, uint8 on the device), or a method's images at every size it needs."""
+    if cfg.method:
+        return methods.prepare_data(shared.real.images, cfg, device)
+    composed = augment.compose(shared.real, cfg.da, cfg.n_aug, pair_ratio=cfg.pair_ratio, seed=cfg.seed,
+                               generated=shared.generated, allow_repeats=cfg.allow_repeats)
+    return composed.images.to(device)
+
+
 def train_arm(config: dict, inputs: dict | None = None) -> None:
-    """Train one arm. `inputs` maps `input_key(cfg)` to `TrialInputs` (or an ObjectRef to one)."""
+    """Train one trial. `inputs` maps `input_key(cfg)` to `TrialInputs` (or an ObjectRef to one)."""
     cfg = TrialConfig(**config)
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)  # else a line per checkpoint
 
@@ -39,12 +49,9 @@ def train_arm(config: dict, inputs: dict | None = None) -> None:
         raise KeyError(f"no prepared inputs for {key}; the driver prepared {sorted(inputs or {})} "
                        "(trials must come from the sweep's own configs)")
     shared = _resolve(inputs[key])
-    composed = augment.compose(shared.real, cfg.da, cfg.n_aug, pair_ratio=cfg.pair_ratio, seed=cfg.seed,
-                               generated=shared.generated, allow_repeats=cfg.allow_repeats)
-
     device = select_device()
     set_threads(session.cpus_allotted())
-    data = composed.images.to(device)
+    data = training_data(cfg, shared, device)
     checkpoint = session.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as d:
@@ -56,25 +63,29 @@ def train_arm(config: dict, inputs: dict | None = None) -> None:
     z = train.eval_noise(cfg, cfg.eval_samples, device)
     splits = min(cfg.is_splits, cfg.eval_samples)
 
-    while state.step < cfg.steps:
-        n = min(cfg.eval_every - state.step % cfg.eval_every, cfg.steps - state.step)
-        stats = train.train_steps(state, data, n, cfg)
-        result = {
-            "step": state.step, "loss_d": stats.loss_d, "loss_g": stats.loss_g, "d_real": stats.d_real,
-            "d_fake": stats.d_fake, "images_per_s": stats.images_per_s, "train_seconds": state.elapsed,
-            "diverged": int(stats.diverged),
-        }
+    while not state.finished:
+        sr_stats, stats = train.train_until(state, data, (state.step // cfg.eval_every + 1) * cfg.eval_every)
+        result = {k: v for k, v in (stats.as_dict() if stats else {}).items()
+                  if k not in ("steps", "seconds", "diverged")}  # this call's counts: the state's totals follow
+        result.update(step=state.step, train_seconds=state.elapsed, diverged=int(state.diverged),
+                      device=device_name(device))
+        if state.method.srcnn:  # the SRCNN's own iteration count, reported apart from the GAN's
+            result["sr_step"] = state.sr_step
+        if sr_stats is not None:
+            result["loss_sr"] = sr_stats.loss
         if ray.is_initialized():  # which node ran this report (cluster debugging; the fault tests check it)
             result["node_id"] = ray.get_runtime_context().get_node_id()
-        if stats.diverged:  # non-finite loss: end this trial, the sweep goes on
+        if state.diverged:  # non-finite loss: end this trial, the sweep goes on
             session.report(result)
             return
-        fake = train.generate(state.G, z)
+        fake = train.sample(state, z, size=cfg.image_size)
         result.update(metrics.compute_metrics(fake, extractor, shared.reference, splits=splits, seed=cfg.seed))
         with tempfile.TemporaryDirectory() as d:
             train.save_state(state, Path(d) / STATE_FILE)
             train.save_grid(fake[:64], Path(d) / GRID_FILE)
-            if state.step >= cfg.steps:  # the final checkpoint: what a researcher samples and surveys later
+            if state.finished:  # the final checkpoint: what a researcher samples and surveys later
+                if state.method.srcnn:
+                    result.update(methods.srcnn_quality(state.nets["SR"], shared.reference_images.images))
                 train.save_generator(state, Path(d) / WEIGHTS_FILE)
                 write_image_table(Path(d) / FINAL_SAMPLES_FILE, ImageSet.of(fake),
                                   metadata={"arm": cfg.arm, "seed": cfg.seed, "step": state.step})
