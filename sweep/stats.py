@@ -1,5 +1,5 @@
 """The statistics of a sweep's comparisons: means with t intervals over seeds, paired tests against a baseline, and
-Holm's correction across the arms of a group. scipy and statsmodels do the maths.
+Holm's correction across the arms of a group. scipy does the maths (Holm is written out; see `holm`).
 
 Seeds are the unit of replication. An interval needs two seeds; a test needs two pairs. Nothing here invents a
 number for n = 1: it returns NaN, and the report says why.
@@ -63,17 +63,20 @@ def paired(arm: dict, baseline: dict) -> Paired:
 
 
 def holm(pvalues) -> list[float]:
-    """Holm-adjusted p-values (family-wise error control across one group's comparisons); NaN stays NaN."""
-    from statsmodels.stats.multitest import multipletests
+    """Holm-adjusted p-values (family-wise error control across one group's comparisons); NaN stays NaN.
 
-    pvalues = [float(p) for p in pvalues]
-    index = [i for i, p in enumerate(pvalues) if math.isfinite(p)]
-    out = [math.nan] * len(pvalues)
-    if index:
-        adjusted = multipletests([pvalues[i] for i in index], method="holm")[1]
-        for i, q in zip(index, adjusted):
-            out[i] = float(q)
-    return out
+    Holm's step-down: sort the m p-values, multiply the i-th smallest by (m - i), carry the running maximum, cap at
+    1. Written out here because statsmodels' `multipletests(method="holm")` (which the tests compare against) runs a
+    full `gc.collect()` on every call: 0.4 s each with torch and Ray loaded, seconds per report.
+    """
+    pvalues = np.asarray([float(p) for p in pvalues], dtype=float)
+    out = np.full(len(pvalues), math.nan)
+    tested = np.flatnonzero(np.isfinite(pvalues))
+    if len(tested):
+        order = tested[np.argsort(pvalues[tested], kind="stable")]
+        m = len(order)
+        out[order] = np.minimum(np.maximum.accumulate(pvalues[order] * (m - np.arange(m))), 1.0)
+    return out.tolist()
 
 
 def wilson(successes: int, n: int, level: float = 0.95) -> tuple[float, float, float]:

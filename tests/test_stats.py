@@ -37,10 +37,16 @@ def test_paired_t_test_by_hand():
     assert (constant.delta, constant.ci, constant.p) == (-2.0, 0.0, 0.0)
 
 
-def test_holm_by_hand():
+def test_holm_by_hand_and_against_statsmodels():
     # sorted p: 0.01, 0.02, 0.04 with m = 3 -> 0.03, 0.04, 0.04 (monotone), NaN passes through
     assert stats.holm([0.04, 0.01, float("nan"), 0.02]) == pytest.approx([0.04, 0.03, math.nan, 0.04], nan_ok=True)
     assert stats.holm([0.3, 0.6]) == pytest.approx([0.6, 0.6])
+    from statsmodels.stats.multitest import multipletests
+
+    rng = __import__("numpy").random.default_rng(0)
+    for m in (1, 2, 5, 12):
+        p = rng.uniform(0, 0.2, m).tolist()
+        assert stats.holm(p) == pytest.approx(list(multipletests(p, method="holm")[1]))
 
 
 def test_wilson_by_hand():

@@ -6,7 +6,7 @@ Counting rules (a vote is one participant's answer to one pair; "can't tell" ans
   method-vs-method pairs it was in; 95% Wilson interval (scipy `binomtest(...).proportion_ci("wilson")`).
 - **head to head**: for each pair of methods, the decided votes between the two; two-sided exact binomial test of
   "each is chosen half the time" (scipy `binomtest`), p-values Holm-adjusted over the pairs that have votes
-  (statsmodels `multipletests`).
+  (`sweep.stats.holm`).
 - **Bradley-Terry strength** (`bradley_terry`): one scale for all methods, strengths summing to 1; 95% percentile
   bootstrap interval resampling participants (fixed seed).
 - **realism rate** of a method: times its sample was chosen over a real photo / decided method-vs-real pairs; 95%
@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sweep import stats
 from sweep.survey.pool import REAL
 from sweep.survey.store import Vote, read_votes
 
@@ -129,12 +130,8 @@ def metric_name(label: str) -> str:
 
 
 def wilson(k: int, n: int) -> Rate:
-    from scipy.stats import binomtest
-
-    if n == 0:
-        return Rate(0, 0, NAN, NAN)
-    ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
-    return Rate(k, n, float(ci.low), float(ci.high))
+    _, low, high = stats.wilson(k, n)
+    return Rate(k, n, low, high)
 
 
 def survey_results(db_path, n_boot: int = 1000, seed: int = 0) -> SurveyResults:
@@ -148,7 +145,6 @@ def survey_results(db_path, n_boot: int = 1000, seed: int = 0) -> SurveyResults:
 def results_of_votes(votes: list[Vote], n_boot: int = 1000, seed: int = 0, where: str = "the survey") -> SurveyResults:
     """`survey_results` on votes already read."""
     from scipy.stats import binomtest
-    from statsmodels.stats.multitest import multipletests
 
     from sweep.survey.bradley_terry import bootstrap_strengths, fit_strengths, mle_exists
 
@@ -183,8 +179,8 @@ def results_of_votes(votes: list[Vote], n_boot: int = 1000, seed: int = 0, where
         p = binomtest(int(wins[a, b]), int(n), 0.5).pvalue if n else NAN
         pairs.append([methods[a], methods[b], int(wins[a, b]), int(wins[b, a]), int(ties[a, b]), p, NAN])
     tested = [row for row in pairs if not math.isnan(row[5])]
-    for row, adjusted in zip(tested, multipletests([row[5] for row in tested], method="holm")[1]):
-        row[6] = float(adjusted)
+    for row, adjusted in zip(tested, stats.holm([row[5] for row in tested])):
+        row[6] = adjusted
 
     rows = []
     for m in methods:
