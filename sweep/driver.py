@@ -62,15 +62,18 @@ def check_data(plan: Plan) -> dict:
     return load_real_sets(_inputs_needed(plan), plan.options.cache_dir)
 
 
-def _init_ray(options: Options) -> None:
+def _init_ray(options: Options) -> bool:
+    """Connect to the cluster, or start a one-node Ray; True when this call started a one-node Ray (which the sweep
+    then stops), False when it joined a cluster or the process already had Ray (a test session, a notebook)."""
     import ray
 
     if ray.is_initialized():
-        return
+        return False
     if options.address:
         ray.init(address=options.address, include_dashboard=False)
-    else:
-        ray.init(num_cpus=options.num_cpus, include_dashboard=False)
+        return False
+    ray.init(num_cpus=options.num_cpus, include_dashboard=False)
+    return True
 
 
 def _cluster_resources() -> dict:
@@ -110,9 +113,16 @@ def _log_donor(tracker, donor: dict) -> None:
     tracker.trial_finished(run_id, "finished")
 
 
-def prepare(plan: Plan, real_sets: dict, resources: dict, tracker, use_ray: bool) -> dict:
-    """Prepare every distinct input once (as Ray tasks with a trial's resources, or here in-process), printing
-    progress as each is ready; record what each input's scores are measured against (`inputs.json`)."""
+@dataclass
+class Preparation:
+    """Inputs being prepared: Ray tasks already running (or, in-process, the calls still to make)."""
+
+    groups: dict[str, list[TrialConfig]]  # input key -> the configs that share it
+    pending: dict  # input key -> ObjectRef (Ray) or the prepare_inputs arguments (in-process)
+
+
+def submit_inputs(plan: Plan, real_sets: dict, resources: dict, use_ray: bool) -> Preparation:
+    """Start preparing every distinct input once (as Ray tasks, so the driver can set up MLflow meanwhile)."""
     from trainables.inputs import data_key, input_key, prepare_inputs
 
     groups: dict[str, list[TrialConfig]] = {}
@@ -123,22 +133,37 @@ def prepare(plan: Plan, real_sets: dict, resources: dict, tracker, use_ray: bool
           f"{', leakage probes' if any(not g[0].method for g in groups.values()) else ''}"
           f"{', donor GANs' if donors else ''}", file=sys.stderr, flush=True)
     args = {k: (g, *real_sets[data_key(g[0])], plan.donor_dir, plan.options.cache_dir) for k, g in groups.items()}
+    if not use_ray:
+        return Preparation(groups, args)
+    import ray
+
+    # On CPUs, every input at once on a fraction of a CPU and one thread each: an input prepared alone at the end
+    # would leave cores idle.
+    cpus = resources["cpu"] if resources["gpu"] else min(resources["cpu"],
+                                                          ray.cluster_resources().get("CPU", 1) / len(groups))
+    task = ray.remote(num_cpus=cpus, num_gpus=resources["gpu"])(prepare_inputs)
+    return Preparation(groups, {k: task.remote(*a, threads=max(1, int(cpus))) for k, a in args.items()})
+
+
+def collect_inputs(plan: Plan, preparation: Preparation, tracker, use_ray: bool) -> dict:
+    """The prepared inputs (printing progress as each is ready); their donors logged, `inputs.json` written."""
+    from trainables.inputs import prepare_inputs
+
     if use_ray:
         import ray
 
-        task = ray.remote(num_cpus=resources["cpu"], num_gpus=resources["gpu"])(prepare_inputs)
-        refs = {task.remote(*a): k for k, a in args.items()}
-        inputs, pending = {}, list(refs)
+        keys = {ref: k for k, ref in preparation.pending.items()}
+        inputs, pending = {}, list(keys)
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
-            inputs[refs[done[0]]] = ray.get(done[0])
-            print(f"gansweep: input {len(inputs)}/{len(groups)} ready", file=sys.stderr, flush=True)
+            inputs[keys[done[0]]] = ray.get(done[0])
+            print(f"gansweep: input {len(inputs)}/{len(keys)} ready", file=sys.stderr, flush=True)
     else:
-        inputs = {k: prepare_inputs(*a) for k, a in args.items()}
+        inputs = {k: prepare_inputs(*a) for k, a in preparation.pending.items()}
     for inp in inputs.values():
         if inp.donor and inp.donor.get("trained"):
             _log_donor(tracker, inp.donor)
-    record_inputs(plan, {k: (groups[k][0], inp) for k, inp in inputs.items()}, tracker)
+    record_inputs(plan, {k: (preparation.groups[k][0], inp) for k, inp in inputs.items()}, tracker)
     return inputs
 
 
@@ -226,9 +251,9 @@ def run_sweep(plan: Plan, *, resume: bool = False, report: bool = True, real_set
     real_sets = check_data(plan) if real_sets is None else real_sets  # before Ray and before anything is written
     if not resume:
         storage.write_text(storage.join(plan.path, RECORD), json.dumps(plan.record(), indent=2, default=str))
-    if use_ray:
-        _init_ray(options)
+    own_ray = use_ray and _init_ray(options)
     resources = trial_resources(options, use_ray)
+    preparation = submit_inputs(plan, real_sets, resources, use_ray)  # runs while MLflow is set up
     tracker = tracking.SweepTracker(options.mlflow_uri, experiment_name=options.experiment)
     tracking.activate(plan.path, tracker)
     tracker.start_sweep(plan.name, plan.path, plan.study.name,
@@ -245,7 +270,7 @@ def run_sweep(plan: Plan, *, resume: bool = False, report: bool = True, real_set
             from sweep.backfill import backfill
 
             backfill(plan.path, tracker)  # whatever the dead driver did not get into MLflow
-        inputs = prepare(plan, real_sets, resources, tracker, use_ray)
+        inputs = collect_inputs(plan, preparation, tracker, use_ray)
         if use_ray:
             _tuner(plan, inputs, resources, resume).fit()
         else:
@@ -259,6 +284,10 @@ def run_sweep(plan: Plan, *, resume: bool = False, report: bool = True, real_set
             result.files = _report(plan, tracker)
         tracker.end_sweep("FINISHED" if completed and result.ok else "FAILED")
         tracking.deactivate(plan.path)
+        if own_ray:
+            import ray
+
+            ray.shutdown()  # now, not at interpreter exit (where it takes seconds longer)
     return result
 
 

@@ -43,7 +43,8 @@ def run_in_process(plan: Plan, inputs: dict, tracker: SweepTracker) -> None:
 
         def on_report(metrics: dict, checkpoint: str | None):
             nonlocal last
-            row = {**metrics, "trial_id": trial_id, "timestamp": int(time.time()), "config": config,
+            row = {**metrics, "trial_id": trial_id, "timestamp": time.time(), "config": config,
+                   "time_total_s": time.perf_counter() - started,  # as Tune counts it: since this run of the trial
                    "training_iteration": session.iteration,  # already counts this report
                    "checkpoint_dir_name": Path(checkpoint).name.removesuffix(".tmp") if checkpoint else None}
             with open(trial_dir / "result.json", "a") as f:
@@ -59,6 +60,7 @@ def run_in_process(plan: Plan, inputs: dict, tracker: SweepTracker) -> None:
                       f"diverged {metrics['diverged']}", flush=True)
 
         session = InProcessSession(trial_dir, on_report, cpus=int(plan.options.cpus_per_trial or 0))  # 0: all cores
+        started = time.perf_counter()
         session.iteration = before.reports if before is not None else 0
         try:
             with session:

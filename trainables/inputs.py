@@ -32,7 +32,7 @@ from gan import imagetable, leakage, metrics, sources, train
 from gan.cache import cache_root, image_hash
 from gan.config import TrialConfig
 from gan.imagetable import ImageSet
-from gan.runtime import select_device
+from gan.runtime import select_device, set_threads
 from trainables import storage
 
 # The fields of TrialConfig that decide the donor GAN (with the real images' content, and so its samples).
@@ -113,12 +113,13 @@ def sample_donor(state, cfg: TrialConfig, n: int, device) -> torch.Tensor:
 
 
 def prepare_inputs(cfgs: list[TrialConfig], real: ImageSet, heldout: ImageSet, donor_dir: str | None,
-                   cache_dir: str | None = None, device: str = "auto") -> TrialInputs:
+                   cache_dir: str | None = None, device: str = "auto", threads: int | None = None) -> TrialInputs:
     """The shared inputs of trials that have one `input_key`: reference statistics (held-out where the source could
     spare `MIN_HELDOUT` images), the leakage probe (study-1 trials), the floor, and the donor GAN's samples when an arm
     uses `generated` (trained now, or reused from the donor cache). Runs in the driver (in-process) or as a Ray task
-    on a worker."""
+    on a worker, `threads` torch threads (None: torch's choice)."""
     cfg = cfgs[0]
+    set_threads(threads)
     dev = select_device(device)
     extractor = metrics.get_extractor(cfg.extractor, dev, inception_weights=cfg.inception_weights or None)
     held_out = len(heldout) >= MIN_HELDOUT
