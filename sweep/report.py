@@ -8,7 +8,7 @@ baseline): it names no study's fields, so a new study needs no change here.
     summary.csv / .md    per arm: seeds finished / diverged / failed, mean and 95% CI over seeds, the paired
                          difference to the baseline with its CI and Holm-adjusted p-value, rank within its group
     final_<metric>.png   bars per arm with every seed's dot, grouped as the design says
-    curves_<metric>.png  metric against step; vs_seconds_<metric>.png metric against training seconds
+    curves_<metric>.png  the ranking metric against step; vs_seconds_<metric>.png against training seconds
     samples_mosaic.png   the last sample grid of each arm's lowest seed
 
 The rules (also printed in summary.md): seeds are replicates; an arm's score is the mean over its *finished* seeds;
@@ -312,7 +312,8 @@ def write_report(sweep_path, design: Design, metric: str, mode: str) -> Report:
         table = summary if key == metric else summarize(finals, design, key, direction(key) or "max")
         files.append(plots.plot_final(table, finals, key, out / f"final_{key}.png", group_by=design.group_by,
                                       baseline=design.baseline, note=describe(key)))
-        files.append(plots.plot_curves(history, key, out / f"curves_{key}.png", group_by=design.group_by,
+    if metric in history and history["step"].nunique() > 1:  # curves need more than one evaluation
+        files.append(plots.plot_curves(history, metric, out / f"curves_{metric}.png", group_by=design.group_by,
                                        baseline=design.baseline))
     if "train_seconds" in history and metric in history:
         files.append(plots.plot_curves(history, metric, out / f"vs_seconds_{metric}.png", x="train_seconds",
