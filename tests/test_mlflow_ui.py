@@ -66,9 +66,12 @@ def test_runs_table_and_a_trials_sample_grid(sweep, ui):
     assert len(names) == 2
     with chromium() as driver:
         driver.get(runs_link)
-        text = _wait_text(driver, ["Runs", parent.info.run_name])
-        assert "Traces" not in text.split("Runs")[0] or "Model training" in text
-        assert parent.info.run_name in text and "Token Usage" not in text  # the runs table, not GenAI's overview
+        text = _wait_text(driver, ["Run Name", parent.info.run_name])
+        # the runs table of model training, not GenAI's traces overview (which a plain experiment link opens in a
+        # fresh browser: MLflow 3.17's UI takes the view from `workflowType`, not from the experiment's kind tag)
+        assert "/runs" in driver.current_url and "workflowType=genai" not in driver.current_url, driver.current_url
+        assert "Run Name" in text and parent.info.run_name in text, text[:2000]
+        assert "Token Usage" not in text and "Tokens per Trace" not in text
         driver.get(flat_link)
         text = _wait_text(driver, names)
         assert all(name in text for name in names), text[:2000]

@@ -79,6 +79,28 @@ def test_demo_is_the_paper_scaled_to_lfw_subset():
     assert space.metric == "kid_mean_effnet"
 
 
+@pytest.mark.parametrize("name", ["paper-highres", "demo-highres"])
+def test_highres_is_every_method_under_both_budgets(name):
+    from gan.methods import METHODS
+    from search_spaces.highres import NO_CAP
+
+    space = build_study(name, seeds=2)
+    budget = space.configs[0]["time_budget"] or build_study(name).configs[-1]["time_budget"]
+    steps = next(c["steps"] for c in space.configs if c["time_budget"] == 0)
+    arms_ = {(c["method"], c["time_budget"], c["steps"]) for c in space.configs}
+    # equal iterations: every method `steps` GAN iterations, no clock; equal time: the clock, never the step count
+    assert arms_ == ({(m, 0.0, steps) for m in METHODS} | {(m, budget, NO_CAP) for m in METHODS})
+    assert len(METHODS) == 5 and budget > 0 and space.num_samples == 2 * 10
+    assert {c["seed"] for c in space.configs} == {0, 1}
+    assert len({(c["method"], c["time_budget"], c["seed"]) for c in space.configs}) == 20
+    assert all(c["image_size"] == 128 and c["da"] == "none" for c in space.configs)  # scored at 128, no DA
+    assert space.design.baseline == "dcgan64" and space.design.group_by == ("time_budget",)
+    if name == "paper-highres":  # the published settings: 4096 LFW faces, 6000 iterations, the SRCNN's 2000
+        c = space.configs[0]
+        assert (c["n_real"], steps, c["srcnn_steps"], c["extractor"]) == (4096, 6000, 2000, "inception")
+        assert c["dataset"].startswith("lfw:")
+
+
 def test_ratios_grid():
     space = build_study("ratios", seeds=1)
     expected = {("none", 0, 0.5)} | {(p, c, r) for p in PAIRS for c in (500, 1000, 2000) for r in (0.25, 0.5, 0.75)}
