@@ -1,10 +1,10 @@
 """GPU packing: trials per hour of the paper preset's trial on one GPU, with 1, 2, 4 and 8 trials sharing it.
 
-Each trial is a Ray task holding 1/K of the GPU (`--gpus-per-trial 1/K`, as a sweep would ask), running a scaled-down
+Each trial is a Ray actor holding 1/K of the GPU (`--gpus-per-trial 1/K`, as a sweep would ask), running a scaled-down
 copy of a `paper-celeba` trial: `--chunk` training steps of the preset's DCGAN (64x64, width 64, batch 64) and one
 evaluation of `--chunk / 1000 * 5000` samples (the preset scores 5000 Inception-sized samples every 1000 steps; here
-the extractor is EfficientNet-Lite0 unless `--extractor inception` with weights). K tasks start together; the
-wall time of the slowest is the cost of K chunks. A full trial is 20000 / chunk chunks, so
+the extractor is EfficientNet-Lite0 unless `--extractor inception` with weights). The K actors are built and
+warmed first; then K chunks start together and the wall time of the slowest is the cost of K chunks. A full trial is 20000 / chunk chunks, so
 
     trials per hour = K * 3600 / (wall * 20000 / chunk)
 
@@ -27,26 +27,41 @@ PAPER_STEPS = 20_000  # the preset's steps per trial
 SAMPLES_PER_1000_STEPS = 5000  # the preset's evaluation: 5000 samples every 1000 steps
 
 
-def chunk(settings: dict, steps: int, eval_samples: int, device: str) -> float:
-    """One scaled-down trial chunk on `device`: `steps` training steps, then scoring `eval_samples` samples."""
-    import torch
+class Trial:
+    """One trial's worker (a Ray actor holding 1/K of the GPU): networks, data and extractor built once, then timed
+    chunks of training and scoring, as a trial on a shared GPU runs them."""
 
-    from gan import metrics, train
-    from gan.config import TrialConfig
+    def __init__(self, settings: dict, device: str):
+        import torch
 
-    cfg = TrialConfig(**settings)
-    dev = torch.device(device)
-    state = train.build_state(cfg, dev)
-    data = torch.randint(0, 256, (1000, 3, cfg.image_size, cfg.image_size), dtype=torch.uint8,
-                         generator=torch.Generator().manual_seed(0)).to(dev)
-    extractor = metrics.get_extractor(cfg.extractor, dev, inception_weights=cfg.inception_weights or None)
-    t0 = time.perf_counter()
-    train.train_steps(state, data, steps)
-    fake = train.sample(state, train.eval_noise(cfg, eval_samples, dev))
-    extractor.features(fake)
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-    return time.perf_counter() - t0
+        from gan import metrics, train
+        from gan.config import TrialConfig
+
+        if device == "cpu":
+            torch.set_num_threads(1)  # the dry run: K actors on a few cores
+        self.cfg, self.dev = TrialConfig(**settings), torch.device(device)
+        self.state = train.build_state(self.cfg, self.dev)
+        size = self.cfg.image_size
+        self.data = torch.randint(0, 256, (1000, 3, size, size), dtype=torch.uint8,
+                                  generator=torch.Generator().manual_seed(0)).to(self.dev)
+        self.extractor = metrics.get_extractor(self.cfg.extractor, self.dev,
+                                               inception_weights=self.cfg.inception_weights or None)
+
+    def chunk(self, steps: int, eval_samples: int) -> float:
+        """`steps` training steps, then scoring `eval_samples` samples; returns its own seconds."""
+        import time
+
+        import torch
+
+        from gan import train
+
+        t0 = time.perf_counter()
+        train.train_steps(self.state, self.data, steps)
+        fake = train.sample(self.state, train.eval_noise(self.cfg, eval_samples, self.dev))
+        self.extractor.features(fake)
+        if self.dev.type == "cuda":
+            torch.cuda.synchronize(self.dev)
+        return time.perf_counter() - t0
 
 
 def main():
@@ -77,12 +92,15 @@ def main():
     try:
         for precision in a.precision.split(","):
             for k in (int(x) for x in a.packing.split(",")):
-                task = ray.remote(num_gpus=1 / k, num_cpus=1)(chunk)
-                ray.get([task.remote({**settings, "precision": precision}, 1, 8, device) for _ in range(k)])  # warm
-                t0 = time.perf_counter()
-                ray.get([task.remote({**settings, "precision": precision}, steps, samples, device) for _ in range(k)])
+                actor = ray.remote(num_gpus=1 / k, num_cpus=1)(Trial)
+                trials = [actor.remote({**settings, "precision": precision}, device) for _ in range(k)]
+                ray.get([t.chunk.remote(1, 8) for t in trials])  # built and warm (cuDNN autotuning, allocator)
+                t0 = time.perf_counter()  # all K chunks start together; the slowest decides
+                ray.get([t.chunk.remote(steps, samples) for t in trials])
                 wall = time.perf_counter() - t0
                 rows.append((precision, k, wall, k * 3600 / (wall * PAPER_STEPS / steps)))
+                for t in trials:
+                    ray.kill(t)
     finally:
         ray.shutdown()
     print(f"\npaper-celeba trial on {name}: {steps} steps + {samples} samples scored per chunk, "
