@@ -240,18 +240,23 @@ def read_inputs(sweep_path) -> list[dict]:
 
 
 def survey_section(sweep_path, out: Path) -> tuple[list[str], list[Path], dict]:
-    """The preference survey's figures when the sweep has votes (`gansweep survey`): Markdown lines, the bar chart,
-    and flat metrics for MLflow."""
-    from sweep.survey import survey_results, votes_path
+    """The preference survey's figures when the sweep has votes (`gansweep survey`): Markdown lines (per comparison
+    group of the study: its selection rates with Wilson intervals, Bradley-Terry strengths, head-to-head tests with
+    Holm within the group), the chart (`survey_selection_rate.png`, one row per group) and flat metrics for MLflow.
+    A votes database that cannot be read is said in the Markdown, not raised: the rest of the report stands.
+    The published selection-rate table per method and budget is `sweep.survey.selection_rates(sweep_path)`."""
+    from sweep.survey import NoVotes, survey_results, votes_path
+    from sweep.survey.render import markdown, plot
 
     if storage.is_uri(sweep_path) or not votes_path(sweep_path).is_file():
         return [], [], {}
     try:
         res = survey_results(votes_path(sweep_path))
-    except ValueError:  # a survey was opened but nobody voted yet
+    except NoVotes:  # a survey was opened but nobody decided a pair yet
         return [], [], {}
-    return ["## Human preference survey", "", res.markdown(), ""], [res.plot(out / "survey_selection_rate.png")], \
-        res.metrics()
+    except ValueError as e:
+        return ["## Human preference survey", "", f"The survey's votes could not be read: {e}", ""], [], {}
+    return [markdown(res)], [plot(res, out / "survey_selection_rate.png")], res.metrics()
 
 
 def mosaic_tiles(records: list[TrialRecord], folder: SweepFolder) -> list[tuple[str, str]]:

@@ -83,8 +83,9 @@ def test_a_survey_on_the_sweep_reaches_the_report_and_mlflow(sweep):
     plan, _ = sweep
     real = reference_table(plan.path)
     assert real is not None
-    pool = pool_from_records(read_sweep(plan.path), methods=["dcgan64", "stackgan128"], real_table=real)
+    pool = pool_from_records(read_sweep(plan.path), plan.design, methods=["dcgan64", "stackgan128"], real_table=real)
     assert set(pool.methods) == {"dcgan64", "stackgan128"} and pool.has_real
+    assert pool.comparisons == {(("time_budget", b),): ("dcgan64", "stackgan128") for b in (0.0, BUDGET)}
     app = create_app(pool, votes_path(plan.path), n_pairs=6, real_share=0.0, seed=3)
     for participant in range(2):
         client = app.test_client()
@@ -99,3 +100,4 @@ def test_a_survey_on_the_sweep_reaches_the_report_and_mlflow(sweep):
     assert "## Human preference survey" in md and "survey_selection_rate.png" in {f.name for f in files}
     _, (parent,), _ = sweep_runs(plan.options.mlflow_uri)
     assert parent.data.metrics["survey_votes"] == 12 and parent.data.metrics["survey_participants"] == 2
+    assert {parent.data.metrics[f"survey_time_budget_{b}_votes"] for b in (0.0, BUDGET)} == {6}  # per budget

@@ -14,7 +14,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 from werkzeug.serving import make_server
 
 from sweep.survey import REAL, create_app, pool_from_records, survey_results
-from tests.test_survey_pool import fake_sweep
+from sweep.survey.render import markdown
+from tests.test_survey_pool import FLAT, fake_sweep
 
 N_PAIRS = 4
 
@@ -22,7 +23,7 @@ N_PAIRS = 4
 @pytest.fixture
 def survey(tmp_path):
     records, real = fake_sweep(tmp_path, per_trial=3)
-    pool = pool_from_records(records, real_table=real)
+    pool = pool_from_records(records, FLAT, real_table=real)
     db = tmp_path / "survey" / "votes.db"
     server = make_server("127.0.0.1", 0, create_app(pool, db, n_pairs=N_PAIRS, real_share=0.25), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -87,10 +88,11 @@ def test_click_through_a_survey(survey, browser):
 
     res = survey_results(db, n_boot=100)
     assert (res.participants, res.votes, res.cant_tell, res.real_votes) == (1, 4, 1, 1)
-    assert "1 participants, 4 votes (1 \"can't tell\"" in res.markdown()
+    assert "1 participants, 4 votes (1 \"can't tell\"" in markdown(res)
     decided = [row[5:] for row in stored if row[4] != "cant_tell"]
-    assert sum(m.selection.n for m in res.methods) == 2 * sum(REAL not in pair for pair in decided)
-    assert sum(m.realism.n for m in res.methods) == sum(REAL in pair for pair in decided)
+    (group,) = res.groups
+    assert sum(m.selection.n for m in group.methods) == 2 * sum(REAL not in pair for pair in decided)
+    assert sum(m.realism.n for m in group.methods) == sum(REAL in pair for pair in decided)
 
 
 def test_phone_screen_shows_both_images(survey, browser):

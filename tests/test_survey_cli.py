@@ -1,6 +1,9 @@
 """`gansweep survey` and `gansweep survey-results`: a sweep folder in, the server or the results out, and one clear
-line with exit 2 for bad input. `sweep.records` is replaced by a fake that returns the fake sweep's records."""
+line with exit 2 for bad input. `sweep.records` is replaced by a fake that returns the fake sweep's records; the
+folder's `gansweep.json` holds the study's design (and an MLflow store that does not exist: the MLflow path of
+`survey-results` is tested in tests/test_survey_groups.py)."""
 
+import json
 import sys
 import types
 
@@ -9,7 +12,7 @@ import pytest
 from sweep.cli import main
 from sweep.survey import app as survey_app
 from sweep.survey.app import COOKIE
-from tests.test_survey_pool import fake_sweep, trial
+from tests.test_survey_pool import FLAT, fake_sweep, trial
 
 
 def run(capsys, *args):
@@ -19,12 +22,14 @@ def run(capsys, *args):
     return e.value.code, out.out, out.err
 
 
-@pytest.fixture
-def sweep_dir(tmp_path, monkeypatch):
-    """A sweep folder whose records `sweep.records` returns; `served` collects what `serve` was asked to run."""
+def fake_sweep_dir(tmp_path, monkeypatch, records, real, design, mlflow_uri=None):
+    """A sweep folder with a `gansweep.json` (`design`, `mlflow_uri`), whose records `sweep.records` returns;
+    `served` collects what `serve` was asked to run."""
     folder = tmp_path / "exp"
     folder.mkdir()
-    records, real = fake_sweep(tmp_path)
+    (folder / "gansweep.json").write_text(json.dumps({
+        "study": "test", "design": design.as_dict(),
+        "options": {"mlflow_uri": mlflow_uri or f"sqlite:///{tmp_path}/no-such-store.db", "experiment": "gansweep"}}))
     fake = types.SimpleNamespace(records=records, real=real, calls=[])
 
     def read_sweep(path):
@@ -37,6 +42,12 @@ def sweep_dir(tmp_path, monkeypatch):
     monkeypatch.setattr(survey_app, "serve", lambda app, host, port: fake.served.append((app, host, port)))
     fake.path = folder
     return fake
+
+
+@pytest.fixture
+def sweep_dir(tmp_path, monkeypatch):
+    records, real = fake_sweep(tmp_path)
+    return fake_sweep_dir(tmp_path, monkeypatch, records, real, FLAT)
 
 
 def vote_through(app, n, choices=("left", "right", "cant_tell")):
@@ -68,8 +79,11 @@ def test_survey_results_writes_table_and_chart(sweep_dir, capsys):
     assert code == 0, err
     assert "2 participants, 18 votes (3 \"can't tell\"" in out and "| A vs B | 15 |" in out
     results = sweep_dir.path / "survey"
-    assert (results / "results.md").read_text() in out
-    assert (results / "selection_rate.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (results / "survey_results.md").read_text() in out
+    assert (results / "survey_selection_rate.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "MLflow: not logged (no store at sqlite:///" in out  # the record's store does not exist: said, skipped
+    code, out, _ = run(capsys, "survey-results", sweep_dir.path, "--bootstrap", "100", "--no-mlflow")
+    assert code == 0 and "MLflow" not in out
 
 
 @pytest.mark.parametrize("args, message", [

@@ -2,7 +2,8 @@
 
 Also home of the fake sweep the other survey tests import: trial records as SimpleNamespace objects, each method's
 samples one flat colour (so a test can tell from the pixels which method an image came from), the row number written
-into the first pixel (so every image's bytes differ).
+into the first pixel (so every image's bytes differ). This sweep's design has no grouping fields (`FLAT`): one
+comparison group, `()`; the grouped studies' fakes are in tests/test_survey_groups.py.
 """
 
 import collections
@@ -17,10 +18,12 @@ import torch
 from PIL import Image
 
 from gan.imagetable import ImageSet, image_png, write_image_table
+from search_spaces import Design
 from sweep.survey import REAL, pool_from_records
 from sweep.survey.design import real_slots, schedule
 
 COLOURS = {"A": (200, 30, 30), "B": (30, 30, 200), "C": (30, 160, 30), REAL: (220, 200, 40)}
+FLAT = Design(arm_fields=("method",), group_by=(), baseline="A")  # every arm compared with every other
 
 
 def write_samples(path, n: int, rgb, size: int = 8):
@@ -37,8 +40,10 @@ def colour_of(png: bytes) -> str:
     return next(label for label, c in COLOURS.items() if c == rgb)
 
 
-def trial(arm, seed, outcome="finished", samples=None):
-    return SimpleNamespace(arm=arm, seed=seed, outcome=outcome, final_samples=samples)
+def trial(arm, seed, outcome="finished", samples=None, **config):
+    """A trial record; its config is `config` and the seed, or {method: arm, seed} without `config`."""
+    return SimpleNamespace(arm=arm, seed=seed, outcome=outcome, final_samples=samples,
+                           config={"seed": seed, **(config or {"method": arm})})
 
 
 def fake_sweep(root, methods=("A", "B"), per_trial=4):
@@ -55,7 +60,7 @@ def fake_sweep(root, methods=("A", "B"), per_trial=4):
 
 def test_pool_holds_finished_trials_only(tmp_path):
     records, _ = fake_sweep(tmp_path)
-    pool = pool_from_records(records)
+    pool = pool_from_records(records, FLAT)
     assert pool.methods == ("A", "B") and not pool.has_real
     assert len(pool) == 4 * 4  # 2 methods x 2 finished seeds x 4 samples; nothing of C
     tables = {pool.ref(i).table for i in range(len(pool))}
@@ -64,7 +69,7 @@ def test_pool_holds_finished_trials_only(tmp_path):
 
 def test_ids_map_to_the_stored_png_and_nothing_else(tmp_path):
     records, real = fake_sweep(tmp_path)
-    pool = pool_from_records(records, real_table=real)
+    pool = pool_from_records(records, FLAT, real_table=real)
     assert pool.has_real and len(pool) == 16 + 4
     for i in range(len(pool)):
         ref = pool.ref(i)
@@ -77,7 +82,7 @@ def test_ids_map_to_the_stored_png_and_nothing_else(tmp_path):
 
 def test_ids_are_stable_and_do_not_reveal_the_method(tmp_path):
     records, _ = fake_sweep(tmp_path)
-    first, second = pool_from_records(records), pool_from_records(list(reversed(records)))
+    first, second = pool_from_records(records, FLAT), pool_from_records(list(reversed(records)), FLAT)
     assert all(first.ref(i) == second.ref(i) for i in range(len(first)))
     order = [colour_of(first.png(i)) for i in range(len(first))]
     assert order != sorted(order) and order != sorted(order, reverse=True)  # ids are not grouped by method
@@ -87,15 +92,15 @@ def test_draw_weighs_trials_equally(tmp_path):
     records = [trial("A", 0, samples=write_samples(tmp_path / "a0.parquet", 1, COLOURS["A"])),
                trial("A", 1, samples=write_samples(tmp_path / "a1.parquet", 9, COLOURS["A"])),
                trial("B", 0, samples=write_samples(tmp_path / "b0.parquet", 2, COLOURS["B"]))]
-    pool = pool_from_records(records)
+    pool = pool_from_records(records, FLAT)
     rng = random.Random(0)
-    tables = collections.Counter(pool.ref(pool.draw("A", rng)).table.endswith("a0.parquet") for _ in range(2000))
+    tables = collections.Counter(pool.ref(pool.draw((), "A", rng)).table.endswith("a0.parquet") for _ in range(2000))
     assert 900 < tables[True] < 1100  # the seed with one sample is drawn half the time, not a tenth
 
 
 def test_methods_restrict_the_pool(tmp_path):
     records, _ = fake_sweep(tmp_path, methods=("A", "B", "C"))
-    pool = pool_from_records(records, methods=["C", "A"])
+    pool = pool_from_records(records, FLAT, methods=["C", "A"])
     assert pool.methods == ("A", "C")
     assert {colour_of(pool.png(i)) for i in range(len(pool))} == {"A", "C"}
 
@@ -109,40 +114,41 @@ def test_methods_restrict_the_pool(tmp_path):
 def test_bad_methods_say_what_is_allowed(tmp_path, methods, message):
     records, _ = fake_sweep(tmp_path)
     with pytest.raises(ValueError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
-        pool_from_records(records, methods=methods)
+        pool_from_records(records, FLAT, methods=methods)
 
 
 def test_no_finished_trial_is_an_error(tmp_path):
     records = [trial("A", 0, "diverged", write_samples(tmp_path / "a.parquet", 2, COLOURS["A"])), trial("B", 0, "failed")]
     with pytest.raises(ValueError, match=r"no finished trial with final samples in this sweep \(1 diverged, 1 failed\)"):
-        pool_from_records(records)
+        pool_from_records(records, FLAT)
 
 
 def test_one_finished_arm_is_too_few(tmp_path):
     records = [trial("A", 0, samples=write_samples(tmp_path / "a.parquet", 2, COLOURS["A"])), trial("B", 0, "failed")]
     with pytest.raises(ValueError, match="two or more methods, got 1; methods with finished trials: A$"):
-        pool_from_records(records)
+        pool_from_records(records, FLAT)
 
 
 def test_missing_samples_table_and_arm_called_real(tmp_path):
     records, _ = fake_sweep(tmp_path)
     records[0].final_samples = str(tmp_path / "gone.parquet")
     with pytest.raises(FileNotFoundError, match="gone.parquet does not exist"):
-        pool_from_records(records)
+        pool_from_records(records, FLAT)
     records, _ = fake_sweep(tmp_path)
     records[0].arm = REAL
     with pytest.raises(ValueError, match="an arm is called 'real'"):
-        pool_from_records(records)
+        pool_from_records(records, FLAT)
 
 
 def test_schedule_is_balanced_shuffled_and_fixed_per_participant():
     methods = ("A", "B", "C")
-    slots = schedule(methods, 12, 3, "p1")
-    assert slots == schedule(methods, 12, 3, "p1")  # a restarted server continues the same schedule
-    assert slots != schedule(methods, 12, 3, "p2")
+    comparisons = {(): methods}
+    slots = schedule(comparisons, 12, 3, "p1")
+    assert slots == schedule(comparisons, 12, 3, "p1")  # a restarted server continues the same schedule
+    assert slots != schedule(comparisons, 12, 3, "p2")
     head_to_head = collections.Counter(s for s in slots if REAL not in s)
-    assert head_to_head == {pair: 3 for pair in itertools.combinations(methods, 2)}
-    assert collections.Counter(s for s in slots if REAL in s) == {(m, REAL): 1 for m in methods}
+    assert head_to_head == {((), *pair): 3 for pair in itertools.combinations(methods, 2)}
+    assert collections.Counter(s for s in slots if REAL in s) == {((), m, REAL): 1 for m in methods}
     assert slots[:9] != [s for s in slots if REAL not in s]  # real pairs are spread, not appended
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from sweep.survey import REAL, create_app, pool_from_records, survey_results
 from sweep.survey.app import COOKIE
-from tests.test_survey_pool import colour_of, fake_sweep
+from tests.test_survey_pool import FLAT, colour_of, fake_sweep
 
 
 @pytest.fixture
@@ -19,7 +19,7 @@ def sweep(tmp_path):
 
 def make_app(sweep, n_pairs=6, real=False, seed=0, **kwargs):
     records, real_table, db = sweep
-    pool = pool_from_records(records, real_table=real_table if real else None)
+    pool = pool_from_records(records, FLAT, real_table=real_table if real else None)
     return create_app(pool, db, n_pairs=n_pairs, seed=seed, **kwargs), pool
 
 
@@ -147,8 +147,9 @@ def test_cant_tell_is_counted_apart(sweep):
         client.post("/api/vote", json={"token": client.get("/api/next").get_json()["token"], "choice": choice})
     res = survey_results(sweep[2], n_boot=100)
     assert (res.votes, res.cant_tell) == (3, 1)
-    assert sum(m.selection.n for m in res.methods) == 2 * 2  # two decided pairs, two methods in each
-    assert sum(m.cant_tell for m in res.methods) == 2
+    (group,) = res.groups
+    assert sum(m.selection.n for m in group.methods) == 2 * 2  # two decided pairs, two methods in each
+    assert sum(m.cant_tell for m in group.methods) == 2
 
 
 def test_images_by_id_only(sweep):
@@ -193,10 +194,10 @@ def test_restart_keeps_votes_and_position(sweep):
 
 def test_restart_with_other_methods_replaces_a_pending_pair_it_cannot_show(sweep):
     records, _, db = sweep
-    app = create_app(pool_from_records(records, methods=["A", "B"]), db, n_pairs=4, seed=0)
+    app = create_app(pool_from_records(records, FLAT, methods=["A", "B"]), db, n_pairs=4, seed=0)
     client = participant(app)
     stale = client.get("/api/next").get_json()
-    restarted = create_app(pool_from_records(records, methods=["C", "B"]), db, n_pairs=4, seed=0)
+    restarted = create_app(pool_from_records(records, FLAT, methods=["C", "B"]), db, n_pairs=4, seed=0)
     again = restarted.test_client()
     again.set_cookie(COOKIE, client.get_cookie(COOKIE).value)
     fresh = again.get("/api/next").get_json()

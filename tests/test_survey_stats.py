@@ -1,5 +1,6 @@
-"""The survey's statistics on known votes, against values worked out by hand: Wilson intervals (closed form),
-binomial p-values (summed from the pmf), Holm's step-down, Bradley-Terry strengths with a known answer."""
+"""The survey's statistics on known votes of one comparison group, against values worked out by hand: Wilson
+intervals (closed form), binomial p-values (summed from the pmf), Holm's step-down, Bradley-Terry strengths with a
+known answer. Several groups: tests/test_survey_groups.py."""
 
 import math
 
@@ -9,6 +10,7 @@ from PIL import Image
 
 from sweep.survey import REAL
 from sweep.survey.bradley_terry import bootstrap_strengths, fit_strengths, mle_exists
+from sweep.survey.render import markdown, plot
 from sweep.survey.stats import metric_name, results_of_votes, wilson
 from sweep.survey.store import Vote
 
@@ -28,14 +30,20 @@ def binomial_p_by_hand(k, n):
     return min(1.0, 2 * tail)
 
 
-def match(participant, a, b, a_wins, b_wins, ties=0):
-    """Votes of one participant on a vs b, the sides alternating (a side never decides anything)."""
+def match(participant, a, b, a_wins, b_wins, ties=0, group=()):
+    """Votes of one participant on a vs b in `group`, the sides alternating (a side never decides anything)."""
     out = []
     for i, choice in enumerate(["a"] * a_wins + ["b"] * b_wins + ["tie"] * ties):
         left, right = (a, b) if i % 2 == 0 else (b, a)
         side = "cant_tell" if choice == "tie" else ("left" if (choice == "a") == (left == a) else "right")
-        out.append(Vote(participant, left, right, side))
+        out.append(Vote(participant, left, right, side, group))
     return out
+
+
+def only_group(votes, **kwargs):
+    """The results of votes that all belong to one comparison group."""
+    (group,) = results_of_votes(votes, **kwargs).groups
+    return group
 
 
 def known_strengths(participants=("p1", "p2")):
@@ -59,7 +67,8 @@ def test_wilson_matches_the_closed_form():
 
 
 def test_selection_rates_tests_and_holm_by_hand():
-    res = results_of_votes(known_strengths(), n_boot=50)
+    res = only_group(known_strengths(), n_boot=50)
+    assert res.group == ()
     assert [m.method for m in res.methods] == ["A", "B", "C"]  # ranked by Bradley-Terry strength
     by = {m.method: m for m in res.methods}
     for method, (k, n) in {"A": (44, 60), "B": (30, 60), "C": (16, 60)}.items():
@@ -83,7 +92,7 @@ def test_selection_rates_tests_and_holm_by_hand():
 
 
 def test_bradley_terry_recovers_known_strengths():
-    res = results_of_votes(known_strengths(), n_boot=50)
+    res = only_group(known_strengths(), n_boot=50)
     assert [m.strength for m in res.methods] == pytest.approx([4 / 7, 2 / 7, 1 / 7], abs=1e-9)
     assert res.bt_mle_exists
     # Both participants voted alike, so every resample has the same proportions: the interval is the point.
@@ -93,7 +102,7 @@ def test_bradley_terry_recovers_known_strengths():
 
 
 def test_two_methods_strength_is_the_selection_rate():
-    res = results_of_votes(match("p1", "X", "Y", 15, 5) + match("p2", "X", "Y", 3, 7), n_boot=100)
+    res = only_group(match("p1", "X", "Y", 15, 5) + match("p2", "X", "Y", 3, 7), n_boot=100)
     for m in res.methods:
         assert m.strength == pytest.approx(m.selection.value, abs=1e-9)
     assert res.methods[0].method == "X" and res.methods[0].strength == pytest.approx(18 / 30, abs=1e-9)
@@ -116,12 +125,12 @@ def test_bootstrap_resamples_participants():
 
 def test_no_mle_when_a_method_never_wins():
     votes = match("p1", "A", "B", 20, 10) + match("p1", "A", "C", 5, 0) + match("p1", "B", "C", 5, 0)
-    res = results_of_votes(votes, n_boot=100)
+    res = only_group(votes, n_boot=100)
     by = {m.method: m for m in res.methods}
     assert not res.bt_mle_exists and by["C"].strength < 1e-6
     assert by["A"].strength / (by["A"].strength + by["B"].strength) == pytest.approx(2 / 3, abs=1e-6)
-    assert "maximum-likelihood strengths do not exist" in res.markdown()
-    assert "do not exist" not in results_of_votes(known_strengths(), n_boot=10).markdown()
+    assert "maximum-likelihood strengths do not exist" in markdown(results_of_votes(votes, n_boot=10))
+    assert "do not exist" not in markdown(results_of_votes(known_strengths(), n_boot=10))
 
 
 def test_disconnected_comparisons_have_no_strengths():
@@ -132,7 +141,7 @@ def test_disconnected_comparisons_have_no_strengths():
 
 def test_realism_rate_counts_method_against_real_only():
     votes = known_strengths() + match("p3", "A", REAL, 3, 7, 2) + match("p3", "B", REAL, 0, 0, 1)
-    res = results_of_votes(votes, n_boot=50)
+    res = only_group(votes, n_boot=50)
     by = {m.method: m for m in res.methods}
     assert (by["A"].realism.k, by["A"].realism.n, by["A"].real_cant_tell) == (3, 10, 2)
     assert (by["A"].realism.low, by["A"].realism.high) == pytest.approx(wilson_by_hand(3, 10), abs=1e-12)
@@ -140,8 +149,8 @@ def test_realism_rate_counts_method_against_real_only():
     assert by["B"].realism.n == 0 and math.isnan(by["B"].realism.value) and by["B"].real_cant_tell == 1
     assert (res.participants, res.real_votes, res.cant_tell) == (3, 13, 6)
     assert res.boot_used == 50  # p3 compared no two methods: not a unit of the Bradley-Terry bootstrap
-    assert "realism rate" in res.markdown() and "realism rate" not in results_of_votes(known_strengths(),
-                                                                                        n_boot=10).markdown()
+    assert "realism rate" in markdown(results_of_votes(votes, n_boot=10))
+    assert "realism rate" not in markdown(results_of_votes(known_strengths(), n_boot=10))
 
 
 def test_metrics_are_flat_finite_and_named_for_mlflow():
@@ -173,12 +182,13 @@ def test_metric_names_that_collide_are_an_error():
 
 def test_markdown_and_plot(tmp_path):
     res = results_of_votes(known_strengths() + match("p3", "A", REAL, 3, 7), n_boot=50)
-    text = res.markdown()
+    text = markdown(res)
     first_column = [line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| ")]
     assert first_column[:4] == ["method", "A", "B", "C"]  # ranked by strength
     assert "| A | 44 / 60 | 73.3% |" in text and "| A vs C | 30 | 24 : 6 | 0 |" in text
     assert "3 / 10 | 30.0%" in text and "| C | 16 / 60 | 26.7% |" in text
-    png = res.plot(tmp_path / "out" / "selection_rate.png")
+    assert "###" not in text  # one group, no group sections
+    png = plot(res, tmp_path / "out" / "selection_rate.png")
     with Image.open(png) as img:
         assert img.format == "PNG" and img.width > 3 * img.height / 2  # three panels side by side
 

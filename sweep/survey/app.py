@@ -5,18 +5,21 @@
     POST /api/vote      {token, choice: left | right | cant_tell} for a pair served to this participant
     GET  /img/<int:id>  the stored PNG bytes of one image of the pool; any other id or path is a 404
 
-A pair is stored before it is shown and a vote must name its token from the same participant's cookie, so a vote for
-an unknown pair or another participant's pair is refused (404) and changes nothing.
+A pair is stored (with its comparison group) before it is shown and a vote must name its token from the same
+participant's cookie, so a vote for an unknown pair or another participant's pair is refused (404) and changes
+nothing. The page never says which method or group an image comes from.
 """
 
 from __future__ import annotations
 
 import random
+import socket
 
 from flask import Flask, Response, jsonify, request
+from werkzeug.serving import make_server, select_address_family
 
 from sweep.survey.design import real_slots, schedule
-from sweep.survey.pool import ImageRef, Pool
+from sweep.survey.pool import Group, ImageRef, Pool
 from sweep.survey.store import CHOICES, ServedPair, Side, VoteStore
 
 COOKIE = "gansweep_survey"
@@ -34,8 +37,9 @@ SECURITY_HEADERS = {
 def create_app(pool: Pool, db_path, *, n_pairs: int = 40, real_share: float = 0.25, seed: int | None = None) -> Flask:
     """The survey app over `pool`, recording into the SQLite file `db_path` (created when missing).
 
-    Each participant answers `n_pairs` pairs; when the pool has real photos, `real_share` of them put a method's
-    sample next to a real photo. `seed` fixes the image and side draws (tests); None draws from the OS.
+    Each participant answers `n_pairs` pairs, each within one of the pool's comparison groups (balanced across
+    them); when the pool has real photos, `real_share` of them put a method's sample next to a real photo. `seed`
+    fixes the image and side draws (tests); None draws from the OS.
     """
     if n_pairs < 1:
         raise ValueError(f"a survey needs at least one pair per participant, got {n_pairs}")
@@ -47,13 +51,15 @@ def create_app(pool: Pool, db_path, *, n_pairs: int = 40, real_share: float = 0.
     app = Flask(__name__, static_folder="static", static_url_path="/static")
     app.config["MAX_CONTENT_LENGTH"] = 4096  # a vote is a few dozen bytes
 
-    def make_pair(participant: str, position: int) -> tuple[Side, Side]:
-        sides = list(schedule(pool.methods, n_pairs, n_real, participant)[position - 1])
+    def make_pair(participant: str, position: int) -> tuple[Group, Side, Side]:
+        group, *sides = schedule(pool.comparisons, n_pairs, n_real, participant)[position - 1]
         rng.shuffle(sides)
-        return tuple(_side(pool, label, pool.draw(label, rng)) for label in sides)
+        left, right = (_side(pool, label, pool.draw(group, label, rng)) for label in sides)
+        return group, left, right
 
-    def still_valid(pair: ServedPair) -> bool:  # a restart with other methods or tables may drop its images
-        return all(_id(pool, side) is not None for side in (pair.left, pair.right))
+    def still_valid(pair: ServedPair) -> bool:  # a restart with other methods, groups or tables may drop it
+        return pair.group in pool.comparisons and all(
+            pool.holds(pair.group, side.method, ImageRef(side.table, side.row)) for side in (pair.left, pair.right))
 
     def participant() -> str | None:
         pid = request.cookies.get(COOKIE)
@@ -123,10 +129,6 @@ def _error(status: int, message: str):
 def serve(app: Flask, host: str = "127.0.0.1", port: int = 5050) -> None:
     """Serve the app with werkzeug's threaded server until Ctrl-C. An address that cannot be bound is a ValueError
     (bound here: werkzeug itself would print and exit)."""
-    import socket
-
-    from werkzeug.serving import make_server, select_address_family
-
     try:
         listener = socket.create_server((host, port), family=select_address_family(host, port))
     except OSError as e:

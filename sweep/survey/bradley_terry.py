@@ -15,6 +15,9 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import statsmodels.api as sm
+from scipy.sparse.csgraph import connected_components
+from statsmodels.tools.sm_exceptions import PerfectSeparationWarning
 
 
 def fit_strengths(wins: np.ndarray) -> np.ndarray:
@@ -22,10 +25,6 @@ def fit_strengths(wins: np.ndarray) -> np.ndarray:
 
     NaN for every method when the methods' comparisons do not connect them all (no common scale exists).
     """
-    import statsmodels.api as sm
-    from scipy.sparse.csgraph import connected_components
-    from statsmodels.tools.sm_exceptions import PerfectSeparationWarning
-
     wins = np.asarray(wins, dtype=float)
     k = len(wins)
     games = wins + wins.T
@@ -49,8 +48,6 @@ def fit_strengths(wins: np.ndarray) -> np.ndarray:
 def mle_exists(wins: np.ndarray) -> bool:
     """Whether the Bradley-Terry maximum-likelihood strengths exist: the graph i -> j for each win of i over j
     reaches every method from every other (Zermelo 1929; Ford 1957)."""
-    from scipy.sparse.csgraph import connected_components
-
     return connected_components(np.asarray(wins) > 0, directed=True, connection="strong")[0] == 1
 
 

@@ -1,11 +1,13 @@
-"""A survey's results as Markdown and as a bar chart (matplotlib, Agg)."""
+"""A survey's results as Markdown and as a bar chart (matplotlib, Agg): one section, and one row of panels, per
+comparison group. Depends on `sweep.survey.stats`; nothing there depends on this module."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
-from sweep.survey.stats import Rate, SurveyResults
+from sweep.survey.pool import group_label
+from sweep.survey.stats import GroupResults, Rate, SurveyResults
 
 
 def _pct(x: float) -> str:
@@ -29,76 +31,98 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
             *("| " + " | ".join(row) + " |" for row in rows)]
 
 
+def _counts(participants: int, votes: int, cant_tell: int, real_votes: int) -> str:
+    return (f"{participants} participants, {votes} votes ({cant_tell} \"can't tell\", counted apart from the rates; "
+            f"{real_votes} against a real photo).")
+
+
 def markdown(res: SurveyResults) -> str:
-    """The methods table (ranked by Bradley-Terry strength), the head-to-head table, and what each figure means."""
-    summary = (f"{res.participants} participants, {res.votes} votes ({res.cant_tell} \"can't tell\", counted apart "
-               f"from the rates; {res.real_votes} against a real photo).")
-    lines = ["## Human preference survey", "", summary, ""]
-    header = ["method", "chosen / shown", "selection rate", "95% CI (Wilson)", "can't tell",
-              "Bradley-Terry strength", "95% CI (bootstrap)"]
-    if res.has_real:
-        header += ["chosen over real / shown", "realism rate", "95% CI (Wilson)", "can't tell vs real"]
-    rows = []
-    for m in res.methods:
-        row = [m.method, *_rate(m.selection), str(m.cant_tell), _pct(m.strength), _ci(m.strength_low,
-                                                                                      m.strength_high)]
-        if res.has_real:
-            row += [*_rate(m.realism), str(m.real_cant_tell)]
-        rows.append(row)
-    lines += _table(header, rows)
-
-    lines += ["", "### Head to head", ""]
-    lines += _table(["methods", "decided votes", "wins", "can't tell", "p (binomial, two-sided)", "p (Holm)"],
-                    [[f"{p.a} vs {p.b}", str(p.a_wins + p.b_wins), f"{p.a_wins} : {p.b_wins}", str(p.cant_tell),
-                      _p(p.p), _p(p.p_holm)] for p in res.pairs])
-
+    """The survey as Markdown: the totals, then per comparison group its counts, its methods table (ranked by
+    Bradley-Terry strength) and its head-to-head table, then what each figure means."""
+    lines = ["## Human preference survey", "", _counts(res.participants, res.votes, res.cant_tell, res.real_votes)]
+    if res.group_by:
+        lines += ["", f"Methods are compared only within a comparison group ({', '.join(res.group_by)}); every "
+                      "figure below is computed from that group's votes alone."]
+    for g in res.groups:
+        if g.group:
+            lines += ["", f"### {group_label(g.group)}", "",
+                      _counts(g.participants, g.votes, g.cant_tell, g.real_votes)]
+        lines += ["", *_group_tables(g, res.has_real)]
     notes = [
-        ("Selection rate: times chosen / times shown, over the decided method-vs-method pairs (the published study's "
-         "figure). Head to head: exact binomial test of \"each is chosen half the time\", Holm-adjusted over the "
-         "pairs. Bradley-Terry: P(i chosen over j) = s_i / (s_i + s_j), strengths summing to 100%, interval from "
-         f"{res.boot_used} of {res.n_boot} bootstrap resamples of participants (seed {res.seed})."),
+        ("Selection rate: times chosen / times shown, over the decided method-vs-method pairs of the group (the "
+         "published study's figure). Head to head: exact binomial test of \"each is chosen half the time\", "
+         "Holm-adjusted over the pairs of the group. Bradley-Terry: P(i chosen over j) = s_i / (s_i + s_j), "
+         f"strengths of a group's methods summing to 100%, interval from bootstrap resamples of the group's "
+         f"participants ({res.n_boot} drawn, seed {res.seed}; those that could be fitted: "
+         f"{', '.join(str(g.boot_used) for g in res.groups)})."),
     ]
     if res.has_real:
         notes.append("Realism rate: times a method's sample was chosen over a real photo / decided method-vs-real "
                      "pairs; 50% means its samples could not be told from photos.")
     notes.append("Wilson intervals and binomial tests treat every vote as independent; the bootstrap does not.")
-    if not res.bt_mle_exists:
-        notes.append("**Bradley-Terry:** some method never won (or never lost) against the others, so the maximum-"
-                     "likelihood strengths do not exist; the strengths shown are the limit the fit runs to.")
+    failed = [group_label(g.group) for g in res.groups if not g.bt_mle_exists]
+    if failed:
+        notes.append(f"**Bradley-Terry ({'; '.join(failed)}):** some method never won (or never lost) against the "
+                     "others, so the maximum-likelihood strengths do not exist; the strengths shown are the limit "
+                     "the fit runs to.")
     for note in notes:
         lines += ["", note]
     return "\n".join(lines) + "\n"
 
 
+def _group_tables(g: GroupResults, has_real: bool) -> list[str]:
+    header = ["method", "chosen / shown", "selection rate", "95% CI (Wilson)", "can't tell",
+              "Bradley-Terry strength", "95% CI (bootstrap)"]
+    if has_real:
+        header += ["chosen over real / shown", "realism rate", "95% CI (Wilson)", "can't tell vs real"]
+    rows = []
+    for m in g.methods:
+        row = [m.method, *_rate(m.selection), str(m.cant_tell), _pct(m.strength), _ci(m.strength_low,
+                                                                                      m.strength_high)]
+        if has_real:
+            row += [*_rate(m.realism), str(m.real_cant_tell)]
+        rows.append(row)
+    lines = _table(header, rows)
+    lines += ["", "Head to head:", ""]
+    lines += _table(["methods", "decided votes", "wins", "can't tell", "p (binomial, two-sided)", "p (Holm)"],
+                    [[f"{p.a} vs {p.b}", str(p.a_wins + p.b_wins), f"{p.a_wins} : {p.b_wins}", str(p.cant_tell),
+                      _p(p.p), _p(p.p_holm)] for p in g.pairs])
+    return lines
+
+
 def plot(res: SurveyResults, path) -> Path:
-    """Bars per method: selection rate and Bradley-Terry strength (and realism rate, with real photos), each with
-    its 95% interval; a dashed line at 50% where that means "no preference"."""
-    import matplotlib
+    """One row per comparison group, bars per method: selection rate and Bradley-Terry strength (and realism rate,
+    with real photos), each with its 95% interval; a dashed line at 50% where that means "no preference"."""
+    import matplotlib  # as sweep.plots: the Agg backend is chosen only when a chart is drawn
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [m.method for m in res.methods]
-    panels = [("selection rate (95% Wilson)", [(m.selection.value, m.selection.low, m.selection.high)
-                                               for m in res.methods], 0.5),
-              ("Bradley-Terry strength (95% bootstrap)", [(m.strength, m.strength_low, m.strength_high)
-                                                          for m in res.methods], None)]
-    if res.has_real:
-        panels.append(("realism rate: chosen over a real photo (95% Wilson)",
-                       [(m.realism.value, m.realism.low, m.realism.high) for m in res.methods], 0.5))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 0.6 * len(names) + 2), squeeze=False)
-    for ax, (title, values, line) in zip(axes[0], panels):
-        y = range(len(names))
-        value = [v for v, _, _ in values]
-        err = [[max(v - lo, 0) if not math.isnan(lo) else 0 for v, lo, _ in values],
-               [max(hi - v, 0) if not math.isnan(hi) else 0 for v, _, hi in values]]
-        ax.barh(y, value, xerr=err, color="#4c72b0", capsize=3)
-        ax.set_yticks(list(y), names)
-        ax.invert_yaxis()  # strongest on top
-        ax.set_xlim(0, 1)
-        ax.set_title(title, fontsize=10)
-        if line is not None:
-            ax.axvline(line, color="grey", linestyle="--", linewidth=1)
+    n_panels = 3 if res.has_real else 2
+    heights = [0.6 * len(g.methods) + 1.2 for g in res.groups]
+    fig, axes = plt.subplots(len(res.groups), n_panels, figsize=(4.5 * n_panels, sum(heights) + 0.8), squeeze=False,
+                             gridspec_kw={"height_ratios": heights})
+    for row, g in zip(axes, res.groups):
+        names = [m.method for m in g.methods]
+        panels = [("selection rate (95% Wilson)", [(m.selection.value, m.selection.low, m.selection.high)
+                                                   for m in g.methods], 0.5),
+                  ("Bradley-Terry strength (95% bootstrap)", [(m.strength, m.strength_low, m.strength_high)
+                                                              for m in g.methods], None)]
+        if res.has_real:
+            panels.append(("realism rate: chosen over a real photo (95% Wilson)",
+                           [(m.realism.value, m.realism.low, m.realism.high) for m in g.methods], 0.5))
+        for ax, (title, values, line) in zip(row, panels):
+            y = range(len(names))
+            value = [v for v, _, _ in values]  # NaN (no votes) draws no bar
+            err = [[max(v - lo, 0) if not math.isnan(lo) else 0 for v, lo, _ in values],
+                   [max(hi - v, 0) if not math.isnan(hi) else 0 for v, _, hi in values]]
+            ax.barh(y, value, xerr=err, color="#4c72b0", capsize=3)
+            ax.set_yticks(list(y), names)
+            ax.invert_yaxis()  # strongest on top
+            ax.set_xlim(0, 1)
+            ax.set_title(title if not res.group_by else f"{group_label(g.group)}: {title}", fontsize=9)
+            if line is not None:
+                ax.axvline(line, color="grey", linestyle="--", linewidth=1)
     fig.suptitle(f"Human preference survey: {res.participants} participants, {res.votes} votes", fontsize=11)
     fig.tight_layout()
     path = Path(path)

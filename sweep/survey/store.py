@@ -4,18 +4,25 @@ Every pair the server shows is stored before it is shown, under a random token; 
 only when the participant who sends it is the one the pair was served to. A second vote for the same pair replaces
 the first. Every write is its own committed transaction, the schema is only ever created, never altered or
 dropped, so no error or restart loses a recorded vote. The `votes_view` view puts each vote next to its pair.
+
+Every pair records its comparison group (`comparison`, a JSON object of the study's grouping fields, `{}` for a
+study without any): the statistics are per group. Version 1 databases (before groups) had no such column; they are
+refused rather than guessed at.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+from sweep.survey.pool import Group
+
+SCHEMA_VERSION = 2
 CHOICES = ("left", "right", "cant_tell")
 
 SCHEMA = f"""
@@ -27,6 +34,7 @@ CREATE TABLE IF NOT EXISTS pairs (
     token        TEXT PRIMARY KEY,     -- random; the page sends it back with the vote
     participant  TEXT NOT NULL REFERENCES participants(id),
     position     INTEGER NOT NULL,     -- 1-based slot of the participant's survey it was served for
+    comparison   TEXT NOT NULL,        -- comparison group: JSON object of the design's grouping fields
     left_method  TEXT NOT NULL,        -- arm label, or 'real' for a held-out photo
     left_table   TEXT NOT NULL,        -- image table path and row of the left image
     left_row     INTEGER NOT NULL,
@@ -42,7 +50,7 @@ CREATE TABLE IF NOT EXISTS votes (
     voted_at  TEXT NOT NULL
 );
 CREATE VIEW IF NOT EXISTS votes_view AS
-SELECT p.participant, p.token AS pair, p.position, p.left_method, p.right_method, v.choice,
+SELECT p.participant, p.token AS pair, p.position, p.comparison, p.left_method, p.right_method, v.choice,
        CASE v.choice WHEN 'left' THEN p.left_method WHEN 'right' THEN p.right_method END AS chosen,
        v.voted_at
 FROM votes v JOIN pairs p USING (token);
@@ -54,14 +62,17 @@ class Side:
     """One image of a served pair."""
 
     method: str  # arm label or REAL
-    table: str
-    row: int
+    table: str  # image table path
+    row: int  # row of the image in it
 
 
 @dataclass(frozen=True)
 class ServedPair:
-    token: str
-    position: int  # 1-based
+    """A pair as it was served (and stored)."""
+
+    token: str  # random; the vote must send it back
+    position: int  # 1-based slot in the participant's survey
+    group: Group  # the comparison group both methods belong to
     left: Side
     right: Side
 
@@ -70,10 +81,21 @@ class ServedPair:
 class Vote:
     """One recorded vote, as the statistics read it."""
 
-    participant: str
+    participant: str  # the participant's random id
     left: str  # method shown left
     right: str  # method shown right
     choice: str  # one of CHOICES
+    group: Group = ()  # the comparison group of the pair; () for a study without grouping fields
+
+
+def group_json(group: Group) -> str:
+    """How a comparison group is stored: (('time_budget', 0.0),) -> '{"time_budget": 0.0}'."""
+    return json.dumps(dict(group))
+
+
+def group_from_json(text: str) -> Group:
+    """The comparison group stored as `text` (field order kept)."""
+    return tuple(json.loads(text).items())
 
 
 def _now() -> str:
@@ -91,8 +113,7 @@ class VoteStore:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             tables = db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
             if tables and version != SCHEMA_VERSION:
-                raise ValueError(f"{self.path} is not a gansweep survey database of version {SCHEMA_VERSION} "
-                                 f"(it says {version}): move it away or point the survey at another sweep")
+                raise ValueError(_version_error(self.path, version))
             db.execute("PRAGMA journal_mode = WAL")
             db.executescript(f"BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
 
@@ -138,26 +159,28 @@ class VoteStore:
         """The participant's current pair, or None once `n_pairs` are answered.
 
         The pair last served and not yet voted on is served again (a reload shows the same pair) while
-        `still_valid(pair)` holds; otherwise `make_pair(position)` -> (left Side, right Side) makes a new one, which
-        is stored before it is returned.
+        `still_valid(pair)` holds; otherwise `make_pair(position)` -> (group, left Side, right Side) makes a new one,
+        which is stored before it is returned.
         """
         with self._transaction() as db:
             answered = _answered(db, participant)
             if answered >= n_pairs:
                 return None
             row = db.execute(
-                "SELECT token, position, left_method, left_table, left_row, right_method, right_table, right_row "
-                "FROM pairs WHERE participant = ? AND token NOT IN (SELECT token FROM votes) "
+                "SELECT token, position, comparison, left_method, left_table, left_row, right_method, right_table, "
+                "right_row FROM pairs WHERE participant = ? AND token NOT IN (SELECT token FROM votes) "
                 "ORDER BY rowid DESC LIMIT 1", (participant,)).fetchone()
             if row is not None:
-                pending = ServedPair(row[0], row[1], Side(*row[2:5]), Side(*row[5:8]))
+                pending = ServedPair(row[0], row[1], group_from_json(row[2]), Side(*row[3:6]), Side(*row[6:9]))
                 if still_valid(pending):
                     return pending
-            left, right = make_pair(answered + 1)
-            pair = ServedPair(secrets.token_urlsafe(16), answered + 1, left, right)
-            db.execute("INSERT INTO pairs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       (pair.token, participant, pair.position, left.method, left.table, left.row,
-                        right.method, right.table, right.row, _now()))
+            group, left, right = make_pair(answered + 1)
+            pair = ServedPair(secrets.token_urlsafe(16), answered + 1, group, left, right)
+            db.execute("INSERT INTO pairs (token, participant, position, comparison, left_method, left_table, "
+                       "left_row, right_method, right_table, right_row, served_at) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (pair.token, participant, pair.position, group_json(group), left.method, left.table,
+                        left.row, right.method, right.table, right.row, _now()))
             return pair
 
     def vote(self, participant: str, token: str, choice: str) -> bool:
@@ -186,10 +209,19 @@ def read_votes(path) -> list[Vote]:
         raise FileNotFoundError(f"no survey votes at {path}: run `gansweep survey` on the sweep first")
     db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     try:
-        rows = db.execute("SELECT participant, left_method, right_method, choice FROM votes_view "
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version != SCHEMA_VERSION:
+            raise ValueError(_version_error(path, version))
+        rows = db.execute("SELECT participant, left_method, right_method, choice, comparison FROM votes_view "
                           "ORDER BY voted_at").fetchall()
     except sqlite3.DatabaseError as e:
         raise ValueError(f"{path} is not a gansweep survey database ({e})") from e
     finally:
         db.close()
-    return [Vote(*row) for row in rows]
+    return [Vote(*row[:4], group=group_from_json(row[4])) for row in rows]
+
+
+def _version_error(path, version: int) -> str:
+    return (f"{path} is not a gansweep survey database of version {SCHEMA_VERSION} (it says {version}"
+            f"{'; version 1 kept no comparison groups' if version == 1 else ''}): move it away or point the "
+            "survey at another sweep")
