@@ -121,6 +121,15 @@ def test_is_of_one_hot_posteriors_spread_uniformly_over_k_classes_is_k(k):
     assert mean == pytest.approx(k, rel=1e-12) and std == 0.0
 
 
+def test_is_of_a_non_uniform_mixture_of_one_hot_posteriors_is_exp_of_its_entropy():
+    # classes used with weights w, each p(y|x) one-hot: KL(p(y|x) || p(y)) = -log w_y, so IS = exp(H(w))
+    counts = np.array([50, 25, 15, 10])  # w = 0.5, 0.25, 0.15, 0.1 of 100 samples
+    w = counts / counts.sum()
+    mean, std = inception_score(one_hot_logits(np.repeat(np.arange(4), counts)), splits=1)
+    assert mean == pytest.approx(np.exp(-(w * np.log(w)).sum()), rel=1e-12) and std == 0.0
+    assert 3.0 < mean < 4.0  # below the 4 equally used classes would give
+
+
 def test_is_of_all_samples_on_one_class_is_one():
     mean, std = inception_score(one_hot_logits(np.full(200, 7)), splits=4)
     assert mean == pytest.approx(1.0, abs=1e-12) and std == pytest.approx(0.0, abs=1e-12)
