@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -305,7 +306,7 @@ def best_per_group(summary: pd.DataFrame, design: Design, metric: str, mode: str
 
 
 def write_report(sweep_path, design: Design, metric: str, mode: str) -> Report:
-    """Write the report of the sweep into `<SWEEP>/report/` and return it. For a sweep in remote storage (a URI) the
+    """Write the report of the sweep into `<SWEEP>/report/` (replacing an earlier one) and return it. For a sweep in remote storage (a URI) the
     files are written locally, uploaded to `<SWEEP>/report/`, and the local copies returned."""
     records = read_sweep(sweep_path)
     if not records:
@@ -315,7 +316,8 @@ def write_report(sweep_path, design: Design, metric: str, mode: str) -> Report:
     remote = storage.is_uri(sweep_path)
     out = Path(tempfile.mkdtemp(prefix="gansweep_report_")) / REPORT_DIR if remote else \
         Path(storage.absolute(sweep_path)) / REPORT_DIR
-    out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out, ignore_errors=True)  # the folder is the report's own: no figure of an earlier report stays
+    out.mkdir(parents=True)
 
     history, finals = tables.results_table(records), tables.finals_table(records, design)
     beside = [k for k in dict.fromkeys(metric_key(n, ext) for n in ("fid", "kid_mean", "is_mean"))
@@ -356,6 +358,7 @@ def write_report(sweep_path, design: Design, metric: str, mode: str) -> Report:
 
         fs, base = pyarrow.fs.FileSystem.from_uri(storage.join(str(sweep_path).rstrip("/"), REPORT_DIR))
         fs.create_dir(base, recursive=True)
+        fs.delete_dir_contents(base, missing_dir_ok=True)
         pyarrow.fs.copy_files(str(out), base, source_filesystem=pyarrow.fs.LocalFileSystem(),
                               destination_filesystem=fs)
     return Report(files=files, summary=summary, best=best_per_group(summary, design, metric, mode), notes=notes,

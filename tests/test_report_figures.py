@@ -54,10 +54,15 @@ def test_colours_are_distinct_for_twenty_arms():
     assert styles["arm20"]["marker"] != styles["arm00"]["marker"]
 
 
-def test_one_evaluation_per_trial_draws_no_curves(rep):
+def test_one_evaluation_per_trial_draws_no_curves(rep, tmp_path):
     names = {f.name for f in rep.files}
     assert not any(n.startswith(("curves_", "vs_seconds_")) for n in names)  # one point per trial: no curve
     assert {"final_kid_mean_effnet.png", "samples_mosaic.png"} <= names
+    sweep = hs.write_sweep(tmp_path / "again")
+    (sweep / "report").mkdir()
+    (sweep / "report" / f"vs_seconds_{hs.KID}.png").write_bytes(b"an earlier report's figure")
+    write_report(f"file://{sweep}", DA_DESIGN, hs.KID, "min")  # the URI path (pyarrow), as on s3://
+    assert sorted(p.name for p in (sweep / "report").iterdir()) == sorted(names)
 
 
 def _find(canvas: np.ndarray, tile: np.ndarray) -> list[tuple[int, int]]:
