@@ -42,6 +42,9 @@ class Design:
     arm_fields: tuple[str, ...]  # config fields that tell arms apart (study 1: da, n_aug, pair_ratio)
     group_by: tuple[str, ...]  # arms are ranked, plotted and Holm-corrected within groups of these fields
     baseline: str  # the arm label (TrialConfig.arm) every other arm is compared with (study 1: 'none')
+    # (arms, text): what a reader of the scores must know when the sweep has any of those arms (no arms: always);
+    # the report prints each once, beside the reference
+    notes: tuple[tuple[tuple[str, ...], str], ...] = ()
 
     def context(self, config: dict) -> tuple:
         """What an arm's trials must share with their baseline: every field but the arm fields and the seed."""
@@ -50,6 +53,11 @@ class Design:
     def group(self, config: dict) -> tuple:
         """The values of `group_by` for a config (missing fields as None)."""
         return tuple(config.get(k) for k in self.group_by)
+
+    def notes_for(self, arms) -> list[str]:
+        """The notes that concern any of `arms` (the arm labels a sweep has)."""
+        arms = set(arms)
+        return [text for about, text in self.notes if not about or arms & set(about)]
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -292,7 +292,11 @@ def run_sweep(plan: Plan, *, resume: bool = False, report: bool = True, real_set
 
 
 def _report(plan: Plan, tracker) -> list[Path]:
-    """Write the report and put its answer on the parent run; a report failure must not hide the sweep's outcome."""
+    """Write the report and put its answer on the parent run: the per-arm table (with the pooled shares), per group
+    the best arm (tag `gansweep.best.<group>`), its score (`best_<metric>.<group>`), Δ and Holm p to the baseline and
+    whether that difference holds (`best_holds.<group>`, and the verdict in words as `gansweep.verdict.<group>`),
+    and the seeds per arm the plan resolved (`seeds_per_arm`; the `seeds` param is what was asked for, None for the
+    study's default). A report failure must not hide the sweep's outcome."""
     from sweep.report import write_report
 
     try:
@@ -300,10 +304,19 @@ def _report(plan: Plan, tracker) -> list[Path]:
     except Exception as e:  # noqa: BLE001
         print(f"gansweep: report not written: {e}", file=sys.stderr)
         return []
-    summary = rep.summary.drop(columns=["context"]).copy()
-    best = {f"best.{'.'.join(str(b[k]) for k in plan.design.group_by)}": b["arm"] for b in rep.best}
-    metrics = {**({f"best_{plan.metric}": rep.best[0][plan.metric]} if len(rep.best) == 1 else {}), **rep.metrics}
-    tracker.sweep_summary(summary, metrics=metrics, tags={f"gansweep.{k}": v for k, v in best.items()},
+    seeds: dict[str, set] = {}
+    for cfg in plan.configs:
+        seeds.setdefault(cfg.arm, set()).add(cfg.seed)
+    metrics, tags = {"seeds_per_arm": min(map(len, seeds.values()))} if seeds else {}, {}
+    for best in rep.best:
+        group = "".join(f".{best[k]}" for k in plan.design.group_by)
+        tags[f"gansweep.verdict{group}"] = f"{best['arm']}: {best['verdict']}" if best["arm"] else best["verdict"]
+        if best["arm"] is None:
+            continue
+        tags[f"gansweep.best{group}"] = best["arm"]
+        metrics.update({f"best_{plan.metric}{group}": best[plan.metric], f"best_delta{group}": best["delta"],
+                        f"best_p_holm{group}": best["p_holm"], f"best_holds{group}": float(best["holds"])})
+    tracker.sweep_summary(rep.summary.drop(columns=["context"]), metrics={**metrics, **rep.metrics}, tags=tags,
                           files=rep.files)
     return rep.files
 

@@ -1,12 +1,23 @@
-"""The report's figures (matplotlib, Agg). Each takes the report's tables and the study's design; none names a
-study's fields: panels are the design's groups, bars are arms, the baseline is a dashed line."""
+"""The report's figures (matplotlib, Agg). Each reads the report's tables and the study's `Design`; none names a study's
+fields: panels are the design's groups (a group holding only the baseline gets no panel of its own: the baseline is
+drawn in every group it is compared with), bars are arms in rank order, the baseline is a dashed line and the real
+images' own score (the floor) a dotted one.
+
+Honest marks: a 95% CI error bar only where an arm has two or more finished seeds; every finished seed's value as a
+dot; every seed that did not finish (diverged, failed, stopped, interrupted) as a red x at the foot of its bar, so
+a missing seed is seen, not silently absent.
+"""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pandas as pd
+
+from search_spaces import Design
+from sweep.summary import shown_groups
+
+MARKERS = "os^Dv<>p"  # with more arms than tab20 has colours, the marker tells them apart
 
 
 def _pyplot():
@@ -18,101 +29,105 @@ def _pyplot():
     return plt
 
 
-def _title(group_by, key) -> str:
-    return ", ".join(f"{k}={v}" for k, v in zip(group_by, key)) if group_by else ""
+def styles(arms) -> dict[str, dict]:
+    """A distinct colour per arm (sorted by label, so an arm looks the same in every figure): tab20's dark shades
+    first (ten distinct hues), then its light ones; past 20 arms the marker changes too."""
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab20"]
+    order = [*range(0, 20, 2), *range(1, 20, 2)]
+    return {arm: {"color": cmap(order[i % 20]), "marker": MARKERS[(i // 20) % len(MARKERS)]}
+            for i, arm in enumerate(sorted(set(arms)))}
 
 
-def _groups(frame: pd.DataFrame, group_by) -> list[tuple[tuple, pd.DataFrame]]:
-    if not group_by or frame.empty:
-        return [((), frame)]
-    return [(k if isinstance(k, tuple) else (k,), g) for k, g in frame.groupby(list(group_by), sort=True, dropna=False)]
+def _title(design: Design, key) -> str:
+    return ", ".join(f"{k}={v}" for k, v in zip(design.group_by, key)) if design.group_by else ""
 
 
-def plot_final(summary: pd.DataFrame, finals: pd.DataFrame, metric: str, path: Path, *, group_by, baseline: str,
-               note: str = "") -> Path:
-    """Bars of each arm's mean final `metric` over its finished seeds, one panel per group; a 95% CI error bar only
-    where an arm has two or more seeds; every seed's own value as a dot over its bar; the baseline arm of the
-    group's context as a dashed line (with its interval as a band)."""
+def final_figure(summary: pd.DataFrame, finals: pd.DataFrame, metric: str, *, design: Design,
+                 floors: dict | None = None, note: str = ""):
+    """The figure of `plot_final` (returned for tests to inspect): one panel per shown group, a bar per compared arm
+    (its mean over finished seeds), the seeds, the baseline and the floor (`floors`: group values -> the real images'
+    own value, where there is one)."""
     plt = _pyplot()
-    panels = _groups(summary, group_by)
+    panels = shown_groups(summary, design)
     width = max(6.0, 0.7 * max(len(g) for _, g in panels) + 3)
     fig, axes = plt.subplots(len(panels), 1, figsize=(width, 3.6 * len(panels)), squeeze=False)
     mean, ci = f"{metric}_mean", f"{metric}_ci95"
-    colours = {arm: f"C{i % 10}" for i, arm in enumerate(sorted(summary["arm"].unique()))}
-    for ax, (key, g) in zip(axes[:, 0], panels):
-        arms = g[~g["is_baseline"]].sort_values("arm")
+    style = styles(summary["arm"])
+    for ax, (key, shown) in zip(axes[:, 0], panels):
+        arms, base = shown[~shown["is_baseline"]], shown[shown["is_baseline"]]
+        missed = False
         for x, (_, r) in enumerate(arms.iterrows()):
             if pd.notna(r[mean]):
-                ax.bar(x, r[mean], color=colours[r["arm"]], alpha=0.75,
+                ax.bar(x, r[mean], color=style[r["arm"]]["color"], alpha=0.8,
                        yerr=r[ci] if pd.notna(r[ci]) else None, capsize=3)
-            else:  # no finished seed: say why instead of drawing nothing
-                ax.text(x, 0.02, f"{r['finished']}/{r['n_trials']} finished", transform=ax.get_xaxis_transform(),
-                        rotation=90, ha="center", va="bottom", fontsize=7, color="0.4")
-            seeds = finals[(finals["arm"] == r["arm"]) & (finals["context"] == r["context"])
-                           & (finals["outcome"] == "finished")]
-            ax.plot([x] * len(seeds), seeds[metric], "o", color="k", ms=3, zorder=3)
-        base = summary[summary["is_baseline"] & summary["context"].isin(arms["context"])]
+            trials = finals[(finals["arm"] == r["arm"]) & (finals["context"] == r["context"])]
+            done = trials[trials["outcome"] == "finished"]
+            ax.plot([x] * len(done), done[metric], "o", color="k", ms=3, zorder=3)
+            lost = trials[trials["outcome"] != "finished"]
+            if len(lost):
+                missed = True
+                offsets = [x + 0.12 * (i - (len(lost) - 1) / 2) for i in range(len(lost))]
+                ax.plot(offsets, [0.02] * len(lost), "x", color="tab:red", ms=7, mew=2, zorder=4,
+                        transform=ax.get_xaxis_transform(), clip_on=False)
         for _, b in base.iterrows():
             if pd.notna(b[mean]):
-                ax.axhline(b[mean], color="k", ls="--", lw=1, label=f"{baseline} ({b[mean]:.4g})")
+                ax.axhline(b[mean], color="k", ls="--", lw=1, label=f"{design.baseline} ({b[mean]:.4g})")
                 if pd.notna(b[ci]):
                     ax.axhspan(b[mean] - b[ci], b[mean] + b[ci], color="k", alpha=0.08, zorder=0)
+        floor = (floors or {}).get(key)
+        if floor is not None and pd.notna(floor):
+            ax.axhline(floor, color="tab:green", ls=":", lw=1.5, label=f"real images ({floor:.4g})")
+        if missed:
+            ax.plot([], [], "x", color="tab:red", mew=2, label="seed that did not finish")
         ax.set_xticks(range(len(arms)), list(arms["arm"]), rotation=30, ha="right", fontsize=8)
         ax.set_ylabel(metric)
-        ax.set_title(_title(group_by, key), loc="left", fontsize=9)
-        if len(base):
+        ax.set_title(_title(design, key), loc="left", fontsize=9)
+        if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8, loc="best")
-    fig.suptitle(f"final {metric} per arm: mean over finished seeds, 95% CI where n >= 2, dots = seeds", fontsize=10)
+    fig.suptitle(f"final {metric} per arm (rank order): mean over finished seeds, 95% CI where n >= 2, dots = seeds",
+                 fontsize=10)
     fig.tight_layout()
     if note:
         fig.text(0.01, -0.01, note, fontsize=7, va="top", wrap=True)
+    return fig
+
+
+def plot_final(summary: pd.DataFrame, finals: pd.DataFrame, metric: str, path: Path, *, design: Design,
+               floors: dict | None = None, note: str = "") -> Path:
+    """`final_figure`, saved to `path`."""
+    fig = final_figure(summary, finals, metric, design=design, floors=floors, note=note)
     fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    _pyplot().close(fig)
     return path
 
 
-def plot_curves(history: pd.DataFrame, metric: str, path: Path, *, x: str = "step", group_by, baseline: str) -> Path:
-    """`metric` against `x` (step, or train_seconds), one line per arm (each evaluation of each seed a point, the
-    line through the mean over seeds at each step), one panel per group."""
+def plot_curves(history: pd.DataFrame, summary: pd.DataFrame, metric: str, path: Path, *, design: Design,
+                x: str = "step") -> Path:
+    """`metric` against `x` (step, or train_seconds), one line per arm of each shown group (each evaluation of each
+    seed a point, the line through the mean over seeds at each step), the baseline dashed. `history` carries each
+    report's `context` (what `summary` rows are keyed by)."""
     plt = _pyplot()
     data = history[history[metric].notna()] if metric in history else history.iloc[0:0]
-    panels = _groups(data, group_by)
+    panels = shown_groups(summary, design)
+    style = styles(summary["arm"])
     fig, axes = plt.subplots(len(panels), 1, figsize=(7.5, 3.4 * len(panels)), squeeze=False)
-    for ax, (key, g) in zip(axes[:, 0], panels):
-        for i, (arm, a) in enumerate(g.groupby("arm", sort=True)):
-            style = dict(ls="--", color="k") if arm == baseline else dict(color=f"C{i % 10}")
-            ax.plot(a[x], a[metric], ".", alpha=0.35, ms=4, color=style["color"])
+    for ax, (key, shown) in zip(axes[:, 0], panels):
+        for _, r in shown.iterrows():
+            a = data[(data["arm"] == r["arm"]) & (data["context"] == r["context"])]
+            if a.empty:
+                continue
+            line = dict(ls="--", color="k", marker="o") if r["is_baseline"] else style[r["arm"]]
+            ax.plot(a[x], a[metric], ".", alpha=0.35, ms=4, color=line["color"])
             curve = a.groupby("step", as_index=False)[list(dict.fromkeys([x, metric]))].mean().sort_values(x)
-            ax.plot(curve[x], curve[metric], marker="o", ms=3, label=arm, **style)
+            ax.plot(curve[x], curve[metric], ms=3, label=r["arm"], **line)
         ax.set_xlabel("training seconds" if x == "train_seconds" else x)
         ax.set_ylabel(metric)
-        ax.set_title(_title(group_by, key), loc="left", fontsize=9)
-        if len(g):
+        ax.set_title(_title(design, key), loc="left", fontsize=9)
+        if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def plot_mosaic(tiles: list[tuple[str, str]], path: Path) -> Path:
-    """One labelled tile per (label, image path), in a near-square grid."""
-    plt = _pyplot()
-    from PIL import Image
-
-    n = max(1, len(tiles))
-    cols = min(4, n)
-    rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.5 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, (label, image) in zip(axes.flat, tiles):
-        with Image.open(image) as im:
-            ax.imshow(im.convert("RGB"))
-        ax.set_title(label, fontsize=8)
-    if not tiles:
-        axes[0, 0].text(0.5, 0.5, "no sample grids found", ha="center", va="center")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path

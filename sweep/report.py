@@ -1,233 +1,52 @@
-"""The sweep report: every report of every trial as one table, a per-arm summary compared with the study's baseline,
-plots and a sample mosaic, written next to the results (`<SWEEP>/report/`) and attached to the MLflow parent run.
+"""The sweep report: what the scores mean and the rules, the reference said once, a per-arm table per group compared
+with the study's baseline, the tables the metric schema declares (leakage, super-resolution), plots and a sample
+mosaic, written next to the results (`<SWEEP>/report/`) and attached to the MLflow parent run.
 
-The report reads trials through `sweep.records` and compares them by the study's `Design` (arm fields, groups,
-baseline): it names no study's fields, so a new study needs no change here.
+The report reads trials through `sweep.records`, compares them by the study's `Design` (arm fields, groups,
+baseline, notes) and takes every key, direction and extra table from `gan.metrics.schema`: it names no study's
+fields and no metric of its own, so a new study or metric family needs no change here.
 
     results.parquet      every report of every trial (one row per trial and step)
     summary.csv / .md    per arm: seeds finished / diverged / failed, mean and 95% CI over seeds, the paired
-                         difference to the baseline with its CI and Holm-adjusted p-value, rank within its group
-    final_<metric>.png   bars per arm with every seed's dot, grouped as the design says
-    curves_<metric>.png  the ranking metric against step; vs_seconds_<metric>.png against training seconds
-    samples_mosaic.png   the last sample grid of each arm's lowest seed
+                         difference to the baseline with its CI and Holm-adjusted p-value, whether it holds, rank
+                         within its group, what the budget bought, and every share the schema declares (pooled)
+    final_<metric>.png   bars per arm with every seed's dot and every lost seed's x, the baseline and the floor
+    curves_<metric>.png  the ranking metric against step, and vs_seconds_<metric>.png against training seconds
+                         (only where trials were evaluated more than once)
+    samples_mosaic.png   real reference images, then k final samples per (group, arm) at native resolution
 
-The rules (also printed in summary.md): seeds are replicates; an arm's score is the mean over its *finished* seeds;
-an interval needs two seeds and a test two seed pairs; arms rank first by how many seeds did not finish (fewer
-first), then by the mean, so divergence never makes an arm look better.
+The tables are made in `sweep.summary`, the figures in `sweep.plots` and `sweep.mosaic`; the rules are `rules`.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from gan.metrics.schema import describe, direction, extractor_of, known, metric_key
+from gan.metrics.schema import (COST_COLUMNS, REPORT_TABLES, ReportTable, describe, direction, extractor_of, known,
+                                lookup, metric_key)
 from search_spaces import Design
-from sweep import plots, stats
-from sweep.records import OUTCOMES, SweepFolder, TrialRecord, read_sweep
+from sweep import mosaic, plots, summary as tables
+from sweep.records import SweepFolder, read_sweep, reference_table
+from sweep.stats import ALPHA, MIN_SEEDS
 from trainables import storage
 
 REPORT_DIR = "report"
-ALPHA = 0.05  # a difference "holds" when its Holm-adjusted p-value is below this
 INPUTS_FILE = "inputs.json"  # what the driver prepared per input: reference set, floor, leakage probe
-COST_KEYS = ("step", "sr_step", "train_seconds")  # what an arm's budget bought
-
-
-# --- tables -------------------------------------------------------------------------------------------------------
-
-
-def _config_columns(config: dict) -> dict:
-    return {k: v for k, v in config.items() if not isinstance(v, (dict, list))}
-
-
-def results_table(records: list[TrialRecord]) -> pd.DataFrame:
-    """Every report of every trial: one row per (trial, step), with the trial's config, arm, seed and outcome."""
-    rows = [{"trial_id": r.trial_id, "name": r.name, "arm": r.arm, "outcome": r.outcome, **_config_columns(r.config),
-             **row} for r in records for row in r.history]
-    if not rows:
-        return pd.DataFrame(columns=["trial_id", "name", "arm", "outcome", "step"])
-    return pd.DataFrame(rows)
-
-
-def finals_table(records: list[TrialRecord], design: Design) -> pd.DataFrame:
-    """One row per trial: its last report, config, arm, outcome and the design's `context` (what its baseline must
-    share with it)."""
-    rows = [{"trial_id": r.trial_id, "arm": r.arm, "seed": r.seed, "outcome": r.outcome,
-             "context": json.dumps(design.context(r.config)), **_config_columns(r.config), **r.last}
-            for r in records]
-    return pd.DataFrame(rows)
-
-
-def _scores(trials: pd.DataFrame, metric: str) -> dict:
-    """{seed: value} of the finished trials with a finite `metric`."""
-    ok = trials[trials["outcome"] == "finished"]
-    if metric not in ok:
-        return {}
-    return {int(s): float(v) for s, v in zip(ok["seed"], ok[metric]) if pd.notna(v) and math.isfinite(v)}
-
-
-def summarize(finals: pd.DataFrame, design: Design, metric: str, mode: str, beside=()) -> pd.DataFrame:
-    """Per arm (and context): outcome counts, the mean and 95% CI of `metric` (and of each `beside` key) over
-    finished seeds, the difference to the baseline arm of the same context paired by seed, its paired-t p-value,
-    Holm-adjusted across the non-baseline arms of each group, and the rank within the group."""
-    if finals.empty:
-        return pd.DataFrame()
-    rows = []
-    for (context, arm), trials in finals.groupby(["context", "arm"], sort=True):
-        row = {k: trials[k].iloc[0] if k in trials else None for k in design.group_by}
-        counts = trials["outcome"].value_counts()
-        row.update(context=context, arm=arm, is_baseline=arm == design.baseline, n_trials=len(trials),
-                   **{o: int(counts.get(o, 0)) for o in OUTCOMES})
-        for key in (metric, *beside):
-            seeds = _scores(trials, key)
-            row[f"{key}_mean"], row[f"{key}_ci95"], row[f"{key}_n"] = stats.mean_ci(seeds.values())
-        for key in COST_KEYS:  # what the budget bought: iterations reached and training time, over finished seeds
-            row[f"{key}_mean"] = stats.mean_ci(_scores(trials, key).values())[0]
-        base = finals[(finals["context"] == context) & (finals["arm"] == design.baseline)]
-        if arm == design.baseline or base.empty:
-            cmp = stats.Paired(0, math.nan, math.nan, math.nan)
-        else:
-            cmp = stats.paired(_scores(trials, metric), _scores(base, metric))
-        row.update(n_pairs=cmp.n, delta=cmp.delta, delta_ci95=cmp.ci, p=cmp.p)
-        rows.append(row)
-    out = pd.DataFrame(rows)
-    out["p_holm"] = math.nan
-    out["rank"] = pd.array([pd.NA] * len(out), dtype="Int64")
-    for _, g in out.groupby(list(design.group_by), dropna=False, sort=False) if design.group_by else [((), out)]:
-        tested = g[~g["is_baseline"]]
-        out.loc[tested.index, "p_holm"] = stats.holm(tested["p"])
-        ranked = g[g[f"{metric}_mean"].notna()]
-        order = ranked.assign(unfinished=ranked["n_trials"] - ranked["finished"],
-                              key=ranked[f"{metric}_mean"] * (1 if mode == "min" else -1))
-        order = order.sort_values(["unfinished", "key"])
-        out.loc[order.index, "rank"] = range(1, len(order) + 1)
-    out["holds"] = out["p_holm"] < ALPHA
-    return out.sort_values([*design.group_by, "rank"], na_position="last").reset_index(drop=True)
-
-
-# --- Markdown -----------------------------------------------------------------------------------------------------
-
-
-def _fmt(mean, ci=math.nan, digits: int = 4) -> str:
-    if mean is None or pd.isna(mean):
-        return "–"
-    text = f"{mean:.{digits}g}"
-    return text if ci is None or pd.isna(ci) else f"{text} ± {ci:.2g}"
-
-
-def _p(p) -> str:
-    return "–" if pd.isna(p) else ("<0.001" if p < 0.001 else f"{p:.3f}")
-
-
-def markdown_table(header: list[str], rows: list[list]) -> str:
-    cells = [[str(c).replace("|", "\\|") for c in r] for r in [header, *rows]]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
-    return "\n".join([line(cells[0]), "| " + " | ".join("-" * w for w in widths) + " |", *map(line, cells[1:])])
-
-
-def rules(metric: str, mode: str, baseline: str) -> list[str]:
-    way = "ascending: lower is better" if mode == "min" else "descending: higher is better"
-    return [
-        f"Ranked by `{metric}` ({way}) within each group; arms with seeds that did not finish (diverged, failed, "
-        "stopped) rank after those whose seeds all finished, so divergence never makes an arm look better.",
-        "Values: mean over an arm's finished seeds ± half-width of the 95% t interval (only with 2+ seeds). "
-        f"Δ: the arm minus `{baseline}` on the same seeds (paired), ± its 95% t interval; p: two-sided paired "
-        f"t-test, Holm-adjusted across the arms of a group; ✓ marks p_holm < {ALPHA}.",
-    ]
-
-
-def _cost(r) -> list[str]:
-    sr = f" + {r['sr_step_mean']:.0f} SR" if pd.notna(r.get("sr_step_mean", math.nan)) else ""
-    its = "–" if pd.isna(r.get("step_mean", math.nan)) else f"{r['step_mean']:.0f}{sr}"
-    secs = r.get("train_seconds_mean", math.nan)
-    return [its, "–" if pd.isna(secs) else (f"{secs / 3600:.2f} h" if secs >= 3600 else f"{secs:.3g} s")]
-
-
-def floor_rows(floors: list[dict], trials: pd.DataFrame, keys) -> dict | None:
-    """The floor (the real training images scored as samples) of the inputs whose data these trials used: mean and
-    95% CI over those inputs (one per seed) of each key; None when no input has a floor for the first key."""
-    matched = [f["floor"] for f in floors
-               if any(all(row.get(k) == v for k, v in f["match"].items()) for row in trials.to_dict("records"))]
-    if not matched or not any(keys[0] in f for f in matched):
-        return None
-    return {k: stats.mean_ci([f[k] for f in matched if k in f])[:2] for k in keys}
-
-
-def summary_markdown(summary: pd.DataFrame, design: Design, metric: str, mode: str, beside=(), notes=(),
-                     floors=(), finals: pd.DataFrame | None = None) -> str:
-    """The summary as Markdown: what the scores mean, the rules and the reference, then one table per group (with
-    the floor of its inputs), then the leakage and super-resolution tables when the trials report them."""
-    lines = ["# Sweep summary", "", *[f"- {describe(k)}" for k in (metric, *beside) if known(k)],
-             *[f"- {r}" for r in rules(metric, mode, design.baseline)], *[f"- {n}" for n in notes], ""]
-    if (summary.get(f"{metric}_n", pd.Series(dtype=float)) < 2).any():
-        lines += ["**Some arms have fewer than two finished seeds: they show no interval and no test, and a "
-                  "ranking on one seed is a single draw, not evidence (run with `--seeds 3` or more).**", ""]
-    header = ["rank", "arm", "finished", "diverged", "failed", metric, f"Δ vs {design.baseline}", "p (Holm)", "",
-              *beside, "iterations", "train time"]
-    for key, g in (summary.groupby(list(design.group_by), dropna=False, sort=True) if design.group_by
-                   else [((), summary)]):
-        key = key if isinstance(key, tuple) else (key,)
-        if g["is_baseline"].all() and not summary["is_baseline"].all():
-            continue  # the baseline's own group: it is shown in every group it is compared with
-        base = summary[summary["is_baseline"] & summary["context"].isin(g["context"])]
-        shown = pd.concat([base, g[~g["is_baseline"]]])
-        rows = [[("–" if pd.isna(r["rank"]) else str(int(r["rank"]))) + (" (base)" if r["is_baseline"] else ""), r["arm"],
-                 f"{r['finished']}/{r['n_trials']}", r["diverged"], r["failed"],
-                 _fmt(r[f"{metric}_mean"], r[f"{metric}_ci95"]),
-                 "baseline" if r["is_baseline"] else _fmt(r["delta"], r["delta_ci95"]),
-                 "" if r["is_baseline"] else _p(r["p_holm"]), "✓" if r["holds"] else "",
-                 *[_fmt(r[f"{b}_mean"], r[f"{b}_ci95"]) for b in beside], *_cost(r)] for _, r in shown.iterrows()]
-        if finals is not None:
-            floor = floor_rows(floors, finals[finals["context"].isin(g["context"])], [metric, *beside])
-            if floor:
-                rows.append(["floor", "real images", "", "", "", _fmt(*floor[metric]), "", "", "",
-                             *[_fmt(*floor[b]) for b in beside], "", ""])
-        title = ", ".join(f"{k} = {v}" for k, v in zip(design.group_by, key))
-        lines += [f"## {title}" if title else "## All arms", "", markdown_table(header, rows), ""]
-    if floors:
-        lines += ["Floor: the real training images scored as if they were samples (as many as a trial scores) "
-                  "against the same reference; no generator of this training set can be expected to beat it.", ""]
-    return "\n".join(lines)
-
-
-def extra_tables(finals: pd.DataFrame, design: Design, keys: list[str], title: str, intro: str, *,
-                 compare: bool = True) -> list[str]:
-    """One Markdown table: per arm that reports them, each key's mean ± 95% CI over finished seeds and (`compare`)
-    its paired difference to the baseline with the Holm-adjusted p (leakage shares, super-resolution quality)."""
-    keys = [k for k in keys if k in finals and finals[k].notna().any()]
-    if not keys:
-        return []
-    tables = {k: summarize(finals, design, k, direction(k) or "max").set_index(["context", "arm"]) for k in keys}
-    first = tables[keys[0]]
-    rows = []
-    for idx, r in first.iterrows():
-        if all(pd.isna(tables[k].loc[idx][f"{k}_mean"]) for k in keys):
-            continue  # an arm that does not report these
-        cells = []
-        for k in keys:
-            t = tables[k].loc[idx]
-            value = _fmt(t[f"{k}_mean"], t[f"{k}_ci95"])
-            cells.append(value if t["is_baseline"] or not compare else
-                         f"{value} (Δ {_fmt(t['delta'])}, p {_p(t['p_holm'])})")
-        rows.append([*(str(r[g]) for g in design.group_by), idx[1], *cells])
-    return [f"## {title}", "", intro, "", markdown_table([*design.group_by, "arm", *keys], rows), ""]
-
-
-# --- the report ---------------------------------------------------------------------------------------------------
 
 
 @dataclass
 class Report:
     files: list[Path]  # local paths of the files written (for MLflow)
-    summary: pd.DataFrame
-    best: list[dict]  # per group: the rank-1 arm and its score
-    notes: list[str]  # what the reader must know (reference set, one seed, ...)
+    summary: pd.DataFrame  # per arm: the ranking table with the pooled shares beside (summary.csv)
+    best: list[dict]  # per group: its values, the rank-1 arm (None when nothing ranks), score, Δ, p, verdict
+    notes: list[str]  # what the reader must know about the reference, said once
     metrics: dict  # figures for the MLflow parent run beyond the summary table (the survey's)
 
 
@@ -259,83 +78,302 @@ def survey_section(sweep_path, out: Path) -> tuple[list[str], list[Path], dict]:
     return [markdown(res)], [plot(res, out / "survey_selection_rate.png")], res.metrics()
 
 
-def mosaic_tiles(records: list[TrialRecord], folder: SweepFolder) -> list[tuple[str, str]]:
-    """(label, local samples.png) per arm: the newest sample grid of the arm's lowest seed that has one."""
-    tiles, seen = [], set()
-    for r in sorted(records, key=lambda r: (r.arm, r.seed)):
-        if r.arm in seen or not r.grids:
+# --- Markdown -----------------------------------------------------------------------------------------------------
+
+
+def _fmt(mean, ci=math.nan, digits: int = 4) -> str:
+    if mean is None or pd.isna(mean):
+        return "–"
+    text = f"{mean:.{digits}g}"
+    return text if ci is None or pd.isna(ci) else f"{text} ± {ci:.2g}"
+
+
+def _p(p) -> str:
+    return "–" if pd.isna(p) else ("<0.001" if p < 0.001 else f"{p:.3f}")
+
+
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    cells = [[str(c).replace("|", "\\|") for c in r] for r in [header, *rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
+    return "\n".join([line(cells[0]), "| " + " | ".join("-" * w for w in widths) + " |", *map(line, cells[1:])])
+
+
+def rules(metric: str, mode: str, baseline: str) -> list[str]:
+    """The rules the tables follow, printed in summary.md (the code is `sweep.summary.summarize`)."""
+    way = "ascending: lower is better" if mode == "min" else "descending: higher is better"
+    return [
+        f"Ranked by `{metric}` ({way}) within each group. Only the compared arms are ranked: `{baseline}` shows "
+        f"as \"base\". An arm needs {MIN_SEEDS} finished seeds to rank (\"–\" otherwise: one seed is a single "
+        "draw, with no interval and no test); arms whose seeds did not all finish (diverged, failed, stopped) "
+        "rank after those whose seeds all did, so divergence never makes an arm look better.",
+        f"Values: mean over an arm's finished seeds ± half-width of the 95% t interval ({MIN_SEEDS}+ seeds). "
+        f"Δ: the arm minus `{baseline}` on the same seeds (paired), ± its 95% t interval; p: two-sided paired "
+        "t-test, Holm-adjusted across the arms of a group.",
+        f"holds ✓: p (Holm) < {ALPHA} *and* every seed of the arm and of `{baseline}` finished. A difference "
+        "computed on the survivors of an arm that lost seeds is shown but marked \"incomplete\", never ✓: its "
+        "lost seeds might have been its worst.",
+    ]
+
+
+def _rank(r) -> str:
+    return "base" if r["is_baseline"] else ("–" if pd.isna(r["rank"]) else str(int(r["rank"])))
+
+
+def _holds(r) -> str:
+    if r["is_baseline"]:
+        return ""
+    return "✓" if r["holds"] else ("incomplete" if r["significant"] else "")
+
+
+def _cost(r) -> list[str]:
+    cells = []
+    for column in COST_COLUMNS:
+        parts = [(r.get(f"{key}_mean", math.nan), label) for key, label in column.parts]
+        parts = [(v, label) for v, label in parts if pd.notna(v)]
+        if not parts:
+            cells.append("–")
+        elif column.seconds:
+            secs = sum(v for v, _ in parts)
+            cells.append(f"{secs / 3600:.2f} h" if secs >= 3600 else f"{secs:.3g} s")
+        else:
+            cells.append(" + ".join(f"{v:.0f}{' ' + label if label else ''}" for v, label in parts))
+    return cells
+
+
+def _rate(rates: pd.DataFrame | None, design: Design, key: tuple, arm: str) -> str:
+    """The survey's selection rate of `arm` in group `key` (see `summary_markdown`)."""
+    hit = rates[(rates["arm"] == arm) & (rates[list(design.group_by)] == list(key)).all(axis=1)] \
+        if design.group_by else rates[rates["arm"] == arm]
+    if hit.empty:
+        return "–"
+    h = hit.iloc[0]
+    return f"{h['rate']:.0%} [{h['ci_low']:.0%}, {h['ci_high']:.0%}] of {int(h['decided'])}"
+
+
+def summary_markdown(summary: pd.DataFrame, design: Design, metric: str, mode: str, beside=(), notes=(),
+                     inputs=(), finals: pd.DataFrame | None = None, rates: pd.DataFrame | None = None) -> str:
+    """What the scores mean, the rules and the reference, then one table per group: its baseline, its arms by rank
+    and a row of the real images' own scores (from `inputs`, the driver's inputs.json). `rates`: the survey's
+    selection rates per group (columns: the design's group fields, arm, chosen, decided, rate, ci_low, ci_high),
+    shown as a column when given."""
+    way = lookup(metric)[0]
+    lines = ["# Sweep summary", "", f"- Ranking metric: {describe(metric)}."]
+    if way.why:
+        lines.append(f"- Why this metric ranks: {way.why}.")
+    lines += [*[f"- Beside it: {describe(k)}." for k in beside if known(k)],
+              *[f"- {r}" for r in rules(metric, mode, design.baseline)], "", "## Reference", "",
+              *[f"- {n}" for n in notes]]
+    if any(e.get("held_out") for e in inputs):
+        lines.append("- Real images (floor) rows: the real training images scored as if they were samples (as many "
+                     "as a trial scores) against the same reference: no generator of this training set can be "
+                     "expected to beat them.")
+    if any(not e.get("held_out") for e in inputs):
+        lines.append("- Real images (own IS only) rows: without a held-out set the distances of the training images "
+                     "to themselves mean nothing; their own Inception Score is shown for comparison.")
+    lines.append("")
+    unranked = summary[~summary["is_baseline"] & (summary[f"{metric}_n"] < MIN_SEEDS)]
+    if len(unranked):
+        lines += [f"**{len(unranked)} arm(s) have fewer than {MIN_SEEDS} finished seeds: they show no rank (–), no "
+                  "interval and no test, because a ranking on one seed is a single draw, not evidence (run with "
+                  "`--seeds 3` or more).**", ""]
+    survey = ["selected (survey)"] if rates is not None else []
+    header = ["rank", "arm", *survey, "finished", "diverged", "failed", metric, f"Δ vs {design.baseline}",
+              "p (Holm)", "holds", *beside, *[c.title for c in COST_COLUMNS]]
+    for key, shown in tables.shown_groups(summary, design):
+        rows = [[_rank(r), r["arm"], *([_rate(rates, design, key, r["arm"])] if survey else []),
+                 f"{r['finished']}/{r['n_trials']}", r["diverged"], r["failed"],
+                 _fmt(r[f"{metric}_mean"], r[f"{metric}_ci95"]),
+                 "baseline" if r["is_baseline"] else _fmt(r["delta"], r["delta_ci95"]),
+                 "" if r["is_baseline"] else _p(r["p_holm"]), _holds(r),
+                 *[_fmt(r[f"{b}_mean"], r[f"{b}_ci95"]) for b in beside], *_cost(r)] for _, r in shown.iterrows()]
+        entries = tables.matched_inputs(list(inputs), finals[finals["context"].isin(shown["context"])]) \
+            if finals is not None else []
+        if entries:
+            rows.append(["", tables.floor_label(entries), *([""] if survey else []), "", "", "",
+                         _fmt(*tables.floor_value(entries, metric)), "", "", "",
+                         *[_fmt(*tables.floor_value(entries, b)) for b in beside], *[""] * len(COST_COLUMNS)])
+        title = ", ".join(f"{k} = {v}" for k, v in zip(design.group_by, key))
+        lines += [f"## {title}" if title else "## All arms", "", markdown_table(header, rows), ""]
+    return "\n".join(lines)
+
+
+def _share_cell(r, key: str, compare: bool) -> str:
+    if pd.isna(r[f"{key}_share"]):
+        return "–"
+    text = f"{r[f'{key}_share']:.2f} [{r[f'{key}_share_lo']:.2f}, {r[f'{key}_share_hi']:.2f}] " \
+           f"({int(r[f'{key}_called'])}/{int(r[f'{key}_scored'])})"
+    if compare and not r["is_baseline"]:
+        text += f", Δ {_fmt(r[f'{key}_delta'], digits=2)}, p {_p(r[f'{key}_p_holm'])}" \
+                + (" ✓" if r[f"{key}_holds"] else "")
+    return text
+
+
+def share_markdown(spec: ReportTable, summary: pd.DataFrame, keys, design: Design, finals: pd.DataFrame,
+                   inputs: list[dict]) -> list[str]:
+    """Per group, in the ranking table's order (baseline, then arms by rank): each arm's pooled share per key (the
+    `sweep.summary.share_table` columns merged into `summary`) and the real images' pooled share; then a warning for
+    each key where the baseline's share is more than `spec.floor_gap` above the real images'."""
+    keys = [k for k in keys if f"{k}_share" in summary]
+    lines = [f"## {spec.title}", "", spec.intro, ""]
+    warnings = []
+    for key, shown in tables.shown_groups(summary, design):
+        rows = [[_rank(r), r["arm"], *[_share_cell(r, k, spec.compare) for k in keys]] for _, r in shown.iterrows()]
+        entries = tables.matched_inputs(inputs, finals[finals["context"].isin(shown["context"])])
+        real = {k: tables.floor_share(entries, k) for k in keys}
+        if any(share.n for share in real.values()):
+            rows.append(["", tables.floor_label(entries), *[
+                "–" if not real[k].n else f"{real[k].share:.2f} [{real[k].low:.2f}, {real[k].high:.2f}] "
+                f"({real[k].k}/{real[k].n})" for k in keys]])
+        for _, b in shown[shown["is_baseline"]].iterrows():
+            warnings += [spec.floor_warning.format(baseline=design.baseline, key=k, base=b[f"{k}_share"],
+                                                   real=real[k].share)
+                         for k in keys if spec.floor_gap is not None and real[k].n
+                         and b[f"{k}_share"] > real[k].share + spec.floor_gap]
+        title = ", ".join(f"{k} = {v}" for k, v in zip(design.group_by, key)) or "all arms"
+        lines += [f"### {title}", "", markdown_table(["rank", "arm", *keys], rows), ""]
+    return lines + [*dict.fromkeys(f"- {w}" for w in warnings), *([""] if warnings else [])]
+
+
+def value_markdown(spec: ReportTable, values: pd.DataFrame, gains: pd.DataFrame, keys, design: Design) -> list[str]:
+    """One table over every group: per arm reporting the keys, each key's mean ± CI (with Δ and p when
+    `spec.compare`), and each declared gain per seed with its interval and whether it beats what it refines."""
+    keys = [k for k in keys if f"{k}_mean" in values]
+    gain_specs = [g for g in spec.gains if f"{g.key}_gain" in gains]
+    rows = []
+    merged = values.merge(gains, on=[*design.group_by, "context", "arm"], how="left") if len(gains) else values
+    for _, r in merged.iterrows():
+        cells = []
+        for k in keys:
+            value = _fmt(r[f"{k}_mean"], r[f"{k}_ci95"])
+            cells.append(value if r["is_baseline"] or not spec.compare else
+                         f"{value} (Δ {_fmt(r[f'{k}_delta'])}, p {_p(r[f'{k}_p_holm'])})")
+        for g in gain_specs:
+            beats = r[f"{g.key}_beats"]
+            verdict = f"fewer than {MIN_SEEDS} seeds: untested" if beats is None or pd.isna(beats) else \
+                (f"beats {g.versus}" if beats else f"does not beat {g.versus} (p {_p(r[f'{g.key}_gain_p'])})")
+            cells.append(f"{_fmt(r[f'{g.key}_gain'], r[f'{g.key}_gain_ci95'])}: {verdict}")
+        rows.append([*(str(r[g]) for g in design.group_by), r["arm"], *cells])
+    header = [*design.group_by, "arm", *keys, *[g.title for g in gain_specs]]
+    return [f"## {spec.title}", "", spec.intro, "", markdown_table(header, rows), ""]
+
+
+def with_shares(summary: pd.DataFrame, finals: pd.DataFrame, design: Design, extractor: str) -> pd.DataFrame:
+    """`summary` with the pooled shares of every share table of `gan.metrics.schema.REPORT_TABLES` the trials
+    report, beside each arm (so summary.csv and the MLflow table hold the numbers the report prints)."""
+    for spec in REPORT_TABLES:
+        shares = tables.share_table(finals, design, spec.keys(extractor)) if spec.share else pd.DataFrame()
+        if len(shares):
+            summary = summary.merge(shares.drop(columns=[*design.group_by, "is_baseline", "rank"]),
+                                    on=["context", "arm"], how="left")
+    return summary
+
+
+def declared_tables(summary: pd.DataFrame, finals: pd.DataFrame, design: Design, extractor: str,
+                    inputs: list[dict]) -> list[str]:
+    """The Markdown of every table of `gan.metrics.schema.REPORT_TABLES` the trials report (shares from
+    `with_shares`' columns of `summary`)."""
+    lines = []
+    for spec in REPORT_TABLES:
+        keys = spec.keys(extractor)
+        if spec.share:
+            if any(f"{k}_share" in summary for k in keys):
+                lines += share_markdown(spec, summary, keys, design, finals, inputs)
             continue
-        seen.add(r.arm)
-        grid = r.grids[-1]
-        tiles.append((f"{r.arm} seed {r.seed} step {grid.step}", folder.local(grid.path)))
-    return tiles
+        values = tables.value_table(finals, design, keys)
+        if len(values):
+            lines += value_markdown(spec, values, tables.gain_table(finals, design, spec.gains), keys, design)
+    return lines
+
+
+# --- the report ---------------------------------------------------------------------------------------------------
+
+
+def best_per_group(summary: pd.DataFrame, design: Design, metric: str, mode: str) -> list[dict]:
+    """Per shown group: the rank-1 arm with its score, Δ, p and a verdict against the baseline; `arm` None (and
+    the verdict saying why) when no arm of the group can rank."""
+    best = []
+    for key, shown in tables.shown_groups(summary, design):
+        top = shown[shown["rank"] == 1]
+        entry = dict(zip(design.group_by, key))
+        if top.empty:
+            best.append({**entry, "arm": None, metric: math.nan, "delta": math.nan, "p_holm": math.nan,
+                         "holds": False, "verdict": f"unranked: no arm has {MIN_SEEDS} finished seeds"})
+            continue
+        r = top.iloc[0]
+        better = (r["delta"] < 0) == (mode == "min")
+        verdict = (f"{'better' if better else 'worse'} than {design.baseline} (holds)" if r["holds"] else
+                   f"difference to {design.baseline} incomplete: seeds did not finish" if r["significant"] else
+                   f"no difference to {design.baseline} that holds")
+        best.append({**entry, "arm": r["arm"], metric: r[f"{metric}_mean"], "delta": r["delta"],
+                     "p_holm": r["p_holm"], "holds": bool(r["holds"]), "verdict": verdict})
+    return best
 
 
 def write_report(sweep_path, design: Design, metric: str, mode: str) -> Report:
-    """Write the report of the sweep into `<SWEEP>/report/` and return it. For a sweep in remote storage (a URI) the
+    """Write the report of the sweep into `<SWEEP>/report/` (replacing an earlier one) and return it. For a sweep in remote storage (a URI) the
     files are written locally, uploaded to `<SWEEP>/report/`, and the local copies returned."""
     records = read_sweep(sweep_path)
     if not records:
         raise FileNotFoundError(f"no trial folders (params.json / result.json) under {sweep_path}")
     folder = SweepFolder(sweep_path)
     ext = extractor_of(metric) or records[0].config.get("extractor", "effnet")
-    beside = [k for k in dict.fromkeys([metric_key("fid", ext), metric_key("kid_mean", ext),
-                                        metric_key("is_mean", ext)]) if k != metric]
     remote = storage.is_uri(sweep_path)
     out = Path(tempfile.mkdtemp(prefix="gansweep_report_")) / REPORT_DIR if remote else \
         Path(storage.absolute(sweep_path)) / REPORT_DIR
-    out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out, ignore_errors=True)  # the folder is the report's own: no figure of an earlier report stays
+    out.mkdir(parents=True)
 
-    history, finals = results_table(records), finals_table(records, design)
-    beside = [k for k in beside if k in finals]
-    summary = summarize(finals, design, metric, mode, beside=beside)
+    history, finals = tables.results_table(records), tables.finals_table(records, design)
+    beside = [k for k in dict.fromkeys(metric_key(n, ext) for n in ("fid", "kid_mean", "is_mean"))
+              if k != metric and k in finals]
+    summary = tables.summarize(finals, design, metric, mode, beside=beside)
     inputs = read_inputs(sweep_path)
-    notes = [n for entry in inputs for n in entry.get("notes", [])]
+    notes = [*tables.reference_notes(inputs), *design.notes_for(r.arm for r in records)]
+    summary = with_shares(summary, finals, design, ext)
     files = [out / "results.parquet", out / "summary.csv", out / "summary.md"]
     history.to_parquet(files[0], index=False)
     summary.to_csv(files[1], index=False)
-    markdown = [summary_markdown(summary, design, metric, mode, beside=beside, notes=notes,
-                                 floors=[e for e in inputs if e.get("floor")], finals=finals)]
-    markdown += extra_tables(finals, design, [k for k in finals if k.startswith("leakage_") and "_ci_" not in k
-                                              and known(k)], "Leakage of each DA into the samples",
-                             "Share of an arm's final samples a probe trained on real images calls transformed "
-                             f"(vflip, negpos, contrast; hflip is the control), beside `{design.baseline}`: a leak "
-                             "shows as a share well above the baseline's. Per trial, MLflow holds each share's "
-                             "95% Wilson interval (`_ci_lo`/`_ci_hi`).")
-    markdown += extra_tables(finals, design, ["psnr_srcnn", "psnr_bicubic", "ssim_srcnn", "ssim_bicubic"],
-                             "Super-resolution: the SRCNN against plain bicubic",
-                             "Held-out real images downscaled to 64 and brought back to 128, against the originals. "
-                             "The SRCNN must beat bicubic; the difference of the two PSNRs is its gain in dB.",
-                             compare=False)
     survey_lines, survey_files, survey_metrics = survey_section(sweep_path, out)
-    markdown += survey_lines
+    markdown = [summary_markdown(summary, design, metric, mode, beside=beside, notes=notes, inputs=inputs,
+                                 finals=finals), *declared_tables(summary, finals, design, ext, inputs),
+                *survey_lines]
     files[2].write_text("\n".join(markdown))
     files += survey_files
     for key in [metric, *beside]:
         if key not in finals or not finals[key].notna().any():
             continue
-        table = summary if key == metric else summarize(finals, design, key, direction(key) or "max")
-        files.append(plots.plot_final(table, finals, key, out / f"final_{key}.png", group_by=design.group_by,
-                                      baseline=design.baseline, note=describe(key)))
-    if metric in history and history["step"].nunique() > 1:  # curves need more than one evaluation
-        files.append(plots.plot_curves(history, metric, out / f"curves_{metric}.png", group_by=design.group_by,
-                                       baseline=design.baseline))
-    if "train_seconds" in history and metric in history:
-        files.append(plots.plot_curves(history, metric, out / f"vs_seconds_{metric}.png", x="train_seconds",
-                                       group_by=design.group_by, baseline=design.baseline))
-    files.append(plots.plot_mosaic(mosaic_tiles(records, folder), out / "samples_mosaic.png"))
+        table = summary if key == metric else tables.summarize(finals, design, key, direction(key) or "max")
+        floors = {k: tables.floor_value(tables.matched_inputs(inputs, finals[finals["context"].isin(g["context"])]),
+                                        key)[0] for k, g in tables.shown_groups(table, design)}
+        files.append(plots.plot_final(table, finals, key, out / f"final_{key}.png", design=design, floors=floors,
+                                      note=describe(key)))
+    if metric in history and history.groupby("trial_id")[metric].count().max() > 1:  # one evaluation: no curve
+        history["context"] = history["trial_id"].map(finals.set_index("trial_id")["context"])
+        files.append(plots.plot_curves(history, summary, metric, out / f"curves_{metric}.png", design=design))
+        if "train_seconds" in history:
+            files.append(plots.plot_curves(history, summary, metric, out / f"vs_seconds_{metric}.png",
+                                           design=design, x="train_seconds"))
+    real = reference_table(sweep_path)
+    rows = [mosaic.reference_row(real or _training_table(folder, inputs), real is not None),
+            *mosaic.arm_rows(records, summary, design, folder)]
+    files.append(mosaic.compose(rows, out / "samples_mosaic.png"))
     if remote:
         import pyarrow.fs
 
         fs, base = pyarrow.fs.FileSystem.from_uri(storage.join(str(sweep_path).rstrip("/"), REPORT_DIR))
         fs.create_dir(base, recursive=True)
+        fs.delete_dir_contents(base, missing_dir_ok=True)
         pyarrow.fs.copy_files(str(out), base, source_filesystem=pyarrow.fs.LocalFileSystem(),
                               destination_filesystem=fs)
-    compared = summary.groupby(list(design.group_by), dropna=False)["is_baseline"].transform("all") == False  # noqa
-    best = [{**{k: r[k] for k in design.group_by}, "arm": r["arm"], metric: r[f"{metric}_mean"]}
-            for _, r in summary[(summary["rank"] == 1) & compared].iterrows()]
-    return Report(files=files, summary=summary, best=best, notes=notes, metrics=survey_metrics)
+    return Report(files=files, summary=summary, best=best_per_group(summary, design, metric, mode), notes=notes,
+                  metrics=survey_metrics)
 
 
-__all__ = ["Report", "write_report", "summarize", "summary_markdown", "results_table", "finals_table",
-           "markdown_table", "rules", "REPORT_DIR"]
+def _training_table(folder: SweepFolder, inputs: list[dict]) -> str | None:
+    """The first input's reference table when no input had a held-out set (it then holds the training images)."""
+    found = [e["reference_table"] for e in inputs if e.get("reference_table")]
+    return folder.local(folder.join(*found[0].split("/"))) if found else None
+
+
+__all__ = ["Report", "write_report", "summary_markdown", "markdown_table", "rules", "best_per_group", "REPORT_DIR"]

@@ -1,5 +1,7 @@
-"""sweep.report on a real tiny Tune experiment (tests/_fake_sweep.py): the results table, the per-arm summary against
-a hand computation, the significance columns, the design-driven grouping, the plots and the Markdown."""
+"""sweep.report and sweep.summary on a real tiny Tune experiment (tests/_fake_sweep.py): the results table, the per-arm
+summary against a hand computation, the significance columns, the design-driven grouping, the plots and the Markdown.
+The report's rules on hand-written sweeps (ranks, survivorship, leakage, floors, gains, MLflow) are in
+tests/test_report_rules.py."""
 
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ import pytest
 from search_spaces import Design
 from search_spaces.studies import DA_DESIGN
 from sweep.records import read_sweep
-from sweep.report import finals_table, results_table, summarize, summary_markdown, write_report
+from sweep.report import summary_markdown, write_report
+from sweep.summary import finals_table, results_table, summarize
 from tests import _fake_sweep as fake
 
 EXT = fake.EXT
@@ -69,7 +72,7 @@ def test_summary_matches_hand_computation(finals):
     assert (h["delta"], h["delta_ci95"], h["n_pairs"], h["p"], h["p_holm"], h["holds"]) == (
         pytest.approx(-10.0), 0.0, 2, 0.0, 0.0, True)
     assert s.loc["none", "is_baseline"] and math.isnan(s.loc["none", "p"])
-    assert (s.loc["hflip@100", "rank"], s.loc["none", "rank"]) == (1, 1)  # each ranks first in its own group
+    assert s.loc["hflip@100", "rank"] == 1 and pd.isna(s.loc["none", "rank"])  # the baseline is not ranked
     # diverged and failed trials are counted, never averaged in, never ranked
     c, v = s.loc["contrast@100"], s.loc["vflip@100"]
     assert (c["diverged"], c["finished"], v["failed"], v["finished"]) == (1, 0, 1, 0)
@@ -77,17 +80,21 @@ def test_summary_matches_hand_computation(finals):
 
 
 def test_divergence_never_makes_an_arm_look_better():
-    """An arm with a diverged seed ranks after every arm whose seeds all finished, however good its mean."""
+    """An arm with a diverged seed ranks after every arm whose seeds all finished, however good its mean; an arm
+    left with one finished seed does not rank at all; the baseline is never ranked."""
     design = Design(arm_fields=("da",), group_by=("dataset",), baseline="none")
     rows = []
     for da, seed, fid, out in [("none", 0, 50.0, "finished"), ("none", 1, 52.0, "finished"),
-                               ("a", 0, 10.0, "finished"), ("a", 1, 0.0, "diverged"),
-                               ("b", 0, 40.0, "finished"), ("b", 1, 41.0, "finished")]:
+                               ("none", 2, 51.0, "finished"),
+                               ("a", 0, 10.0, "finished"), ("a", 1, 12.0, "finished"), ("a", 2, 0.0, "diverged"),
+                               ("b", 0, 40.0, "finished"), ("b", 1, 41.0, "finished"), ("b", 2, 42.0, "finished"),
+                               ("c", 0, 1.0, "finished"), ("c", 1, 0.0, "failed"), ("c", 2, 0.0, "diverged")]:
         rows.append({"trial_id": f"{da}{seed}", "arm": da, "seed": seed, "outcome": out, "dataset": "d", "da": da,
                      "context": "[]", FID: fid if out == "finished" else math.nan})
     s = summarize(pd.DataFrame(rows), design, FID, "min").set_index("arm")
-    assert (s.loc["b", "rank"], s.loc["none", "rank"], s.loc["a", "rank"]) == (1, 2, 3)
-    assert s.loc["a", f"{FID}_n"] == 1 and math.isnan(s.loc["a", f"{FID}_ci95"])
+    assert (s.loc["b", "rank"], s.loc["a", "rank"]) == (1, 2)
+    assert pd.isna(s.loc["none", "rank"]) and pd.isna(s.loc["c", "rank"])
+    assert s.loc["c", f"{FID}_n"] == 1 and math.isnan(s.loc["c", f"{FID}_ci95"]) and math.isnan(s.loc["c", "p"])
 
 
 def test_the_design_decides_groups_and_baselines():
@@ -104,8 +111,8 @@ def test_the_design_decides_groups_and_baselines():
     s = summarize(pd.DataFrame(rows), design, FID, "min")
     got = {(r["budget"], r["arm"]): (r["delta"], r["rank"]) for _, r in s.iterrows()}
     assert got[("iterations", "stackgan128")] == (pytest.approx(-5.0), 1)
-    assert got[("seconds", "stackgan128")] == (pytest.approx(1.0), 2)
-    assert got[("seconds", "dcgan64")][1] == 1
+    assert got[("seconds", "stackgan128")] == (pytest.approx(1.0), 1)  # worse than dcgan64, but the only arm ranked
+    assert pd.isna(got[("seconds", "dcgan64")][1])  # the baseline is in each budget's group, and never ranked
     md = summary_markdown(s, design, FID, "min")
     assert "## budget = iterations" in md and "## budget = seconds" in md and "Δ vs dcgan64" in md
 
@@ -130,13 +137,18 @@ def test_write_report_files(exp):
     assert "divergence never makes an arm look better" in md
     assert "| hflip@100" in md and "-10 ± 0" in md and "✓" in md
     assert rep.best == [{"dataset": "lfw-subset", "n_aug": 100, "arm": "hflip@100",
-                         FID: pytest.approx(statistics.mean(_final("hflip", s, FID) for s in fake.SEEDS))}]
+                         FID: pytest.approx(statistics.mean(_final("hflip", s, FID) for s in fake.SEEDS)),
+                         "delta": pytest.approx(-10.0), "p_holm": 0.0, "holds": True,
+                         "verdict": "better than none (holds)"}]
 
 
 def test_markdown_says_one_seed_cannot_rank(finals):
     one = finals[finals["seed"] == 0]
-    md = summary_markdown(summarize(one, DA_DESIGN, FID, "min"), DA_DESIGN, FID, "min")
-    assert "fewer than two finished seeds" in md and "cannot" not in md.split("fewer than two")[0]
+    s = summarize(one, DA_DESIGN, FID, "min")
+    assert s["rank"].isna().all() and s["p"].isna().all() and s[f"{FID}_ci95"].isna().all()
+    md = summary_markdown(s, DA_DESIGN, FID, "min")
+    assert "have fewer than 2 finished seeds: they show no rank (–), no interval and no test" in md
+    assert "| –    | hflip@100" in md and "| base | none" in md
     md = summary_markdown(summarize(finals, DA_DESIGN, IS, "max"), DA_DESIGN, IS, "max")
     assert "descending: higher is better" in md
 

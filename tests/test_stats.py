@@ -56,3 +56,27 @@ def test_wilson_by_hand():
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     share, low, high = stats.wilson(k, n)
     assert share == p and low == pytest.approx(centre - half) and high == pytest.approx(centre + half)
+
+
+def test_pooled_share_counts_every_seed_with_its_own_sample_size():
+    from statsmodels.stats.proportion import proportion_confint
+
+    pooled = stats.pooled_share([(0.3, 10), (0.5, 20), (0.25, 4)])  # 3 + 10 + 1 of 34
+    low, high = proportion_confint(14, 34, alpha=0.05, method="wilson")
+    assert (pooled.k, pooled.n, pooled.share) == (14, 34, 14 / 34)
+    assert (pooled.low, pooled.high) == (pytest.approx(low), pytest.approx(high))
+    assert 0 <= pooled.low <= pooled.share <= pooled.high <= 1
+    empty = stats.pooled_share([])
+    assert (empty.k, empty.n) == (0, 0) and math.isnan(empty.share)
+    with pytest.raises(ValueError, match="not a whole number of samples out of 10"):
+        stats.pooled_share([(0.33, 10)])
+
+
+def test_paired_differences_equal_up_to_rounding_have_no_spread():
+    base = {0: 0.3, 1: 0.7, 2: 1.9}
+    arm = {s: base[s] - 0.1 for s in base}  # the differences are not all equal in floating point
+    assert len({arm[s] - base[s] for s in arm}) > 1
+    result = stats.paired(arm, base)
+    assert (result.delta, result.ci, result.p) == (pytest.approx(-0.1), 0.0, 0.0)
+    same = stats.paired({0: 0.1 + 0.2, 1: 0.5}, {0: 0.3, 1: 0.5})
+    assert math.isnan(same.p) and same.ci == 0.0

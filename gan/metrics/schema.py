@@ -22,6 +22,7 @@ class Metric:
     name: str  # the key's stem: fid, kid_mean, ...
     direction: str | None  # "min" (lower is better), "max" (higher is better), None (not a quality score)
     what: str  # one line for reports and --help
+    why: str = ""  # why a study may rank by it by default, printed under the ranking metric ("" when none is given)
 
 
 # The feature metrics every evaluation reports, each once per extractor.
@@ -31,7 +32,10 @@ FEATURE_METRICS: tuple[Metric, ...] = (
     Metric("is_std", None, "spread of the Inception Score over its splits"),
     Metric("fid", "min", "Frechet distance between Gaussian fits of real and generated features; its bias grows "
                          "as the sample counts shrink"),
-    Metric("kid_mean", "min", "Kernel Inception Distance, an unbiased MMD^2 estimate (cubic polynomial kernel)"),
+    Metric("kid_mean", "min", "Kernel Inception Distance, an unbiased MMD^2 estimate (cubic polynomial kernel)",
+           why="its estimate is unbiased at any sample count, so ranks at these small sample sizes are comparable "
+               "between arms and sweeps; FID's bias depends on the number of samples (Binkowski et al. 2018, "
+               "Chong & Forsyth 2020), so FID ranks only compare at equal n"),
     Metric("kid_std", None, "spread of KID over its random subsets"),
     Metric("precision", "max", "share of generated samples inside the real features' k-NN balls (fidelity)"),
     Metric("recall", "max", "share of real samples inside the generated features' k-NN balls (coverage)"),
@@ -65,6 +69,7 @@ SR_METRICS: tuple[Metric, ...] = (
 # Leakage (gan.leakage): the DA types whose traces in generated images a probe on the extractor's features measures.
 # hflip is the control: a mirrored face or dog is still a plausible face or dog, so its probe stays near chance.
 LEAKAGE_DA = ("vflip", "negpos", "contrast", "hflip")  # keys of gan.augment.AUGMENTATIONS (gan.leakage checks)
+LEAKAGE_CONTROL = "hflip"  # the type whose probe should stay near chance on faces (a mirrored face is still a face)
 
 # Per DA type three keys: the share and the two ends of its 95% Wilson interval (`leakage_vflip_effnet`,
 # `leakage_vflip_ci_lo_effnet`, `leakage_vflip_ci_hi_effnet`). Reported only when the reference carries a probe.
@@ -72,7 +77,7 @@ LEAKAGE_METRICS: tuple[Metric, ...] = tuple(m for da in LEAKAGE_DA for m in (
     Metric(f"leakage_{da}", "min",
            f"share of generated samples a probe trained on real images calls {da}-transformed"
            + (" (the control: images look natural mirrored, expect the probe's false-positive rate)"
-              if da == "hflip" else "")),
+              if da == LEAKAGE_CONTROL else "")),
     Metric(f"leakage_{da}_ci_lo", None, f"lower end of the 95% Wilson interval of leakage_{da}"),
     Metric(f"leakage_{da}_ci_hi", None, f"upper end of the 95% Wilson interval of leakage_{da}"),
 ))
@@ -147,3 +152,80 @@ def describe(key: str) -> str:
     way = {"min": "lower is better", "max": "higher is better", None: "not ranked"}[metric.direction]
     on = f" ({ext} features)" if ext else ""
     return f"`{key}`{on}: {metric.what}; {way}"
+
+
+# --- what the report shows beyond the ranking table ---------------------------------------------------------------
+# The report iterates over these declarations and names no metric of its own: a new metric family declares its table
+# here.
+
+
+@dataclass(frozen=True)
+class Gain:
+    """A per-seed difference of two keys of one trial, shown with its interval and paired test (the SRCNN's PSNR
+    over plain bicubic): `key` beats `over` when the difference holds and its sign agrees with `key`'s direction."""
+
+    title: str  # column title, e.g. "PSNR gain (dB)"
+    key: str  # the score (a key of this schema)
+    over: str  # what it must beat, measured on the same images (a key of this schema)
+    versus: str  # `over` in words, for the verdict ("beats bicubic")
+
+
+@dataclass(frozen=True)
+class ReportTable:
+    """A table of per-arm values the report adds when any trial reports one of its keys."""
+
+    title: str  # section title
+    intro: str  # what the values are, printed under the title
+    names: tuple[str, ...]  # metric names in column order (an extractor's suffix is added where `per_extractor`)
+    per_extractor: bool = False  # the keys carry the extractor suffix (`leakage_vflip_effnet`)
+    share: bool = False  # values are shares of a trial's scored samples (`eval_samples`): pooled over seeds as counts
+    compare: bool = True  # each arm's paired difference to the baseline, Holm-adjusted within its group
+    gains: tuple[Gain, ...] = ()  # differences of two keys per seed, e.g. a method over the plain method it refines
+    floor_gap: float | None = None  # warn when the baseline's share exceeds the real images' by more than this
+    floor_warning: str = ""  # the warning, formatted with baseline, key, base (share), real (share)
+
+    def keys(self, extractor: str | None) -> tuple[str, ...]:
+        """The report keys of this table under `extractor`."""
+        return tuple(metric_key(n, extractor) if self.per_extractor else n for n in self.names)
+
+
+REPORT_TABLES: tuple[ReportTable, ...] = (
+    ReportTable(
+        "Leakage of each DA into the samples",
+        f"Share of an arm's final samples that a probe trained on real images calls transformed "
+        f"({', '.join(d for d in LEAKAGE_DA if d != LEAKAGE_CONTROL)}; {LEAKAGE_CONTROL} is the control, which faces "
+        "cannot reveal): its finished seeds' samples "
+        "pooled, with a 95% Wilson interval on the pooled counts (share x `eval_samples` per seed) and the number "
+        "called transformed / scored. Δ: the arm minus the baseline, paired by seed, with its Holm-adjusted "
+        "paired-t p. A leak shows as a share well above the baseline's. The real images row is the probe on real "
+        "training images it never saw (the floor): its false-positive rate on real photos.",
+        tuple(m.name for m in LEAKAGE_METRICS if m.direction), per_extractor=True, share=True,
+        floor_gap=0.3,
+        floor_warning="**Warning:** `{baseline}` scores {base:.2f} on `{key}` against {real:.2f} for the real images: "
+                      "the probe reacts to artefacts of generated images, not to the transform, so the leakage "
+                      "shares of this sweep mean little for that DA type."),
+    ReportTable(
+        "Super-resolution: the SRCNN against plain bicubic",
+        "Held-out real images downscaled to 64 and brought back to 128 by the trained SRCNN or by plain bicubic, "
+        "against the originals (mean ± 95% t interval over finished seeds). The gain is the SRCNN's score minus "
+        "bicubic's on the same images, per seed; it beats bicubic when the gain is positive and its paired "
+        "t-test over seeds holds (p below the α of the rules above).",
+        tuple(m.name for m in SR_METRICS), compare=False,
+        gains=(Gain("PSNR gain (dB)", "psnr_srcnn", "psnr_bicubic", "bicubic"),
+               Gain("SSIM gain", "ssim_srcnn", "ssim_bicubic", "bicubic"))),
+)
+
+
+@dataclass(frozen=True)
+class CostColumn:
+    """A column of what an arm's budget bought (mean over finished seeds), from one or more training keys."""
+
+    title: str  # column title
+    parts: tuple[tuple[str, str], ...]  # (key, label) shown joined by " + ", e.g. 600 + 200 SR
+    seconds: bool = False  # the value is a duration in seconds (shown in s, or in h from an hour up)
+
+
+COST_COLUMNS: tuple[CostColumn, ...] = (
+    CostColumn("iterations", (("step", ""), ("sr_step", "SR"))),
+    CostColumn("train time", (("train_seconds", ""),), seconds=True),
+)

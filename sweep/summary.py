@@ -1,0 +1,256 @@
+"""The report's tables as pandas frames: every report of every trial (`results_table`), one row per trial
+(`finals_table`), one row per arm against the study's baseline (`summarize`), shares of scored samples pooled over
+seeds (`share_table`), values of further keys (`value_table`), per-seed gains of one key over another (`gain_table`),
+the real images' own scores (`floor_value`, `floor_share`) and the reference notes said once (`reference_notes`).
+
+Everything here reads trials through `sweep.records`, compares them by the study's `Design` (arm fields, groups,
+baseline) and takes keys and directions from `gan.metrics.schema`: it names no study's fields.
+
+The rules (`sweep.report.rules` prints them in summary.md):
+  * seeds are replicates; an arm's value is the mean over its *finished* seeds (diverged, failed, stopped and
+    interrupted trials are counted, never averaged in);
+  * an interval, a test and a rank need `stats.MIN_SEEDS` finished seeds; the baseline is not ranked (it is what
+    the ranked arms are compared with), so a rank number always means the same thing;
+  * arms whose seeds did not all finish rank after those whose seeds did, so divergence never makes an arm look
+    better;
+  * a difference to the baseline "holds" when its Holm-adjusted p is below `stats.ALPHA` *and* every seed of the arm
+    and of its baseline finished: a test on the survivors of an arm that diverged would compare its lucky seeds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+
+from gan.metrics.schema import COST_COLUMNS, Gain, direction
+from search_spaces import Design
+from sweep import stats
+from sweep.records import OUTCOMES, TrialRecord
+
+SAMPLES_FIELD = "eval_samples"  # TrialConfig field: generated images scored per evaluation (what a share counts)
+RANK_KEYS = ["unfinished", "order"]  # how arms rank: seeds that did not finish first, then the metric
+
+
+def _config_columns(config: dict) -> dict:
+    return {k: v for k, v in config.items() if not isinstance(v, (dict, list))}
+
+
+def results_table(records: list[TrialRecord]) -> pd.DataFrame:
+    """Every report of every trial: one row per (trial, step), with the trial's config, arm, seed and outcome."""
+    rows = [{"trial_id": r.trial_id, "name": r.name, "arm": r.arm, "outcome": r.outcome, **_config_columns(r.config),
+             **row} for r in records for row in r.history]
+    if not rows:
+        return pd.DataFrame(columns=["trial_id", "name", "arm", "outcome", "step"])
+    return pd.DataFrame(rows)
+
+
+def finals_table(records: list[TrialRecord], design: Design) -> pd.DataFrame:
+    """One row per trial: its last report, config, arm, outcome and the design's `context` (what its baseline must
+    share with it)."""
+    rows = [{"trial_id": r.trial_id, "arm": r.arm, "seed": r.seed, "outcome": r.outcome,
+             "context": json.dumps(design.context(r.config)), **_config_columns(r.config), **r.last}
+            for r in records]
+    return pd.DataFrame(rows)
+
+
+def scores(trials: pd.DataFrame, key: str) -> dict[int, float]:
+    """{seed: value} of the finished trials with a finite `key`."""
+    ok = trials[trials["outcome"] == "finished"]
+    if key not in ok:
+        return {}
+    return {int(s): float(v) for s, v in zip(ok["seed"], ok[key]) if pd.notna(v) and math.isfinite(v)}
+
+
+def groups(frame: pd.DataFrame, design: Design) -> list[tuple[tuple, pd.DataFrame]]:
+    """(group values, rows) per group of the design, in sorted order; one group of everything without `group_by`."""
+    if not design.group_by or frame.empty:
+        return [((), frame)]
+    return [(k if isinstance(k, tuple) else (k,), g)
+            for k, g in frame.groupby(list(design.group_by), dropna=False, sort=True)]
+
+
+def baseline_rows(summary: pd.DataFrame, group: pd.DataFrame) -> pd.DataFrame:
+    """The baseline rows a group is compared with: its own, or (when the baseline has a group of its own, as a
+    no-DA arm with a DA count of 0 does) the baseline of the same contexts."""
+    return summary[summary["is_baseline"] & (summary.index.isin(group.index)
+                                             | summary["context"].isin(group["context"]))]
+
+
+def shown_groups(summary: pd.DataFrame, design: Design) -> list[tuple[tuple, pd.DataFrame]]:
+    """(group values, rows to show) per group: its baseline first, then its arms by rank (unranked last). A group
+    holding nothing but the baseline is left out: the baseline is shown in every group it is compared with."""
+    out = []
+    only_baseline = summary["is_baseline"].all()
+    for key, g in groups(summary, design):
+        if g["is_baseline"].all() and not only_baseline:
+            continue
+        arms = g[~g["is_baseline"]].sort_values(["rank", "arm"], na_position="last")
+        out.append((key, pd.concat([baseline_rows(summary, g), arms])))
+    return out
+
+
+def summarize(finals: pd.DataFrame, design: Design, metric: str, mode: str, beside=()) -> pd.DataFrame:
+    """Per arm (and context): outcome counts, the mean and 95% CI of `metric` (and of each `beside` key) over
+    finished seeds, what its budget bought (`COST_COLUMNS`), the difference to the baseline arm of the same context
+    paired by seed with its paired-t p-value, Holm-adjusted across the compared arms of each group, whether it holds
+    (see the module's rules), and the rank of each compared arm within its group."""
+    if finals.empty:
+        return pd.DataFrame()
+    rows = []
+    for (context, arm), trials in finals.groupby(["context", "arm"], sort=True):
+        row = {k: trials[k].iloc[0] if k in trials else None for k in design.group_by}
+        counts = trials["outcome"].value_counts()
+        row.update(context=context, arm=arm, is_baseline=arm == design.baseline, n_trials=len(trials),
+                   **{o: int(counts.get(o, 0)) for o in OUTCOMES})
+        row["complete"] = row["finished"] == len(trials)
+        for key in (metric, *beside):
+            row[f"{key}_mean"], row[f"{key}_ci95"], row[f"{key}_n"] = stats.mean_ci(scores(trials, key).values())
+        for key in {k for column in COST_COLUMNS for k, _ in column.parts}:
+            row[f"{key}_mean"] = stats.mean_ci(scores(trials, key).values())[0]
+        base = finals[(finals["context"] == context) & (finals["arm"] == design.baseline)]
+        if arm == design.baseline or base.empty:
+            cmp, base_complete = stats.Paired(0, math.nan, math.nan, math.nan), False
+        else:
+            cmp = stats.paired(scores(trials, metric), scores(base, metric))
+            base_complete = bool((base["outcome"] == "finished").all())
+        row.update(n_pairs=cmp.n, delta=cmp.delta, delta_ci95=cmp.ci, p=cmp.p, base_complete=base_complete)
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    out["p_holm"] = math.nan
+    out["rank"] = pd.array([pd.NA] * len(out), dtype="Int64")
+    sign = 1 if mode == "min" else -1
+    for _, g in groups(out, design):
+        compared = g[~g["is_baseline"]]
+        out.loc[compared.index, "p_holm"] = stats.holm(compared["p"])
+        ranked = compared[compared[f"{metric}_n"] >= stats.MIN_SEEDS]
+        ranked = ranked.assign(unfinished=ranked["n_trials"] - ranked["finished"],
+                               order=ranked[f"{metric}_mean"] * sign).sort_values(RANK_KEYS)
+        out.loc[ranked.index, "rank"] = range(1, len(ranked) + 1)
+    out["significant"] = out["p_holm"] < stats.ALPHA
+    out["holds"] = out["significant"] & out["complete"] & out["base_complete"]
+    out = out.assign(_base=~out["is_baseline"])
+    order = [*design.group_by, "_base", "rank", "arm"]
+    return out.sort_values(order, na_position="last").drop(columns="_base").reset_index(drop=True)
+
+
+def _arm_rows(finals: pd.DataFrame, summary: pd.DataFrame):
+    """(summary row, the arm's trials) per row of `summary`."""
+    for _, r in summary.iterrows():
+        yield r, finals[(finals["context"] == r["context"]) & (finals["arm"] == r["arm"])]
+
+
+def _reported(finals: pd.DataFrame, keys) -> list[str]:
+    return [k for k in keys if k in finals and finals[k].notna().any()]
+
+
+def share_table(finals: pd.DataFrame, design: Design, keys) -> pd.DataFrame:
+    """Per arm, for each share key the trials report: the share pooled over finished seeds (`stats.pooled_share`
+    on share x `SAMPLES_FIELD` per seed) with its Wilson interval and counts (`<key>_share`, `_share_lo`,
+    `_share_hi`, `_called`, `_scored`), and the paired difference of the per-seed shares to the baseline with its
+    Holm-adjusted p (`<key>_delta`, `_p_holm`, `_holds`). Empty when no trial reports any of `keys`."""
+    keys = _reported(finals, keys)
+    if not keys:
+        return pd.DataFrame()
+    out = None
+    for key in keys:
+        s = summarize(finals, design, key, direction(key) or "min")
+        if out is None:
+            out = s[[*design.group_by, "context", "arm", "is_baseline", "rank"]].copy()
+        pooled = []
+        for _, trials in _arm_rows(finals, s):
+            sizes = {int(seed): n for seed, n in zip(trials["seed"], trials[SAMPLES_FIELD])}
+            pooled.append(stats.pooled_share((v, sizes[seed]) for seed, v in scores(trials, key).items()))
+        cols = {"share": [p.share for p in pooled], "share_lo": [p.low for p in pooled],
+                "share_hi": [p.high for p in pooled], "called": [p.k for p in pooled], "scored": [p.n for p in pooled],
+                "delta": s["delta"], "p_holm": s["p_holm"], "holds": s["holds"]}
+        merged = s[["context", "arm"]].assign(**{f"{key}_{c}": list(v) for c, v in cols.items()})
+        out = out.merge(merged, on=["context", "arm"], how="left")
+    return out
+
+
+def value_table(finals: pd.DataFrame, design: Design, keys) -> pd.DataFrame:
+    """Per arm that reports any of `keys`: each key's mean and 95% CI over finished seeds (`<key>_mean`, `_ci95`)
+    and its paired difference to the baseline with the Holm-adjusted p (`<key>_delta`, `_p_holm`, `_holds`)."""
+    keys = _reported(finals, keys)
+    if not keys:
+        return pd.DataFrame()
+    out = None
+    for key in keys:
+        s = summarize(finals, design, key, direction(key) or "max")
+        cols = s[["context", "arm", f"{key}_mean", f"{key}_ci95"]].assign(
+            **{f"{key}_delta": s["delta"], f"{key}_p_holm": s["p_holm"], f"{key}_holds": s["holds"]})
+        if out is None:
+            out = s[[*design.group_by, "context", "arm", "is_baseline"]].merge(cols, on=["context", "arm"])
+        else:
+            out = out.merge(cols, on=["context", "arm"], how="left")
+    return out[out[[f"{k}_mean" for k in keys]].notna().any(axis=1)].reset_index(drop=True)
+
+
+def gain_table(finals: pd.DataFrame, design: Design, gains: tuple[Gain, ...]) -> pd.DataFrame:
+    """Per arm that reports both keys of any gain: the gain per seed (key - over, on the same seed's trial) as mean,
+    95% CI, seed count and paired-t p (`<key>_gain`, `_gain_ci95`, `_gain_n`, `_gain_p`), and `<key>_beats`: True
+    when the gain's sign is the good one for `key` and p < ALPHA, False when not, None with fewer than two seeds."""
+    gains = [g for g in gains if _reported(finals, [g.key, g.over]) == [g.key, g.over]]
+    if not gains:
+        return pd.DataFrame()
+    rows = []
+    for (context, arm), trials in finals.groupby(["context", "arm"], sort=True):
+        row = {**{k: trials[k].iloc[0] for k in design.group_by}, "context": context, "arm": arm}
+        for g in gains:
+            cmp = stats.paired(scores(trials, g.key), scores(trials, g.over))
+            good = cmp.delta > 0 if direction(g.key) == "max" else cmp.delta < 0
+            row.update({f"{g.key}_gain": cmp.delta, f"{g.key}_gain_ci95": cmp.ci, f"{g.key}_gain_n": cmp.n,
+                        f"{g.key}_gain_p": cmp.p,
+                        f"{g.key}_beats": None if cmp.n < stats.MIN_SEEDS else bool(good and cmp.p < stats.ALPHA)})
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    return out[out[[f"{g.key}_gain_n" for g in gains]].gt(0).any(axis=1)].reset_index(drop=True)
+
+
+# --- the real images ----------------------------------------------------------------------------------------------
+
+
+def matched_inputs(inputs: list[dict], trials: pd.DataFrame) -> list[dict]:
+    """The entries of the driver's `inputs.json` whose data these trials used (an entry's `match` fields agree with a
+    trial's config) and that carry a floor."""
+    rows = trials.to_dict("records")
+    return [e for e in inputs if e.get("floor")
+            and any(all(row.get(k) == v for k, v in e["match"].items()) for row in rows)]
+
+
+def floor_value(entries: list[dict], key: str) -> tuple[float, float]:
+    """(mean, 95% CI over inputs: one per seed) of the real images' own `key`; NaN where no entry has it."""
+    return stats.mean_ci([e["floor"][key] for e in entries if key in e["floor"]])[:2]
+
+
+def floor_share(entries: list[dict], key: str) -> stats.Share:
+    """The real images' share of `key`, pooled over inputs like an arm's (each scored `n_samples` images)."""
+    return stats.pooled_share((e["floor"][key], e["floor"]["n_samples"]) for e in entries if key in e["floor"])
+
+
+def floor_label(entries: list[dict]) -> str:
+    """What the real images' row is: against a held-out reference it is the floor (training images scored like
+    samples); against the training set only their own IS means anything."""
+    if all(e.get("held_out") for e in entries):
+        return "real images (floor)"
+    return "real images (own IS only: no held-out set)"
+
+
+def reference_notes(inputs: list[dict]) -> list[str]:
+    """The inputs' notes said once: notes that differ only in their "(seed N)" are merged into one with
+    "(seeds 0, 1, 2)"; the order of first appearance is kept."""
+    merged: dict[str, list] = {}
+    for entry in inputs:
+        seed = entry.get("match", {}).get("seed")
+        for note in entry.get("notes", []):
+            token = f"(seed {seed})"
+            template = note.replace(token, "\0") if seed is not None and token in note else note
+            merged.setdefault(template, []).append(seed)
+    out = []
+    for template, seeds in merged.items():
+        seeds = sorted(set(s for s in seeds if s is not None))
+        said = f"(seed {seeds[0]})" if len(seeds) == 1 else f"(seeds {', '.join(map(str, seeds))})"
+        out.append(template.replace("\0", said))
+    return out

@@ -1,0 +1,241 @@
+"""The report's rules on a hand-written sweep (tests/_report_sweep.py, every number a closed formula): the baseline is
+not ranked, one seed cannot rank, survivors never "hold", leakage pooled with Wilson intervals beside the real
+images, the floor without a held-out set, the reference said once, the SR gains, the survey column, and the
+answer on the MLflow parent run (driver._report) read back with MlflowClient."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+from statsmodels.stats.proportion import proportion_confint
+
+from gan.config import TrialConfig
+from gan.metrics.schema import REPORT_TABLES
+from search_spaces import Design
+from search_spaces.studies import DA_DESIGN
+from sweep.report import share_markdown, summary_markdown, value_markdown, write_report
+from sweep.summary import finals_table, gain_table, reference_notes, summarize, value_table
+from sweep.records import read_sweep
+from tests import _report_sweep as hs
+
+GROUP = "## dataset = lfw-subset, n_aug = 100"
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory) -> Path:
+    return hs.write_sweep(tmp_path_factory.mktemp("rules") / "sweep")
+
+
+@pytest.fixture(scope="module")
+def rep(sweep):
+    return write_report(sweep, DA_DESIGN, hs.KID, "min")
+
+
+@pytest.fixture(scope="module")
+def md(rep, sweep) -> str:
+    return (sweep / "report" / "summary.md").read_text()
+
+
+def table_rows(md: str, heading: str) -> list[list[str]]:
+    """The cells of the first Markdown table under `heading`."""
+    lines = md.split(heading + "\n", 1)[1].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| "))
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("| "):
+            break
+        rows.append([c.strip() for c in line.strip("|").split(" | ")])
+    return rows
+
+
+def test_baseline_shows_as_base_and_only_compared_arms_rank(rep, md):
+    s = rep.summary.set_index("arm")
+    assert pd.isna(s.loc["none", "rank"])
+    assert [s.loc[a, "rank"] for a in ("hflip@100", "contrast@100")] == [1, 2]
+    rows = table_rows(md, GROUP)
+    assert [r[:2] for r in rows] == [["base", "none"], ["1", "hflip@100"], ["2", "contrast@100"],
+                                     ["–", "vflip@100"], ["", "real images (floor)"]]
+    assert sum(r[0] == "1" for r in rows) == 1
+
+
+def test_one_seed_cannot_rank(rep, md):
+    v = rep.summary.set_index("arm").loc["vflip@100"]
+    assert pd.isna(v["rank"]) and pd.isna(v[f"{hs.KID}_ci95"]) and pd.isna(v["p"]) and v["n_pairs"] == 1
+    row = next(r for r in table_rows(md, GROUP) if r[1] == "vflip@100")
+    assert (row[0], row[5], row[6], row[7], row[8]) == ("–", "0.1", "-0.4", "–", "")  # one pair: no ±, no p
+    assert "1 arm(s) have fewer than 2 finished seeds: they show no rank (–), no interval and no test" in md
+
+
+def test_survivors_of_a_lost_seed_never_hold(rep, md, sweep):
+    s = rep.summary.set_index("arm")
+    # contrast: both surviving seeds 0.20 below `none` (p = 0 after Holm), but its seed 2 diverged
+    c, h = s.loc["contrast@100"], s.loc["hflip@100"]
+    assert (c["delta"], c["p_holm"], c["significant"], c["complete"], c["holds"]) == (
+        pytest.approx(-0.2), 0.0, True, False, False)
+    assert (h["delta"], h["p_holm"], h["holds"]) == (pytest.approx(-0.1), 0.0, True)
+    cells = {r[1]: r[8] for r in table_rows(md, GROUP)}
+    assert (cells["hflip@100"], cells["contrast@100"]) == ("✓", "incomplete")
+    assert "every seed of the arm and of `none` finished" in md
+    # a baseline that lost a seed: no arm of its group holds, however large its difference
+    finals = finals_table(read_sweep(sweep), DA_DESIGN)
+    finals.loc[(finals["arm"] == "none") & (finals["seed"] == 2), "outcome"] = "diverged"
+    t = summarize(finals, DA_DESIGN, hs.KID, "min").set_index("arm")
+    assert t.loc["hflip@100", "significant"] and not t.loc["hflip@100", "holds"]
+
+
+def test_leakage_pools_counts_with_a_wilson_interval_beside_the_real_images(rep, md):
+    s = rep.summary.set_index("arm")
+    for arm, da, seeds in (("none", "none", hs.SEEDS), ("hflip@100", "hflip", hs.SEEDS),
+                           ("contrast@100", "contrast", (0, 1))):
+        k, n = sum(hs.vflip_called(da, seed) for seed in seeds), hs.N_SAMPLES * len(seeds)
+        lo, hi = proportion_confint(k, n, alpha=0.05, method="wilson")
+        row = s.loc[arm]
+        assert (row[f"{hs.VFLIP}_called"], row[f"{hs.VFLIP}_scored"]) == (k, n)
+        assert (row[f"{hs.VFLIP}_share"], row[f"{hs.VFLIP}_share_lo"], row[f"{hs.VFLIP}_share_hi"]) == (
+            pytest.approx(k / n), pytest.approx(lo), pytest.approx(hi))
+    assert s.loc["hflip@100", f"{hs.VFLIP}_delta"] == pytest.approx(-0.1)  # paired by seed, as the ranking metric
+    leak = md.split("## Leakage of each DA into the samples", 1)[1]
+    rows = {r[1]: r for r in table_rows(leak, "### dataset = lfw-subset, n_aug = 100")}
+    assert rows["none"][2] == "0.60 [0.42, 0.75] (18/30)" and "±" not in leak
+    assert rows["real images (floor)"][2:] == ["0.00 [0.00, 0.11] (0/30)", "0.10 [0.03, 0.26] (3/30)"]
+    assert rows["hflip@100"][2].startswith("0.50 [0.33, 0.67] (15/30), Δ -0.1, p <0.001 ✓")
+    # none's vflip share (0.60) is more than 0.3 above the real images' (0.00): warned; hflip (0.10 vs 0.10) not
+    assert f"`none` scores 0.60 on `{hs.VFLIP}` against 0.00 for the real images" in md
+    assert f"on `{hs.HFLIP}`" not in md
+
+
+def test_no_leakage_warning_when_the_baseline_is_near_the_real_images(rep, sweep):
+    inputs = json.loads((sweep / "inputs.json").read_text())
+    for entry in inputs:
+        entry["floor"][hs.VFLIP] = 0.4  # 12/30 against none's 18/30: a gap of 0.2
+    finals = finals_table(read_sweep(sweep), DA_DESIGN)
+    spec = next(t for t in REPORT_TABLES if t.share)
+    lines = share_markdown(spec, rep.summary, spec.keys(hs.EXT), DA_DESIGN, finals, inputs)
+    assert not any("Warning" in line for line in lines)
+    assert any("0.40 [0.25, 0.58] (12/30)" in line for line in lines)
+
+
+def test_summary_csv_holds_the_pooled_shares(rep, sweep):
+    csv = pd.read_csv(sweep / "report" / "summary.csv").set_index("arm")
+    assert csv.loc["none", f"{hs.VFLIP}_called"] == 18 and csv.loc["none", f"{hs.VFLIP}_scored"] == 30
+    assert csv.loc["none", f"{hs.VFLIP}_share_lo"] == pytest.approx(rep.summary.set_index("arm").loc[
+        "none", f"{hs.VFLIP}_share_lo"])
+
+
+def test_floor_without_a_held_out_set_keeps_the_real_images_own_is(tmp_path):
+    sweep = hs.write_sweep(tmp_path / "train-ref", held_out=False)
+    write_report(sweep, DA_DESIGN, hs.KID, "min")
+    md = (sweep / "report" / "summary.md").read_text()
+    real = table_rows(md, GROUP)[-1]
+    assert real[1] == "real images (own IS only: no held-out set)"
+    assert real[5] == "–" and real[10].startswith("2.1 ± ")  # KID of a set to itself: none; IS: 2.0, 2.1, 2.2
+    assert md.count("Reference for lfw-subset (seeds 0, 1, 2): the 100 training images themselves.") == 1
+
+
+def test_reference_notes_are_said_once():
+    inputs = [{"match": {"seed": s}, "notes": [f"Reference for x (seed {s}): 5 held-out.", "Same for all."]}
+              for s in (0, 1, 2)]
+    inputs.append({"match": {"seed": 3}, "notes": ["Reference for x (seed 3): the training set."]})
+    assert reference_notes(inputs) == ["Reference for x (seeds 0, 1, 2): 5 held-out.", "Same for all.",
+                                       "Reference for x (seed 3): the training set."]
+
+
+def test_the_ranking_metric_says_why(md):
+    assert "- Ranking metric: `kid_mean_effnet`" in md
+    assert "- Why this metric ranks: its estimate is unbiased at any sample count" in md
+
+
+def test_gains_over_what_a_method_refines():
+    """The SR table's gains per seed (srcnn - bicubic), their interval and test, and the verdict."""
+    from scipy import stats as st
+
+    design = Design(arm_fields=("method",), group_by=("budget",), baseline="dcgan64")
+    rows = []
+    for seed, (srcnn, bicubic) in enumerate([(30.0, 29.0), (31.0, 29.5), (29.0, 28.7)]):
+        rows.append({"trial_id": f"b{seed}", "arm": "sr", "seed": seed, "outcome": "finished", "budget": 1,
+                     "context": "[]", "psnr_srcnn": srcnn, "psnr_bicubic": bicubic, "ssim_srcnn": 0.5,
+                     "ssim_bicubic": 0.5 + 0.01 * seed})
+    finals = pd.DataFrame(rows)
+    spec = next(t for t in REPORT_TABLES if t.gains)
+    gains = gain_table(finals, design, spec.gains).iloc[0]
+    diffs = [1.0, 1.5, 0.3]
+    assert gains["psnr_srcnn_gain"] == pytest.approx(sum(diffs) / 3)
+    assert gains["psnr_srcnn_gain_p"] == pytest.approx(st.ttest_1samp(diffs, 0).pvalue)
+    assert gains["psnr_srcnn_beats"] == (st.ttest_1samp(diffs, 0).pvalue < 0.05)
+    beats = gains["ssim_srcnn_beats"]
+    assert beats is not None and not beats  # lower than bicubic on seeds 1 and 2
+    md = "\n".join(value_markdown(spec, value_table(finals, design, spec.keys(None)), gain_table(
+        finals, design, spec.gains), spec.keys(None), design))
+    assert "PSNR gain (dB)" in md and "does not beat bicubic" in md
+    one = gain_table(finals[finals["seed"] == 0], design, spec.gains).iloc[0]
+    assert one["psnr_srcnn_beats"] is None
+
+
+def test_design_notes_are_printed_once_beside_the_reference(tmp_path):
+    design = Design(arm_fields=DA_DESIGN.arm_fields, group_by=DA_DESIGN.group_by, baseline="none",
+                    notes=((("vflip@100",), "Vflip is resized."), (("nothing@1",), "Not in this sweep.")))
+    sweep = hs.write_sweep(tmp_path / "notes")
+    rep = write_report(sweep, design, hs.KID, "min")
+    md = (sweep / "report" / "summary.md").read_text()
+    assert md.count("- Vflip is resized.") == 1 and "Not in this sweep" not in md
+    assert "Vflip is resized." in rep.notes
+
+
+def test_survey_rates_are_a_column_per_group(rep):
+    rates = pd.DataFrame([{"dataset": "lfw-subset", "n_aug": 100, "arm": "hflip@100", "chosen": 30, "decided": 40,
+                           "rate": 0.75, "ci_low": 0.6, "ci_high": 0.86}])
+    md = summary_markdown(rep.summary, DA_DESIGN, hs.KID, "min", rates=rates)
+    rows = {r[1]: r for r in table_rows(md, GROUP)}
+    assert "selected (survey)" in md and rows["hflip@100"][2] == "75% [60%, 86%] of 40" and rows["none"][2] == "–"
+    assert "selected (survey)" not in summary_markdown(rep.summary, DA_DESIGN, hs.KID, "min")
+
+
+def _plan(sweep: Path) -> SimpleNamespace:
+    """What driver._report reads of a Plan: 4 arms x 3 seeds as the plan resolved them."""
+    configs = tuple(TrialConfig(**hs.config(da, s)) for da in ("none", "hflip", "contrast", "vflip") for s in hs.SEEDS)
+    return SimpleNamespace(path=str(sweep), design=DA_DESIGN, metric=hs.KID, mode="min", configs=configs)
+
+
+def _parent_after_report(sweep: Path, uri: str):
+    from mlflow import MlflowClient
+
+    from sweep.driver import _report
+    from sweep.tracking import SweepTracker
+
+    tracker = SweepTracker(uri, experiment_name="rules")
+    run_id = tracker.start_sweep("s", str(sweep), "test")
+    _report(_plan(sweep), tracker)
+    tracker.end_sweep()
+    client = MlflowClient(uri)
+    return client, client.get_run(run_id)
+
+
+def test_the_mlflow_parent_carries_the_answer(sweep, tmp_path):
+    client, run = _parent_after_report(sweep, f"sqlite:///{tmp_path}/m.db")
+    tags, metrics = run.data.tags, run.data.metrics
+    assert tags["gansweep.best.lfw-subset.100"] == "hflip@100"
+    assert tags["gansweep.verdict.lfw-subset.100"] == "hflip@100: better than none (holds)"
+    assert metrics["best_kid_mean_effnet.lfw-subset.100"] == pytest.approx(0.41)
+    assert metrics["best_delta.lfw-subset.100"] == pytest.approx(-0.1) and metrics["best_holds.lfw-subset.100"] == 1
+    assert metrics["seeds_per_arm"] == 3
+    local = client.download_artifacts(run.info.run_id, "summary.json", str(tmp_path))
+    logged = json.loads(Path(local).read_text())
+    table = pd.DataFrame(logged["data"], columns=logged["columns"]).set_index("arm")
+    assert table.loc["none", f"{hs.VFLIP}_share"] == pytest.approx(0.6)
+    assert table.loc["none", f"{hs.VFLIP}_called"] == 18
+
+
+def test_a_group_where_nothing_ranks_has_no_best_arm(sweep, tmp_path):
+    one = tmp_path / "one-seed"
+    shutil.copytree(sweep, one)
+    for trial in one.glob("*-s[12]-*"):
+        shutil.rmtree(trial)
+    _, run = _parent_after_report(one, f"sqlite:///{tmp_path}/m.db")
+    assert not any(k.startswith("gansweep.best") for k in run.data.tags)
+    assert run.data.tags["gansweep.verdict.lfw-subset.100"] == "unranked: no arm has 2 finished seeds"
+    assert not any(k.startswith("best_") for k in run.data.metrics)
