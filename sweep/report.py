@@ -33,6 +33,8 @@ from gan.metrics.schema import (COST_COLUMNS, REPORT_TABLES, ReportTable, descri
                                 lookup, metric_key)
 from search_spaces import Design
 from sweep import mosaic, plots, summary as tables
+from sweep.survey import NoVotes, selection_rates, survey_results, votes_path
+from sweep.survey.render import markdown as survey_markdown, plot as survey_plot
 from sweep.records import SweepFolder, read_sweep, reference_table
 from sweep.stats import ALPHA, MIN_SEEDS
 from trainables import storage
@@ -64,9 +66,6 @@ def survey_section(sweep_path, out: Path) -> tuple[list[str], list[Path], dict]:
     Holm within the group), the chart (`survey_selection_rate.png`, one row per group) and flat metrics for MLflow.
     A votes database that cannot be read is said in the Markdown, not raised: the rest of the report stands.
     The published selection-rate table per method and budget is `sweep.survey.selection_rates(sweep_path)`."""
-    from sweep.survey import NoVotes, survey_results, votes_path
-    from sweep.survey.render import markdown, plot
-
     if storage.is_uri(sweep_path) or not votes_path(sweep_path).is_file():
         return [], [], {}
     try:
@@ -75,7 +74,19 @@ def survey_section(sweep_path, out: Path) -> tuple[list[str], list[Path], dict]:
         return [], [], {}
     except ValueError as e:
         return ["## Human preference survey", "", f"The survey's votes could not be read: {e}", ""], [], {}
-    return [markdown(res)], [plot(res, out / "survey_selection_rate.png")], res.metrics()
+    return [survey_markdown(res)], [survey_plot(res, out / "survey_selection_rate.png")], res.metrics()
+
+
+def survey_rates(sweep_path) -> pd.DataFrame | None:
+    """The survey's selection rate of each arm per comparison group (`sweep.survey.selection_rates`), or None when
+    the sweep has no votes (an unreadable votes database is said by `survey_section`)."""
+    if storage.is_uri(sweep_path) or not votes_path(sweep_path).is_file():
+        return None
+    try:
+        rates = selection_rates(sweep_path)
+    except ValueError:
+        return None
+    return rates if len(rates) else None
 
 
 # --- Markdown -----------------------------------------------------------------------------------------------------
@@ -335,8 +346,9 @@ def write_report(sweep_path, design: Design, metric: str, mode: str) -> Report:
     history.to_parquet(files[0], index=False)
     summary.to_csv(files[1], index=False)
     survey_lines, survey_files, survey_metrics = survey_section(sweep_path, out)
+    rates = survey_rates(sweep_path)
     markdown = [summary_markdown(summary, design, metric, mode, beside=beside, notes=notes, inputs=inputs,
-                                 finals=finals), *declared_tables(summary, finals, design, ext, inputs),
+                                 finals=finals, rates=rates), *declared_tables(summary, finals, design, ext, inputs),
                 *survey_lines]
     files[2].write_text("\n".join(markdown))
     files += survey_files

@@ -98,6 +98,18 @@ def test_a_survey_on_the_sweep_reaches_the_report_and_mlflow(sweep):
     files = report_sweep(plan.path)
     md = next(f for f in files if f.name == "summary.md").read_text()
     assert "## Human preference survey" in md and "survey_selection_rate.png" in {f.name for f in files}
+    # the published table: each budget's methods with their selection rate beside iterations and hours
+    from sweep.survey import selection_rates
+
+    rates = selection_rates(plan.path)
+    assert len(rates) == 4 and set(rates["decided"]) == {6} and set(rates["time_budget"]) == {0.0, BUDGET}
+    for budget, g in rates.groupby("time_budget"):
+        assert g["chosen"].sum() == 6  # every decided pair chose one of the two
+        section = md.split(f"## time_budget = {budget}")[1].split("\n## ")[0]
+        assert "selected (survey)" in section and "iterations" in section
+        for _, r in g.iterrows():
+            row = next(line for line in section.splitlines() if f"| {r['arm']} " in line)
+            assert f"{r['rate']:.0%} [{r['ci_low']:.0%}, {r['ci_high']:.0%}] of 6" in row
     _, (parent,), _ = sweep_runs(plan.options.mlflow_uri)
     assert parent.data.metrics["survey_votes"] == 12 and parent.data.metrics["survey_participants"] == 2
     assert {parent.data.metrics[f"survey_time_budget_{b}_votes"] for b in (0.0, BUDGET)} == {6}  # per budget
