@@ -23,8 +23,8 @@ import torch
 
 from gan.config import TrialConfig
 from gan.methods import METHODS, prepare_data
+from gan.realsets import load_real
 from gan.runtime import select_device, set_threads
-from gan.sources import load_real
 from gan.train import build_state, train_srcnn, train_steps
 
 STUDY_STEPS, STUDY_SRCNN_STEPS = 6000, 2000  # the study's equal-iteration budget (its table 1)

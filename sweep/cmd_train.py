@@ -54,7 +54,7 @@ _D = {f.name: f.default for f in dataclasses.fields(TrialConfig)}  # CLI default
 def train(dataset, n_real, da, n_aug, pair_ratio, allow_repeats, generated_path, image_size, g_width, d_width, lr,
           steps, batch_size, seed, precision, eval_every, device, threads, download, out_dir, quiet):
     """Train one DCGAN on a real set plus dataset-level augmentation; write sample grids and a checkpoint."""
-    from gan import augment, imagetable, sources
+    from gan import augment, imagetable, realsets
     from gan import train as gtrain
     from gan.runtime import resolve_precision, select_device, set_threads
     from sweep.errors import InputError, user_errors
@@ -76,7 +76,7 @@ def train(dataset, n_real, da, n_aug, pair_ratio, allow_repeats, generated_path,
 
     set_threads(threads)
     with user_errors():  # a missing folder or a bad donor table is still a one-line error
-        real = sources.load_real(cfg.dataset, cfg.n_real, cfg.image_size, cfg.seed, download=cfg.download)
+        real = realsets.load_real(cfg.dataset, cfg.n_real, cfg.image_size, cfg.seed, download=cfg.download)
         donor = imagetable.read_image_table(generated_path).images if generated_path else None
         composed = augment.compose(real, cfg.da, cfg.n_aug, pair_ratio=cfg.pair_ratio, seed=cfg.seed,
                                    generated=donor, allow_repeats=cfg.allow_repeats)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from gan import imagetable, leakage, metrics, sources, train
+from gan import imagetable, leakage, metrics, realsets, train
 from gan.cache import cache_root, image_hash
 from gan.config import TrialConfig
 from gan.imagetable import ImageSet
@@ -75,7 +75,7 @@ def load_real_sets(cfgs: list[TrialConfig], cache_dir=None) -> dict[tuple, tuple
     for cfg in cfgs:
         key = data_key(cfg)
         if key not in out:
-            out[key] = sources.load_split(cfg.dataset, cfg.n_real, cfg.n_heldout, cfg.image_size, cfg.seed,
+            out[key] = realsets.load_split(cfg.dataset, cfg.n_real, cfg.n_heldout, cfg.image_size, cfg.seed,
                                           download=cfg.download, cache_dir=cache_dir)
     return out
 
