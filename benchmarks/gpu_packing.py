@@ -32,11 +32,12 @@ def chunk(settings: dict, steps: int, eval_samples: int, device: str) -> float:
     import torch
 
     from gan import metrics, train
+    from gan.checkpoint import build_state
     from gan.config import TrialConfig
 
     cfg = TrialConfig(**settings)
     dev = torch.device(device)
-    state = train.build_state(cfg, dev)
+    state = build_state(cfg, dev)
     data = torch.randint(0, 256, (1000, 3, cfg.image_size, cfg.image_size), dtype=torch.uint8,
                          generator=torch.Generator().manual_seed(0)).to(dev)
     extractor = metrics.get_extractor(cfg.extractor, dev, inception_weights=cfg.inception_weights or None)

@@ -17,8 +17,8 @@ from gan import realsets, sources, train
 from gan.config import TrialConfig, flat
 from gan.methods import METHODS, RESIZE, TrainData, get_method, method_of, prepare_data, srcnn_quality, to_size
 from gan.steps import srcnn_lr, to_float
-from gan.train import (build_state, eval_noise, generate, load_state, sample, save_state, train_srcnn, train_steps,
-                       train_until)
+from gan.checkpoint import build_state, load_state, save_state
+from gan.train import eval_noise, generate, sample, train_srcnn, train_steps, train_until
 
 CPU = torch.device("cpu")
 STUDY_METHODS = ("dcgan32", "dcgan64", "dcgan128", "stackgan128", "dcgan64+srcnn")
@@ -408,7 +408,7 @@ def test_local_loop_trains_a_method(tmp_path, real, monkeypatch):
     monkeypatch.setattr(train, "GRID_SAMPLES", 4)
     cfg = tiny("dcgan64+srcnn", steps=3, eval_every=2)
     seen = []
-    state = train.train(cfg, real, tmp_path, device=CPU, progress=False, on_eval=lambda st, s: seen.append(st.step))
+    state = train.train(cfg, real, tmp_path, device=CPU, progress="off", on_eval=lambda st, s: seen.append(st.step))
     assert seen == [2, 3] and state.step == 3 and state.sr_step == cfg.srcnn_steps
     lines = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert [line["step"] for line in lines] == [2, 3]

@@ -72,7 +72,8 @@ def test_smoke_sweep_writes_mlflow_runs_and_report(tmp_path):
         assert [a.path for a in client.list_artifacts(run.info.run_id, "model")] == ["model/generator.pt"]
     # The final generator loads safely and samples the arm again, exactly as scored.
     from gan.imagetable import read_image_table
-    from gan.train import eval_noise, load_generator, sample
+    from gan.checkpoint import load_generator
+    from gan.train import eval_noise, sample
 
     record = next(iter(records.values()))
     state = load_generator(record.weights)
