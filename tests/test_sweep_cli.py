@@ -1,8 +1,14 @@
 """`gansweep studies` and `gansweep run --dry-run`: resolution and validation before Ray starts (no Ray here)."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+import torch
+from PIL import Image
 
 from gan.config import TrialConfig
 from sweep.cli import main
@@ -105,6 +111,45 @@ def test_unreadable_data_fails_before_ray_and_writes_nothing(capsys, tmp_path):
     assert not (tmp_path / "r").exists() and not (tmp_path / "m.db").exists()
 
 
+def _gansweep(cwd: Path, *argv) -> subprocess.CompletedProcess:
+    """`python -m sweep ...` as a user runs it: its own process, so stderr holds everything it prints."""
+    env = {**os.environ, "PYTHONWARNINGS": "default"}  # Python's usual warnings, as outside pytest
+    return subprocess.run([sys.executable, "-m", "sweep", *argv], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_a_folder_of_unreadable_images_is_one_line_exit_2_and_nothing_written(tmp_path):
+    bad = tmp_path / "imgs"
+    bad.mkdir()
+    for name in ("a.png", "b.png"):
+        (bad / name).write_bytes(b"junk bytes, not a png")
+    done = _gansweep(tmp_path, "run", "demo", "--dataset", f"folder:{bad}", "--storage", str(tmp_path / "r"),
+                     "--mlflow-uri", f"sqlite:///{tmp_path}/m.db")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        f"gansweep: error: asked for n_real=64 images but {bad} has only 0 readable (of 2); skipped 2 unreadable "
+        "image file(s): a.png (UnidentifiedImageError), b.png (UnidentifiedImageError)"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["imgs"]  # no sweep folder, no MLflow store, no cache
+
+
+def test_files_skipped_from_a_complete_set_are_one_warning_line(tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i, colour in enumerate([(250, 10, 10), (10, 250, 10)]):
+        Image.new("RGB", (40, 40), colour).save(folder / f"{i}.png")
+    (folder / "z.png").write_bytes(b"junk bytes, not a png")
+    order = torch.randperm(3, generator=torch.Generator().manual_seed(0)).tolist()  # the draw's order, seed 0
+    assert order[-1] != 2, "z.png would never be read: the test would not test skipping"
+    done = _gansweep(tmp_path, "train", "--dataset", f"folder:{folder}", "--n-real", "2", "--image-size", "32",
+                     "--g-width", "8", "--d-width", "8", "--batch-size", "2", "--steps", "1", "--eval-every", "1",
+                     "--threads", "1", "--quiet", "--out", str(tmp_path / "out"), "--precision", "fp32")
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[0] == f"gansweep: warning: skipped 1 unreadable image file(s): z.png (UnidentifiedImageError) in " \
+                       f"{folder}"
+    assert [line.split()[0] for line in lines[1:]] == ["training", "done:"]  # nothing else: no source line
+
+
 def test_version(capsys):
     from importlib.metadata import version
 
@@ -127,8 +172,6 @@ def test_ui_serves_the_store_on_localhost_by_default(capsys, monkeypatch):
 
 def test_missing_inception_weights_fail_before_any_trial(capsys, monkeypatch, tmp_path):
     import urllib.error
-
-    import torch
 
     monkeypatch.delenv("GANSWEEP_INCEPTION_WEIGHTS", raising=False)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
