@@ -264,3 +264,18 @@ def test_a_record_without_configs_resumes_with_a_note(capsys, tmp_path):
     assert capsys.readouterr().err.splitlines() == [
         f"gansweep: note: {path} was recorded without its configs (an older gansweep): resuming with the configs "
         "this code resolves"]
+
+
+def test_in_process_trials_get_a_gpu_where_the_device_selection_finds_one(monkeypatch):
+    """Without Ray, a trial's GPU share follows `gan.runtime.select_device` (the one device selection)."""
+    from sweep import driver
+
+    cpus = os.cpu_count() or 1
+    expected = 1.0 if torch.cuda.is_available() else 0.0
+    assert driver.trial_resources(Options(), use_ray=False) == {"cpu": cpus, "gpu": expected}
+    monkeypatch.setattr(driver, "select_device", lambda: torch.device("cuda"))
+    assert driver.trial_resources(Options(), use_ray=False) == {"cpu": cpus, "gpu": 1.0}
+    monkeypatch.setattr(driver, "select_device", lambda: torch.device("cpu"))
+    assert driver.trial_resources(Options(), use_ray=False) == {"cpu": cpus, "gpu": 0.0}
+    assert driver.trial_resources(Options(gpus_per_trial=0.25, cpus_per_trial=2), use_ray=False) == {"cpu": 2,
+                                                                                                      "gpu": 0.25}
