@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import numbers
 import os
 import posixpath
@@ -265,9 +266,7 @@ def _tune_trials(folder: SweepFolder) -> dict[str, tuple[str, str]]:
     _, files = folder.listdir()
     if not any(f.startswith("experiment_state") and f.endswith(".json") for f in files):
         return {}
-    import logging
-
-    from ray.tune import ExperimentAnalysis
+    from ray.tune import ExperimentAnalysis  # Ray takes seconds to import: only Tune's folders need it
 
     quiet = logging.getLogger("ray.tune.analysis.experiment_analysis")
     level = quiet.level
