@@ -34,13 +34,14 @@ class Trial:
     def __init__(self, settings: dict, device: str):
         import torch
 
-        from gan import metrics, train
+        from gan import metrics
+        from gan.checkpoint import build_state
         from gan.config import TrialConfig
 
         if device == "cpu":
             torch.set_num_threads(1)  # the dry run: K actors on a few cores
         self.cfg, self.dev = TrialConfig(**settings), torch.device(device)
-        self.state = train.build_state(self.cfg, self.dev)
+        self.state = build_state(self.cfg, self.dev)
         size = self.cfg.image_size
         self.data = torch.randint(0, 256, (1000, 3, size, size), dtype=torch.uint8,
                                   generator=torch.Generator().manual_seed(0)).to(self.dev)

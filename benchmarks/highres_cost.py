@@ -23,9 +23,10 @@ import torch
 
 from gan.config import TrialConfig
 from gan.methods import METHODS, prepare_data
+from gan.realsets import load_real
 from gan.runtime import select_device, set_threads
-from gan.sources import load_real
-from gan.train import build_state, train_srcnn, train_steps
+from gan.checkpoint import build_state
+from gan.train import train_srcnn, train_steps
 
 STUDY_STEPS, STUDY_SRCNN_STEPS = 6000, 2000  # the study's equal-iteration budget (its table 1)
 STUDY_HOURS = {"stackgan128": 113.8, "dcgan64+srcnn": 75.2}  # what those budgets took in the study

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 import tempfile
@@ -31,6 +30,7 @@ def run(mode: str, trials: int, steps: int, cpus: int, root: Path) -> dict:
 
     from sweep.driver import run_sweep
     from sweep.plan import Options, resolve_plan
+    from sweep.records import read_sweep
 
     in_process = mode == "in-process"
     opts = Options(storage=str(root / mode), name=f"bench{steps}", mlflow_uri=f"sqlite:///{root}/{mode}.db",
@@ -49,11 +49,11 @@ def run(mode: str, trials: int, steps: int, cpus: int, root: Path) -> dict:
         ray.shutdown()
     assert result.ok and sum(result.outcomes.values()) == trials, result.outcomes
     starts, ends, inside = [], [], 0.0
-    for p in Path(plan.path).glob("*/result.json"):
-        rows = [json.loads(line) for line in p.read_text().splitlines()]
-        inside += rows[-1]["time_total_s"]  # seconds inside the trainable, its start-up included
-        starts.append(rows[0]["timestamp"] - rows[0]["time_total_s"])
-        ends.append(rows[-1]["timestamp"])
+    for record in read_sweep(plan.path):
+        first, last = record.timeline[0], record.timeline[-1]
+        inside += last.time_total_s  # seconds inside the trainable, its start-up included
+        starts.append(first.timestamp - first.time_total_s)
+        ends.append(last.timestamp)
     return {"wall": wall, "phase": max(ends) - min(starts), "inside": inside}
 
 

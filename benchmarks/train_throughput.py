@@ -1,6 +1,6 @@
 """Training throughput: gansweep's device-resident uint8 batches vs the classic ImageFolder + DataLoader pipeline.
 
-Both feed the same DCGAN and the same step (`gan.train.gan_step`: one D and one G update) in the same process, at
+Both feed the same DCGAN and the same step (`gan.steps.gan_step`: one D and one G update) in the same process, at
 32 and 64 pixels, in float32 and with bf16 autocast. The classic pipeline decodes PNGs, resizes, crops and
 normalises every image on every step (torchvision ImageFolder + Resize/CenterCrop/ToTensor/Normalize, a shuffling
 DataLoader with 0 and 2 workers); ours draws an index batch from a uint8 tensor already on the device.
@@ -29,7 +29,9 @@ import torch
 
 from gan.config import TrialConfig
 from gan.runtime import select_device, set_threads
-from gan.train import build_state, gan_step, train_steps
+from gan.checkpoint import build_state
+from gan.steps import gan_step
+from gan.train import train_steps
 
 SOURCE_SIZE = 125  # side of the PNGs on disk
 SETTLE_S = 0.5  # pause after each timed run

@@ -141,7 +141,8 @@ def _validate_method(cfg: TrialConfig) -> None:
 
 def flat(cfg: TrialConfig) -> dict:
     """The config as the flat dict a trial receives and `TrialConfig(**flat(cfg))` rebuilds: every field, `da` as its
-    '+'-joined label or 'none'. The one config-to-dict step (params.json, Tune's param space, dry runs)."""
+    '+'-joined label or 'none'. The one config-to-dict step (params.json, Tune's param space, dry runs, MLflow params,
+    checkpoints, `gansweep train`'s config.json, the donor's record, the sweep record's configs)."""
     out = dataclasses.asdict(cfg)
     out["da"] = da_label(cfg.da)
     return out

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-FORMAT_VERSION = 1  # of the table layout (the preprocessing version lives in gan.sources)
+FORMAT_VERSION = 1  # of the table layout (the preprocessing version lives in gan.realsets)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 TABLE_KEY = b"gansweep"  # Parquet schema-metadata key holding our JSON
 

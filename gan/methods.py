@@ -17,7 +17,7 @@ batch indices and noise from the same named streams; stage II and the SRCNN star
 one seed, stackgan128's stage I and dcgan64+srcnn's GAN follow dcgan64 step for step, and the methods differ only in
 what they add.
 
-The one fixed resize is `gan.sources.to_size` (`RESIZE` names it): bicubic with antialiasing, rounded to uint8. It
+The one fixed resize is `gan.realsets.to_size` (`RESIZE` names it): bicubic with antialiasing, rounded to uint8. It
 makes every method's training set from the one 128x128 real set (`prepare_data`, once), SRCNN's bicubic input, and
 brings 32x32 and 64x64 samples to the evaluation size.
 """
@@ -34,7 +34,7 @@ from gan.models.dcgan import build_dcgan
 from gan.models.srcnn import SCALE, build_srcnn
 from gan.models.stackgan import STAGE1_SIZE, STAGE2_SIZE, build_stage2
 from gan.runtime import autocast
-from gan.sources import RESIZE, to_size
+from gan.realsets import RESIZE, to_size
 from gan.steps import (GAN_STATS, adversarial_update, dcgan_update, draw_indices, draw_noise, gan_step,
                        sample_batch, stream_seed, to_float, to_uint8)
 

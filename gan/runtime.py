@@ -73,7 +73,7 @@ def configure_backends(device: torch.device | str, deterministic: bool = False) 
     ``deterministic=True``: cuDNN benchmark off and cuDNN restricted to deterministic algorithms,
     ``torch.use_deterministic_algorithms(True)`` (an op without a deterministic kernel raises instead of running),
     ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` (kept if already ":16:8"; cuBLAS reads it when the process first uses it,
-    so set it before the first CUDA matmul, as `gan.train.build_state` does at the start of a trial), and TF32 off
+    so set it before the first CUDA matmul, as `gan.checkpoint.build_state` does at the start of a trial), and TF32 off
     for matmuls and cuDNN. Then a GPU run, and a resumed one, repeats bit for bit on the same GPU model, driver and
     library versions; slower (benchmarks/train_throughput.py).
 

@@ -1,4 +1,4 @@
-"""Image sources -> uint8 tensors (N,3,H,W): source strings, how each kind is opened, and the seeded draw.
+"""Image sources: what a source string means, and how each kind is opened into a `Catalog` of decodable images.
 
 A *source string* says where the real images come from:
 
@@ -9,18 +9,13 @@ A *source string* says where the real images come from:
     oxford-pet:ROOT[:BREED]     torchvision OxfordIIITPet (trainval then test), optionally one breed
     lfw:ROOT                    torchvision LFWPeople (10fold, funneled), files in ROOT/lfw-py/
 
-`load_real` draws `n_real` of them: a seeded `randperm` over the source's full ordering fixes the order, and images
-are decoded in that order until `n_real` have been read (unreadable files are skipped and counted in one warning).
-Only those images are decoded, so a 200k-image CelebA stays cheap. Because the draw is a prefix of one permutation,
-the set for `n_real=500` is the first half of the set for `n_real=1000` with the same seed.
+`SOURCES` maps each kind to how it is opened (a `Catalog`: the source's full ordering, how to decode image i, and
+the centre crop its images get) and to a cheap fingerprint of its files (what the set cache keys on). Drawing a
+seeded set from a catalog, preprocessing and caching it is `gan.realsets`' job.
 
-Preprocessing: centre crop to a square (CelebA 178x178, the full width of its 178x218 aligned faces, as in the
-PyTorch DCGAN tutorial; LFW 150x150 of the 250x250 funneled images, which keeps the head and drops most of the
-background; pets and folders: the largest centred square), then bicubic resize with antialiasing
-(`to_size`: torchvision.transforms.v2.functional.resize on the uint8 image, always on the CPU, where torchvision
-uses torch's native uint8 kernel, the PIL-compatible one; so the result is the same on every device) to
-`image_size`. Grey images become 3 channels. `to_size` is the one resize of gansweep: study 2 also uses it to make
-its 64x64 and 32x32 training sets from the 128x128 real set and to bring 32x32 and 64x64 samples to 128x128.
+Centre crops (`Catalog.crop`): CelebA 178x178, the full width of its 178x218 aligned faces, as in the PyTorch DCGAN
+tutorial; LFW 150x150 of the 250x250 funneled images, which keeps the head and drops most of the background; pets
+and folders: the largest centred square.
 
 `skimage-photos` exists for study 2's CPU demo, which needs real detail at 128x128 (the LFW subset is 25x25: blown
 up to 128, it leaves a super-resolution model nothing to recover). It is every non-overlapping 128x128 tile of a
@@ -30,21 +25,11 @@ hubble_deep_field, immunohistochemistry, the central 896x896 of retina, the left
 grey ones (camera, moon, coins, brick, grass, gravel, cell) as 3 equal channels. The tiles are native pixels (no
 resize at 128x128). Because tiles do not overlap, a held-out tile shares no pixel with a training tile, but held-out
 tiles do come from the same photos (and the astronaut's, the cat's and the coffee's scenes) as training ones.
-
-`load_split` also draws a *held-out* set: the next images of the same seeded order after the training ones, which
-the GAN never sees (the metrics' reference). A source too small to spare them gives fewer (possibly none).
-
-Prepared sets are cached as Parquet image tables (`gan.imagetable`) under `<cache root>/sets/<hash>.parquet`; the
-hash covers everything that made the set (see `_cache_key`), so a changed folder or a new preprocessing version misses
-the cache.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -52,14 +37,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from gan.cache import cache_root
-from gan.imagetable import (IMAGE_EXTENSIONS, ImageSet, decode_image, list_image_files, pil_to_uint8,
-                            read_image_table, write_image_table)
+from gan.imagetable import IMAGE_EXTENSIONS, decode_image, list_image_files, pil_to_uint8
 
-# Bump when preprocessing changes: it is part of every cache key, so old cache entries are simply not found.
-FORMAT_VERSION = 1
-INTERPOLATION = "bicubic"  # with antialias=True
-RESIZE = "bicubic, antialias, uint8 (torchvision resize on the CPU)"  # names `to_size` in reports
 CELEBA_CROP = 178  # centre square of CelebA's 178x218 aligned faces
 LFW_CROP = 150  # centre square of LFW's 250x250 (funneled) images
 
@@ -405,131 +384,3 @@ def check_source(spec: str, *, download: bool = False) -> None:
     if download and kind.downloads:
         return
     kind.fingerprint(src)
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Drawing and preprocessing
-
-
-def to_size(images: torch.Tensor, size: int) -> torch.Tensor:
-    """The one fixed resize (`RESIZE`): uint8 images (..., 3, H, W) -> uint8 (..., 3, size, size), bicubic with
-    antialiasing. Computed on the CPU, where torchvision resizes uint8 with torch's native (PIL-compatible) kernel,
-    so it gives the same pixels whatever device the images live on; the result goes back to their device."""
-    import torchvision.transforms.v2.functional as TF
-    from torchvision.transforms import InterpolationMode
-
-    if images.dtype != torch.uint8:
-        raise ValueError(f"to_size takes uint8 images, got {images.dtype}")
-    if tuple(images.shape[-2:]) == (size, size):
-        return images
-    out = TF.resize(images.cpu(), [size, size], interpolation=InterpolationMode.BICUBIC, antialias=True)
-    return out.to(images.device)
-
-
-def preprocess(img: torch.Tensor, image_size: int, crop: int | None = None) -> torch.Tensor:
-    """uint8 (3,h,w) -> uint8 (3,S,S): centre crop to a square (side `crop`, capped at the short side; None = the
-    short side), then the fixed bicubic resize (`to_size`)."""
-    import torchvision.transforms.v2.functional as TF
-
-    side = min(img.shape[-2:])
-    side = side if crop is None else min(crop, side)
-    return to_size(TF.center_crop(img, [side, side]), image_size)
-
-
-def draw(catalog: Catalog, n: int, image_size: int, seed: int, *, need: int | None = None) -> ImageSet:
-    """Decode up to `n` images of the catalog in seeded-permutation order, skipping unreadable ones.
-
-    Fewer than `need` (default: all `n`) readable images is a ValueError; between `need` and `n`, the set is short.
-    """
-    need = n if need is None else need
-    order = torch.randperm(catalog.size, generator=torch.Generator().manual_seed(int(seed))).tolist()
-    images, index, skipped = [], [], []
-    for i in order:
-        if len(images) == n:
-            break
-        try:
-            img = catalog.decode(i)
-        except (OSError, ValueError, SyntaxError) as e:  # PIL: truncated/unidentified files, bad headers
-            skipped.append(f"{catalog.name(i)} ({type(e).__name__})")
-            continue
-        images.append(preprocess(img, image_size, catalog.crop))
-        index.append(i)
-    if skipped:
-        shown = ", ".join(skipped[:3]) + (", ..." if len(skipped) > 3 else "")
-        warnings.warn(f"skipped {len(skipped)} unreadable image file(s) in {catalog.where}: {shown}", stacklevel=3)
-    if len(images) < need:
-        readable = catalog.size - len(skipped)
-        raise ValueError(f"asked for n_real={need} images but {catalog.where} has only {readable} readable "
-                         f"(of {catalog.size})")
-    stacked = torch.stack(images).contiguous() if images else torch.empty(0, 3, image_size, image_size,
-                                                                           dtype=torch.uint8)
-    return ImageSet(images=stacked, source=("real",) * len(images), da_type=("none",) * len(images),
-                    index=tuple(index))
-
-
-def _cache_key(spec: str, n: int, image_size: int, seed: int, fingerprint: list) -> str:
-    """sha256 (16 hex) over everything that made the set: source, count, size, seed, preprocessing, files."""
-    payload = dict(format=FORMAT_VERSION, source=spec, n_real=n, image_size=image_size, seed=seed,
-                   interpolation=INTERPOLATION, celeba_crop=CELEBA_CROP, lfw_crop=LFW_CROP, files=fingerprint)
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _check_counts(n_real, n_heldout, image_size) -> None:
-    for name, value, least in (("n_real", n_real, 1), ("n_heldout", n_heldout, 0), ("image_size", image_size, 1)):
-        if isinstance(value, bool) or int(value) != value or value < least:
-            what = "a positive" if least else "a non-negative"
-            raise ValueError(f"{name} must be {what} integer, got {value}")
-
-
-def load_split(spec: str, n_real: int, n_heldout: int, image_size: int, seed: int, *, download: bool = False,
-               cache_dir: str | os.PathLike | bool | None = None) -> tuple[ImageSet, ImageSet]:
-    """The training images and the held-out images of one source, from one seeded order.
-
-    The first `n_real` readable images of the seeded permutation are the training set (exactly what `load_real`
-    gives); the next up to `n_heldout` readable ones are held out. A source with fewer images gives a shorter
-    held-out set (possibly empty); fewer than `n_real` readable images is a ValueError. `cache_dir`: None or True =
-    the cache root (`gan.cache.cache_root`); a path = that folder; False = no cache. lfw-subset is never cached
-    (recomputing it is faster than reading a file).
-    """
-    _check_counts(n_real, n_heldout, image_size)
-    n_real, n_heldout, image_size, seed = int(n_real), int(n_heldout), int(image_size), int(seed)
-    src = parse_source(resolve_source(spec))
-    kind = SOURCES[src.kind]
-    catalog = None
-    if download and kind.downloads:
-        try:
-            kind.fingerprint(src)  # files present: nothing to fetch
-        except FileNotFoundError:
-            catalog = kind.open(src, download=True)  # torchvision fetches and verifies them
-    path = None
-    total = n_real + n_heldout
-    if kind.cache and cache_dir is not False:
-        base = cache_root(None if cache_dir in (None, True) else cache_dir)
-        key = _cache_key(src.spec, total, image_size, seed, kind.fingerprint(src))
-        path = base / "sets" / f"{key}.parquet"
-    if path is not None and path.exists():
-        drawn = read_image_table(path)
-    else:
-        catalog = catalog or kind.open(src)
-        drawn = draw(catalog, total, image_size, seed, need=n_real)
-        if path is not None:
-            write_image_table(path, drawn, metadata=dict(source=src.spec, n=total, image_size=image_size,
-                                                         seed=seed, format=FORMAT_VERSION))
-    return _take(drawn, 0, n_real), _take(drawn, n_real, total)
-
-
-def _take(s: ImageSet, start: int, stop: int) -> ImageSet:
-    return ImageSet(s.images[start:stop].contiguous(), s.source[start:stop], s.da_type[start:stop],
-                    s.index[start:stop])
-
-
-def load_real(spec: str, n_real: int, image_size: int, seed: int, *, download: bool = False,
-              cache_dir: str | os.PathLike | bool | None = None) -> ImageSet:
-    """The real training images: `n_real` images of `spec` at `image_size`, chosen deterministically from `seed`.
-
-    Returns an ImageSet with source="real", da_type="none" and index = the image's index in the source's full
-    ordering (for oxford-pet:ROOT:BREED, the breed's images in trainval-then-test order). Unreadable files are
-    skipped (one warning with the count); fewer readable images than `n_real` is a ValueError. Because the draw is a
-    prefix of one permutation, the set for `n_real=500` is the first half of the set for `n_real=1000`.
-    """
-    return load_split(spec, n_real, 0, image_size, seed, download=download, cache_dir=cache_dir)[0]

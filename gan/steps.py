@@ -1,6 +1,6 @@
 """The updates every method is made of: drawing batches, one adversarial update of a (G, D) pair, one SRCNN update.
 
-Each function takes a training state (`gan.train.TrainState`: `nets` and `opts` by name, `gens` the named RNG
+Each function takes a training state (`gan.checkpoint.TrainState`: `nets` and `opts` by name, `gens` the named RNG
 streams, `cfg`, `device`, `precision`) and returns its statistics as a detached tensor on the device (no host sync).
 RNG streams are seeded by name from the trial seed (`stream_seed`): "batch" (CPU: batch indices), "noise" (on the
 device: training z) and "sr" (CPU: SRCNN crops), so adding a network or a phase never shifts another's draws.

@@ -1,23 +1,20 @@
-"""GAN training: checkpoint state that continues bit-exactly, the chunked loops (with an optional time budget),
-sampling, and the local loop of `gansweep train`.
+"""GAN training: the chunked loops (with an optional time budget), sampling, sample grids, and the local loop of
+`gansweep train`. The state they advance, and its checkpoint files, are `gan.checkpoint`'s.
 
 Training data is uint8 on the training device; a step draws a random index batch and converts it to float in [-1, 1]
 there (no DataLoader, no per-step PIL work). What one step of each method is, and what it is made of, lives in
 `gan.methods` and `gan.steps`; a study-1 config (method "") trains a DCGAN at `image_size`, one D update then one G
-update per step, exactly as before methods existed.
-
-`TrainState` holds everything needed to continue exactly: every network and its Adam optimiser by name (`nets`,
-`opts`: "G" and "D", plus "G2" and "D2" for stackgan128 or "SR" for dcgan64+srcnn), the counters (GAN iterations
-`step`, SRCNN iterations `sr_step`, training seconds `elapsed`, of which `sr_elapsed` in the SRCNN phase), and every
-RNG stream (`gens`: batch indices, noise, SRCNN crops; torch's global CPU/CUDA generators). Loss statistics stay on
-the device and are read once per call; the per-step host sync is the divergence check, free on the CPU and done
-every `CUDA_CHECK_EVERY` steps on a GPU.
+update per step, exactly as before methods existed. Loss statistics stay on the device and are read once per call;
+the per-step host sync is the divergence check, free on the CPU and done every `CUDA_CHECK_EVERY` steps on a GPU.
 
 Training time is the clock (`clock`) around the iterations of `train_steps` and `train_srcnn`, read after the device
 has finished their work; sampling, evaluation and checkpointing happen outside them and never count. With a time
 budget (`cfg.time_budget` > 0) the clock is read after every iteration (a device sync on a GPU) and training stops
 after the iteration during which the budget was reached, so it overshoots by less than one iteration. Where a
 budgeted run stops depends on the machine's speed, so only its iterations, not its stopping point, are reproducible.
+
+Sample grids are named by `grid_name(step)` wherever they are written (the local loop's folder, a trial's
+checkpoints), and `grid_step` reads the step back from a name.
 
 Deliberately left out: gradient penalties, EMA generators, multi-GPU, compile. `train` is the plain local loop of
 `gansweep train` and of the sweep's donor GAN; Ray trainables drive `build_state`/`train_steps` themselves.
@@ -28,184 +25,25 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
+import re
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import torch
+from tqdm.auto import tqdm
 
-from gan.config import TrialConfig, flat
-from gan.methods import SR_HIGH, TrainData, build_networks, method_of, prepare_data, to_size
-from gan.runtime import autocast, configure_backends, resolve_precision, select_device
-from gan.steps import gan_step, random_crops, sample_batch, srcnn_update, stream_seed, to_float, to_uint8
-
-__all__ = ["CUDA_CHECK_EVERY", "GRID_SAMPLES", "SRStats", "StepStats", "TrainState", "build_state", "eval_noise",
-           "gan_step", "generate", "load_generator", "load_state", "resolve_precision", "sample", "sample_batch",
-           "save_generator", "save_grid", "save_state", "to_float", "train", "train_srcnn", "train_steps",
-           "train_until"]
+from gan.checkpoint import TrainState, build_state, save_state
+from gan.config import TrialConfig
+from gan.methods import SR_HIGH, TrainData, prepare_data
+from gan.realsets import to_size
+from gan.runtime import autocast, select_device
+from gan.steps import random_crops, srcnn_update, stream_seed, to_uint8
 
 CUDA_CHECK_EVERY = 10  # on a GPU, look for a non-finite loss every this many steps (each look is a host sync)
 clock = time.perf_counter  # the training clock (a module attribute so that tests can drive it)
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# state and checkpoints
-
-
-@dataclass
-class TrainState:
-    """Everything a run needs to continue exactly where it stopped."""
-
-    cfg: TrialConfig
-    device: torch.device
-    precision: str  # resolved: fp32 | bf16
-    nets: dict[str, torch.nn.Module]  # every network of the method, by name ("G", "D", "G2", "D2", "SR")
-    opts: dict[str, torch.optim.Optimizer]  # one optimiser per network, same keys
-    gens: dict[str, torch.Generator]  # named RNG streams: "batch" (CPU), "noise" (on the device), "sr" (CPU)
-    step: int = 0  # GAN iterations done (one update of every adversarial network each)
-    sr_step: int = 0  # SRCNN iterations done (dcgan64+srcnn; 0 otherwise)
-    elapsed: float = 0.0  # training seconds so far, SRCNN phase included (evaluation excluded)
-    sr_elapsed: float = 0.0  # the part of `elapsed` spent training the SRCNN
-    diverged: bool = False  # a non-finite loss stopped training
-
-    # the study-1 names
-    G = property(lambda self: self.nets["G"])
-    D = property(lambda self: self.nets["D"])
-    opt_g = property(lambda self: self.opts["G"])
-    opt_d = property(lambda self: self.opts["D"])
-    batch_gen = property(lambda self: self.gens["batch"])
-    noise_gen = property(lambda self: self.gens["noise"])
-
-    @property
-    def method(self):
-        """The `gan.methods.Method` this state trains."""
-        return method_of(self.cfg)
-
-    @property
-    def sr_remaining(self) -> int:
-        """SRCNN iterations still to run before the GAN's (0 for methods without an SRCNN)."""
-        return max(self.cfg.srcnn_steps - self.sr_step, 0) if self.method.srcnn else 0
-
-    @property
-    def out_of_time(self) -> bool:
-        """The training clock has reached the config's time budget (never, without one)."""
-        return self.cfg.time_budget > 0 and self.elapsed >= self.cfg.time_budget
-
-    @property
-    def finished(self) -> bool:
-        """Nothing left to train: every iteration done, the time budget spent, or diverged."""
-        return self.diverged or self.out_of_time or (self.step >= self.cfg.steps and self.sr_remaining == 0)
-
-    def state_dict(self) -> dict:
-        """Tensors, dicts, numbers and strings only, so `torch.load(weights_only=True)` can read it back."""
-        rng = {name: gen.get_state() for name, gen in self.gens.items()}
-        rng["noise_device"] = self.device.type
-        rng["torch_cpu"] = torch.get_rng_state()
-        if torch.cuda.is_available():
-            rng["torch_cuda"] = torch.cuda.get_rng_state_all()
-        return {"method": self.method.name, "step": self.step, "sr_step": self.sr_step, "elapsed": self.elapsed,
-                "sr_elapsed": self.sr_elapsed, "diverged": self.diverged,
-                "nets": {name: net.state_dict() for name, net in self.nets.items()},
-                "opts": {name: opt.state_dict() for name, opt in self.opts.items()},
-                "rng": rng, "config": dataclasses.asdict(self.cfg)}
-
-    def load_state_dict(self, sd: dict) -> None:
-        """Restore networks, optimisers, counters and every RNG stream from `state_dict()` (or from the study-1
-        checkpoints written before methods existed, so sweeps in flight resume across the upgrade)."""
-        sd = _upgrade(sd)
-        if set(sd["nets"]) != set(self.nets):
-            raise ValueError(f"the checkpoint holds networks {', '.join(sd['nets'])} (method {sd['method']}), this "
-                             f"config's method {self.method.name} has {', '.join(self.nets)}")
-        for name, net in self.nets.items():
-            net.load_state_dict(sd["nets"][name])
-            self.opts[name].load_state_dict(sd["opts"][name])
-        self.step, self.sr_step = int(sd["step"]), int(sd["sr_step"])
-        self.elapsed, self.sr_elapsed = float(sd["elapsed"]), float(sd["sr_elapsed"])
-        self.diverged = bool(sd["diverged"])
-        rng = sd["rng"]
-        for name, gen in self.gens.items():
-            if name not in rng:  # a stream the checkpoint's code did not have (it never drew from it): keep it fresh
-                continue
-            if gen.device.type == "cpu" or rng["noise_device"] == self.device.type:
-                gen.set_state(rng[name])
-            else:  # CPU and CUDA generator states are not interchangeable: continue on a fresh, still seeded stream
-                gen.manual_seed(stream_seed(self.cfg.seed, f"{name}@{self.step}"))
-        torch.set_rng_state(rng["torch_cpu"])
-        if "torch_cuda" in rng and torch.cuda.is_available() and len(rng["torch_cuda"]) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(rng["torch_cuda"])
-
-    @classmethod
-    def from_state_dict(cls, cfg: TrialConfig, sd: dict, device: torch.device | None = None) -> "TrainState":
-        state = build_state(cfg, device)
-        state.load_state_dict(sd)
-        return state
-
-
-def _upgrade(sd: dict) -> dict:
-    """A checkpoint in today's layout: the study-1 layout (G, D, opt_g, opt_d at the top, no SRCNN counters) is
-    mapped onto the named networks of a DCGAN; today's passes through."""
-    if "nets" in sd:
-        return sd
-    old = {k: v for k, v in sd.items() if k not in ("G", "D", "opt_g", "opt_d")}
-    return {**old, "method": f"dcgan{sd['config']['image_size']}", "sr_step": 0, "sr_elapsed": 0.0,
-            "nets": {"G": sd["G"], "D": sd["D"]}, "opts": {"G": sd["opt_g"], "D": sd["opt_d"]}}
-
-
-def build_state(cfg: TrialConfig, device: torch.device | None = None) -> TrainState:
-    """Fresh networks and optimisers of cfg's method, every RNG stream seeded from `cfg.seed` (same seed -> same
-    init). A study-1 config gets exactly the DCGAN it always got."""
-    device = device or select_device()
-    nets, opts = build_networks(cfg, device)
-    gens = {"batch": torch.Generator().manual_seed(stream_seed(cfg.seed, "batch")),
-            "noise": torch.Generator(device=device).manual_seed(stream_seed(cfg.seed, "noise")),
-            "sr": torch.Generator().manual_seed(stream_seed(cfg.seed, "sr"))}
-    configure_backends(device, cfg.deterministic)  # cuDNN benchmark, or deterministic kernels (gan.runtime)
-    return TrainState(cfg, device, resolve_precision(cfg.precision, device), nets, opts, gens)
-
-
-def save_state(state: TrainState, path) -> None:
-    """Write `state.state_dict()` atomically (a temporary file, then os.replace): a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state.state_dict(), tmp)
-    os.replace(tmp, path)
-
-
-def load_state(cfg: TrialConfig, path, device: torch.device | None = None) -> TrainState:
-    """A TrainState restored from `save_state`'s file, safely (`weights_only=True`)."""
-    sd = torch.load(path, map_location="cpu", weights_only=True)
-    return TrainState.from_state_dict(cfg, sd, device)
-
-
-GENERATOR_NETS = ("G", "G2", "SR")  # what sampling needs of every method (no discriminator, no optimiser)
-
-
-def save_generator(state: TrainState, path) -> None:
-    """The sampling side of a trained method (its generators and SRCNN, without discriminators or optimisers) with
-    the config that builds it: what a researcher loads to sample an arm later (`load_generator`). Written
-    atomically; plain tensors and values, so it loads with `weights_only=True`."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    nets = {name: net.state_dict() for name, net in state.nets.items() if name in GENERATOR_NETS}
-    torch.save({"nets": nets, "config": flat(state.cfg), "step": state.step}, tmp)
-    os.replace(tmp, path)
-
-
-def load_generator(path, device: torch.device | str = "cpu") -> TrainState:
-    """A state whose generators hold `save_generator`'s weights (read with `weights_only=True`), ready to sample:
-
-        state = load_generator("generator.pt")
-        images = sample(state, eval_noise(state.cfg, 64))
-    """
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    state = build_state(TrialConfig(**saved["config"]), torch.device(device))
-    for name, weights in saved["nets"].items():
-        state.nets[name].load_state_dict(weights)
-    state.step = int(saved["step"])
-    return state
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -217,15 +55,15 @@ class StepStats:
     """Means over the GAN iterations of one `train_steps` call. The four named statistics are the (first) G/D pair's;
     `extra` holds the others of the method (stackgan128: stage II's, as loss_d2, loss_g2, d_real2, d_fake2)."""
 
-    loss_d: float
-    loss_g: float
+    loss_d: float  # mean BCE(D(x), 1) + BCE(D(G(z)), 0)
+    loss_g: float  # mean BCE(D(G(z)), 1), the non-saturating generator loss
     d_real: float  # mean sigmoid(D(x)) on real batches
     d_fake: float  # mean sigmoid(D(G(z))) before the D update
     images_per_s: float  # real images drawn per training second
     steps: int  # steps actually run (fewer than asked when diverged or out of time)
     seconds: float  # training seconds of this call
-    diverged: bool = False
-    extra: dict[str, float] = field(default_factory=dict)
+    diverged: bool = False  # a non-finite loss ended the call
+    extra: dict[str, float] = field(default_factory=dict)  # the method's other statistics, by name
 
     def as_dict(self) -> dict:
         out = dataclasses.asdict(self)
@@ -240,7 +78,7 @@ class SRStats:
     loss: float  # mean squared error, images in [-1, 1]
     steps: int  # iterations actually run
     seconds: float  # training seconds of this call
-    diverged: bool = False
+    diverged: bool = False  # a non-finite loss ended the call
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -404,9 +242,25 @@ def sample(state: TrainState, z: torch.Tensor, batch_size: int = 256, *, size: i
     return to_size(images, size) if size else images
 
 
+GRID_SAMPLES = 64  # images per sample grid
+_GRID_NAME = re.compile(r"samples_step(\d+)\.png")
+
+
+def grid_name(step: int) -> str:
+    """The file name of the sample grid of `step`: `samples_step000300.png`. Every grid gansweep writes (the local
+    loop's, a trial checkpoint's) is named here, and `grid_step` reads the step back."""
+    return f"samples_step{int(step):06d}.png"
+
+
+def grid_step(name: str) -> int | None:
+    """The step of a `grid_name` (None for any other file name)."""
+    match = _GRID_NAME.fullmatch(name)
+    return int(match.group(1)) if match else None
+
+
 def save_grid(images_uint8: torch.Tensor, path, nrow: int | None = None) -> None:
     """A PNG grid of uint8 images (N,3,H,W); `nrow` images per row (default: a near-square grid)."""
-    import torchvision.utils as vutils
+    import torchvision.utils as vutils  # here: a second of import that `gansweep --help` never needs
 
     nrow = nrow or max(1, math.ceil(math.sqrt(images_uint8.shape[0])))
     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -417,32 +271,65 @@ def save_grid(images_uint8: torch.Tensor, path, nrow: int | None = None) -> None
 # the local loop
 
 
-GRID_SAMPLES = 64  # images per sample grid
+PROGRESS = ("bar", "lines", "off")  # how `train` shows progress
 
 
-def train(cfg: TrialConfig, data_uint8, out_dir, *, device: torch.device | None = None, progress: bool = True,
-          on_eval: Callable[[TrainState, StepStats], None] | None = None, state: TrainState | None = None
-          ) -> TrainState:
+class LineProgress:
+    """Progress as whole lines on stderr, one every tenth of the steps: what a log shows (Ray forwards a worker's
+    lines, while a tqdm bar redraws one line with carriage returns and shows up only when it ends). It offers the
+    part of tqdm's interface that `train` and `train_steps` use."""
+
+    def __init__(self, total: int, initial: int, desc: str):
+        self.total, self.n, self.desc = total, initial, desc
+        self.every = max(1, math.ceil(total / 10))  # steps between two lines
+        self.next = (initial // self.every + 1) * self.every  # the step of the next line
+        self.started = time.perf_counter()
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        if self.n >= min(self.next, self.total):
+            self.write(f"{self.desc}: step {self.n}/{self.total} ({100 * self.n // self.total}%), "
+                       f"{time.perf_counter() - self.started:.1f} s")
+            self.next = (self.n // self.every + 1) * self.every
+
+    def set_postfix(self, **values) -> None:
+        """Nothing: the lines carry progress only."""
+
+    def write(self, line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+def train(cfg: TrialConfig, data_uint8, out_dir, *, device: torch.device | None = None, progress: str = "bar",
+          desc: str = "train", on_eval: Callable[[TrainState, StepStats], None] | None = None,
+          state: TrainState | None = None) -> TrainState:
     """Train cfg's method to `cfg.steps` GAN iterations (or its time budget) in chunks of `cfg.eval_every`, writing a
     sample grid at each chunk end; dcgan64+srcnn trains its SRCNN first.
 
     `data_uint8`: an ImageSet or uint8 tensor (N,3,S,S) at `cfg.image_size`: a study-1 composed set, or a method's
-    real set (prepared once for the method by `gan.methods.prepare_data`). Files in `out_dir`:
-    `samples_step{step:06d}.png` (the fixed eval noise, at the method's output size), `log.jsonl` (one line per
-    chunk: StepStats, and the SRStats of an SRCNN phase under "sr") and `state.pt` (the final TrainState). Chunk ends
-    fall on multiples of `eval_every`, so a run continued from `state` (e.g. `load_state` of an earlier `state.pt`)
-    evaluates at the same steps. Stops early on divergence (`state.diverged`), still writing `state.pt`. `on_eval`
-    is called after every chunk that ran GAN iterations.
+    real set (prepared once for the method by `gan.methods.prepare_data`). Files in `out_dir`: `grid_name(step)`
+    (the fixed eval noise, at the method's output size), `log.jsonl` (one line per chunk: StepStats, and the SRStats
+    of an SRCNN phase under "sr") and `state.pt` (the final TrainState). Chunk ends fall on multiples of
+    `eval_every`, so a run continued from `state` (e.g. `load_state` of an earlier `state.pt`) evaluates at the same
+    steps. Stops early on divergence (`state.diverged`), still writing `state.pt`. `on_eval` is called after every
+    chunk that ran GAN iterations. `progress` (one of `PROGRESS`): a tqdm bar, `LineProgress` lines headed `desc`
+    (for logs, e.g. a Ray task's), or nothing.
     """
-    from tqdm.auto import tqdm
-
+    if progress not in PROGRESS:
+        raise ValueError(f"progress {progress!r} is unknown; allowed: {', '.join(PROGRESS)}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = device or (state.device if state is not None else select_device())
     state = state or build_state(cfg, device)
     data = prepare_data(getattr(data_uint8, "images", data_uint8), cfg, device)  # an ImageSet or the tensor itself
     z_grid = eval_noise(cfg, GRID_SAMPLES, device)
-    bar = tqdm(total=cfg.steps, initial=state.step, desc="train", unit="step", disable=not progress)
+    bar = LineProgress(cfg.steps, state.step, desc) if progress == "lines" else \
+        tqdm(total=cfg.steps, initial=state.step, desc=desc, unit="step", disable=progress == "off")
     with bar, open(out_dir / "log.jsonl", "a") as log:
         while not state.finished:
             until = min(state.step - state.step % cfg.eval_every + cfg.eval_every, cfg.steps)  # the next eval step
@@ -458,7 +345,7 @@ def train(cfg: TrialConfig, data_uint8, out_dir, *, device: torch.device | None 
                 if stats:
                     bar.set_postfix(loss_d=f"{stats.loss_d:.3f}", loss_g=f"{stats.loss_g:.3f}",
                                     img_s=f"{stats.images_per_s:.0f}")
-                save_grid(sample(state, z_grid), out_dir / f"samples_step{state.step:06d}.png")
+                save_grid(sample(state, z_grid), out_dir / grid_name(state.step))
             if on_eval is not None and stats is not None:
                 on_eval(state, stats)
     save_state(state, out_dir / "state.pt")

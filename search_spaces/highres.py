@@ -8,7 +8,7 @@ upscaled by an SRCNN (method B, `dcgan64+srcnn`), each under two budgets, as the
   the same hardware: the plan refuses an equal-time sweep whose trials would share a GPU fractionally.
 
 Every method is scored at 128x128 against one held-out reference (32 and 64 outputs are brought up by the one fixed
-resize, `gan.sources.to_size`), and compared with `dcgan64` within each budget.
+resize, `gan.realsets.to_size`), and compared with `dcgan64` within each budget.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from typing import Callable, Iterator
 
 from gan.augment import AUGMENTATIONS
 from gan.config import TrialConfig, flat
+from gan.metrics.schema import direction
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,6 @@ class Design:
 
 
 def _check_metric_mode(metric: str, mode: str) -> None:
-    from gan.metrics.schema import direction
-
     if mode not in ("min", "max"):
         raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
     direction(metric)  # an unknown key raises, listing the known ones

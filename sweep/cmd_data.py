@@ -47,7 +47,8 @@ def compose(dataset, n_real, da, n_aug, pair_ratio, image_size, seed, allow_repe
     from gan.cache import image_hash
     from gan.config import TrialConfig
     from gan.imagetable import read_image_table, write_image_table
-    from gan.sources import load_real, resolve_source
+    from gan.realsets import load_real
+    from gan.sources import resolve_source
 
     image_size = int(image_size)
     with user_errors():

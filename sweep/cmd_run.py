@@ -1,18 +1,32 @@
-"""`gansweep studies | run | resume | report | ui`: the sweep commands."""
+"""`gansweep studies | run | resume | report | ui`: the sweep commands.
+
+The driver (`sweep.driver`: pandas, the report, the inputs) and MLflow are imported only by the commands that run,
+so `gansweep --help` and input errors stay quick.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import subprocess
+import sys
+from urllib.parse import quote
+
 import click
 
+from gan.metrics import inception_state_dict
+from search_spaces import STUDIES, build_study
 from sweep.errors import user_errors
+from sweep.plan import Options, absolute_mlflow_uri, dry_run_lines, plan_for_resume, resolve_plan
+
+_D = {f.name: f.default for f in dataclasses.fields(Options)}  # CLI defaults = the plan options' defaults
 
 _SWEEP_OPTIONS = [
-    click.option("--storage", default="./gansweep_results", show_default=True,
+    click.option("--storage", default=_D["storage"], show_default=True,
                  help="Local folder or storage URI (s3://...) for results, checkpoints and the donor cache."),
     click.option("--name", default=None, help="Experiment folder name (default: <study>-<timestamp>)."),
-    click.option("--mlflow-uri", default="sqlite:///mlflow.db", show_default=True,
+    click.option("--mlflow-uri", default=_D["mlflow_uri"], show_default=True,
                  help="MLflow tracking URI (a sqlite:/// file or an http(s):// server)."),
-    click.option("--experiment", default="gansweep", show_default=True, help="MLflow experiment name."),
+    click.option("--experiment", default=_D["experiment"], show_default=True, help="MLflow experiment name."),
 ]
 
 
@@ -27,8 +41,6 @@ def _add(options):
 @click.command()
 def studies():
     """List the studies with their arm counts."""
-    from search_spaces import STUDIES, build_study
-
     for name in STUDIES:
         study = build_study(name)
         click.echo(f"{name:<18} {study.num_samples:>4} trials  {study.kind:<6} ranks by {study.metric} ({study.mode})  "
@@ -55,14 +67,14 @@ def studies():
               help="torch-fidelity inception-v3-compat weights file (else $GANSWEEP_INCEPTION_WEIGHTS or the hub cache).")
 @click.option("--metric", default=None, help="Metric that ASHA/Optuna optimise and the report ranks by.")
 @click.option("--mode", type=click.Choice(["min", "max"]), default=None)
-@click.option("--scheduler", type=click.Choice(["fifo", "asha"]), default="fifo", show_default=True,
+@click.option("--scheduler", type=click.Choice(["fifo", "asha"]), default=_D["scheduler"], show_default=True,
               help="asha stops weak arms early.")
 @click.option("--cpus-per-trial", type=click.FloatRange(min=0, min_open=True), default=None,
               help="CPUs (and torch threads) per trial. Default: 1 under Ray, every core with --in-process.")
 @click.option("--gpus-per-trial", type=click.FloatRange(min=0), default=None,
               help="Fractional GPUs per trial (0.25 packs 4 trials per GPU). Default: 1 if the cluster has GPUs.")
 @click.option("--max-concurrent", type=click.IntRange(min=1), default=None)
-@click.option("--max-failures", type=click.IntRange(min=0), default=2, show_default=True,
+@click.option("--max-failures", type=click.IntRange(min=0), default=_D["max_failures"], show_default=True,
               help="Restarts of a trial from its last checkpoint after its worker dies.")
 @click.option("--address", default=None, help="Join a running Ray cluster ('auto' or host:port). "
                                               "Default: start a one-node Ray on this machine.")
@@ -76,8 +88,6 @@ def run(study, seeds, dataset, download, num_samples, only, settings, steps, ima
         metric, mode, scheduler, cpus_per_trial, gpus_per_trial, max_concurrent, max_failures, address, num_cpus,
         in_process, dry_run, as_json, no_report, storage, name, mlflow_uri, experiment):
     """Run STUDY (see `gansweep studies`) as a Ray Tune sweep, every trial tracked in MLflow."""
-    from sweep.plan import Options, dry_run_lines, resolve_plan
-
     flags = {"dataset": list(dataset) or None, "steps": steps, "extractor": extractor,
              "image_size": int(image_size) if image_size else None, "inception_weights": inception_weights,
              "download": True if download else None}
@@ -119,8 +129,6 @@ def _check_runnable(plan) -> dict:
     check_new(plan)
     inception = {c.inception_weights for c in plan.configs if c.extractor == "inception"}
     if inception:  # missing weights fail here, in one line, not inside every trial
-        from gan.metrics import inception_state_dict
-
         for weights in inception:
             inception_state_dict(weights or None)
     return check_data(plan)
@@ -149,12 +157,11 @@ def _finish(path, result) -> int:
 def resume(path, address, mlflow_uri):
     """Continue the sweep at PATH whose driver died: only what did not finish runs again. With --mlflow-uri, results
     go to that store from now on (what the old one had is backfilled there first)."""
-    from sweep.driver import resume_sweep
-    from sweep.plan import load_record
+    from sweep.driver import run_sweep
 
-    with user_errors():
-        load_record(path)  # a folder that is not a sweep: one line
-    return _finish(path, resume_sweep(path, address=address, mlflow_uri=mlflow_uri))
+    with user_errors():  # not a sweep folder, or configs this code resolves otherwise: one line, before any work
+        plan = plan_for_resume(path, address=address, mlflow_uri=mlflow_uri)
+    return _finish(path, run_sweep(plan, resume=True))
 
 
 @click.command()
@@ -176,19 +183,14 @@ def report(path, metric, mode, mlflow_uri, no_mlflow):
 
 
 @click.command()
-@click.option("--mlflow-uri", default="sqlite:///mlflow.db", show_default=True)
-@click.option("--experiment", default="gansweep", show_default=True, help="The experiment to link to.")
+@click.option("--mlflow-uri", default=_D["mlflow_uri"], show_default=True)
+@click.option("--experiment", default=_D["experiment"], show_default=True, help="The experiment to link to.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Bind address (0.0.0.0 exposes it).")
 @click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Server processes (one is plenty for one researcher and starts fastest).")
 def ui(mlflow_uri, experiment, host, port, workers):
     """The MLflow UI on the sweep's tracking store, with links straight to the runs table."""
-    import subprocess
-    import sys
-
-    from sweep.plan import absolute_mlflow_uri
-
     mlflow_uri = absolute_mlflow_uri(mlflow_uri)
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", mlflow_uri, "--host", host,
            "--port", str(port), "--workers", str(workers)]
@@ -202,9 +204,7 @@ def ui_links(mlflow_uri: str, experiment: str, base: str) -> list[str]:
     """Links into the UI for the experiment: its runs table (MLflow 3 opens a fresh browser on its GenAI pages
     unless the link says `workflowType=machine_learning`), and every trial side by side, sorted by the last sweep's
     ranking metric (sorting by a metric lists child runs flat, so the chart view shows all of them)."""
-    from urllib.parse import quote
-
-    from mlflow.tracking import MlflowClient
+    from mlflow.tracking import MlflowClient  # seconds to import: only this command needs it
 
     try:
         client = MlflowClient(mlflow_uri)

@@ -1,8 +1,8 @@
 """`gansweep train`: one GAN training run on this machine, without Ray or MLflow.
 
 Loads the real images, composes the augmented training set exactly as a sweep trial would, trains, and writes
-`config.json`, `samples_step*.png`, `log.jsonl` and `state.pt` into --out. Every input is checked (by building the
-`TrialConfig`) before any data is read.
+`config.json` (the flat config), sample grids (`gan.train.grid_name`), `log.jsonl` and `state.pt` into --out. Every
+input is checked (by building the `TrialConfig`) before any data is read.
 """
 
 from __future__ import annotations
@@ -13,7 +13,11 @@ from pathlib import Path
 
 import click
 
-from gan.config import IMAGE_SIZES, PRECISIONS, TrialConfig  # light: the dataclass only, no torch
+from gan import augment, imagetable, realsets
+from gan import train as gtrain
+from gan.config import IMAGE_SIZES, PRECISIONS, TrialConfig, flat
+from gan.runtime import resolve_precision, select_device, set_threads
+from sweep.errors import InputError, user_errors
 
 _D = {f.name: f.default for f in dataclasses.fields(TrialConfig)}  # CLI defaults = the dataclass's defaults
 
@@ -54,11 +58,6 @@ _D = {f.name: f.default for f in dataclasses.fields(TrialConfig)}  # CLI default
 def train(dataset, n_real, da, n_aug, pair_ratio, allow_repeats, generated_path, image_size, g_width, d_width, lr,
           steps, batch_size, seed, precision, eval_every, device, threads, download, out_dir, quiet):
     """Train one DCGAN on a real set plus dataset-level augmentation; write sample grids and a checkpoint."""
-    from gan import augment, imagetable, sources
-    from gan import train as gtrain
-    from gan.runtime import resolve_precision, select_device, set_threads
-    from sweep.errors import InputError, user_errors
-
     with user_errors():  # every input error is one line, exit 2, before any work
         cfg = TrialConfig(dataset=dataset, n_real=n_real, da=da, n_aug=n_aug, pair_ratio=pair_ratio,
                           allow_repeats=allow_repeats, image_size=int(image_size), g_width=g_width, d_width=d_width,
@@ -76,16 +75,16 @@ def train(dataset, n_real, da, n_aug, pair_ratio, allow_repeats, generated_path,
 
     set_threads(threads)
     with user_errors():  # a missing folder or a bad donor table is still a one-line error
-        real = sources.load_real(cfg.dataset, cfg.n_real, cfg.image_size, cfg.seed, download=cfg.download)
+        real = realsets.load_real(cfg.dataset, cfg.n_real, cfg.image_size, cfg.seed, download=cfg.download)
         donor = imagetable.read_image_table(generated_path).images if generated_path else None
         composed = augment.compose(real, cfg.da, cfg.n_aug, pair_ratio=cfg.pair_ratio, seed=cfg.seed,
                                    generated=donor, allow_repeats=cfg.allow_repeats)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
+    (out / "config.json").write_text(json.dumps(flat(cfg), indent=2) + "\n")
     click.echo(f"training {cfg.arm} on {len(composed)} images ({len(real)} real) at {cfg.image_size}px, "
                f"{cfg.steps} steps on {dev} ({resolve_precision(cfg.precision, dev)}) -> {out}", err=True)
-    state = gtrain.train(cfg, composed.images, out, device=dev, progress=not quiet)
+    state = gtrain.train(cfg, composed.images, out, device=dev, progress="off" if quiet else "bar")
     status = "diverged" if state.diverged else "done"
     click.echo(f"{status}: {state.step} steps in {state.elapsed:.1f}s; wrote {out / 'state.pt'}", err=True)

@@ -3,9 +3,13 @@
 The flow of `run_sweep`: write the plan's record (`gansweep.json`), load every real set here (bad data fails in one
 line before Ray starts), start the MLflow parent run, prepare each distinct input once (reference statistics, the
 donor GAN for `generated`) as Ray tasks, then fit a Tuner whose trials share those inputs through the object store.
-`resume_sweep` rebuilds the plan from its record and restores the Tuner, running only what did not finish. Both
-end with the report, and say whether every trial came through: a failed trial makes the sweep FAILED (exit 1); a
-diverged GAN is a result.
+`resume_sweep` rebuilds the plan from its record (refused when today's code resolves other configs) and restores
+the Tuner, running only what did not finish. Both end with the report, and say whether every trial came through
+(`sweep.records.sweep_status`): a failed or unfinished trial makes the sweep FAILED (exit 1); a diverged GAN is a
+result.
+
+Ray is imported where it is used (it takes seconds), and so is the in-process runner, which imports Ray Tune
+through the trainable: `gansweep run` reaches `check_new` and `check_data` without it.
 """
 
 from __future__ import annotations
@@ -19,10 +23,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gan.config import TrialConfig
-from sweep import tracking
-from sweep.plan import RECORD, Options, Plan, load_record, plan_from_record
-from sweep.records import read_sweep, trial_dirname, trial_name
+from gan.imagetable import write_image_table
+from gan.runtime import select_device
+from gan.train import grid_name
+from sweep import trackers, tracking, tune_callback
+from sweep.backfill import backfill
+from sweep.plan import RECORD, Options, Plan, configs_changed, load_record, plan_for_resume, plan_from_record
+from sweep.records import INPUTS_FILE, read_sweep, sweep_status, trial_dirname, trial_name
+from sweep.report import write_report
 from trainables import storage
+from trainables.inputs import data_key, input_key, load_real_sets, prepare_inputs
 
 
 @dataclass
@@ -34,8 +44,8 @@ class SweepResult:
 
     @property
     def ok(self) -> bool:
-        """Every trial came through: none failed, none left unfinished."""
-        return not (self.outcomes["failed"] or self.outcomes["interrupted"])
+        """Every trial came through: none failed, none left unfinished (`sweep_status`)."""
+        return sweep_status(self.outcomes) == "FINISHED"
 
 
 # --- setting up ---------------------------------------------------------------------------------------------------
@@ -57,8 +67,6 @@ def check_data(plan: Plan) -> dict:
     """Load every real set the sweep needs, here in the driver: a missing folder or unreadable images fail in one
     line (ValueError / FileNotFoundError) before Ray starts or anything is written. Sets are cached, so the trials'
     inputs reuse them."""
-    from trainables.inputs import load_real_sets
-
     return load_real_sets(_inputs_needed(plan), plan.options.cache_dir)
 
 
@@ -87,7 +95,8 @@ def _cluster_resources() -> dict:
 
 
 def trial_resources(options: Options, use_ray: bool) -> dict:
-    """{'cpu', 'gpu'} per trial: the options', else 1 CPU and a whole GPU where the cluster has GPUs."""
+    """{'cpu', 'gpu'} per trial: the options', else 1 CPU and a whole GPU where the cluster (under Ray) or the
+    device this process selects (in-process, `gan.runtime.select_device`) has one."""
     if options.gpus_per_trial is not None:
         gpus = options.gpus_per_trial
     elif use_ray:
@@ -95,9 +104,7 @@ def trial_resources(options: Options, use_ray: bool) -> dict:
 
         gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
     else:
-        import torch
-
-        gpus = 1.0 if torch.cuda.is_available() else 0.0
+        gpus = 1.0 if select_device().type == "cuda" else 0.0
     return {"cpu": options.cpus_per_trial or (1 if use_ray else os.cpu_count() or 1), "gpu": gpus}
 
 
@@ -106,10 +113,10 @@ def _log_donor(tracker, donor: dict) -> None:
     run_id = f"donor-{donor['key']}"
     tracker.trial_started(run_id, tracking.mlflow_params(donor["config"], arm=False), f"donor {donor['key']}",
                           role="donor")
-    tracker.trial_result(run_id, {"step": donor["config"]["steps"], "train_seconds": donor.get("train_seconds", 0.0)})
-    grids = sorted(Path(donor["path"]).glob("samples_step*.png")) if not storage.is_uri(donor["path"]) else []
-    if grids:
-        tracker.trial_grid(run_id, str(grids[-1]), donor["config"]["steps"])
+    steps = donor["config"]["steps"]
+    tracker.trial_result(run_id, {"step": steps, "train_seconds": donor.get("train_seconds", 0.0)})
+    if not storage.is_uri(donor["path"]):  # the donor trained here: its last grid is beside its state
+        tracker.trial_grid(run_id, str(Path(donor["path"]) / grid_name(steps)), steps)
     tracker.trial_finished(run_id, "finished")
 
 
@@ -123,8 +130,6 @@ class Preparation:
 
 def submit_inputs(plan: Plan, real_sets: dict, resources: dict, use_ray: bool) -> Preparation:
     """Start preparing every distinct input once (as Ray tasks, so the driver can set up MLflow meanwhile)."""
-    from trainables.inputs import data_key, input_key, prepare_inputs
-
     groups: dict[str, list[TrialConfig]] = {}
     for cfg in _inputs_needed(plan):
         groups.setdefault(input_key(cfg), []).append(cfg)
@@ -147,8 +152,6 @@ def submit_inputs(plan: Plan, real_sets: dict, resources: dict, use_ray: bool) -
 
 def collect_inputs(plan: Plan, preparation: Preparation, tracker, use_ray: bool) -> dict:
     """The prepared inputs (printing progress as each is ready); their donors logged, `inputs.json` written."""
-    from trainables.inputs import prepare_inputs
-
     if use_ray:
         import ray
 
@@ -171,9 +174,6 @@ def record_inputs(plan: Plan, prepared: dict, tracker) -> None:
     """`<SWEEP>/inputs.json`: per input, the config fields that select its trials, which reference it used and why,
     and the floor; the reference images as an image table (`inputs/`, what a survey shows as real photos). The floor
     and the real images' own IS also go on the parent run."""
-    from gan.imagetable import write_image_table
-    from sweep.report import INPUTS_FILE
-
     work = tempfile.mkdtemp(prefix="gansweep_inputs_") if storage.is_uri(plan.path) else \
         os.path.join(plan.path, "inputs")
     entries, floors = [], {}
@@ -202,8 +202,7 @@ INPUT_FIELDS = ("dataset", "n_real", "n_heldout", "image_size", "seed", "extract
 def _tuner(plan: Plan, inputs: dict, resources: dict, resume: bool):
     from ray import tune
 
-    from sweep.tune_callback import MlflowTuneCallback, progress_reporter
-    from trainables import train_arm
+    from trainables.arm import train_arm  # imports Ray
 
     trainable = tune.with_resources(tune.with_parameters(train_arm, inputs=inputs), resources)
     if resume:
@@ -233,8 +232,8 @@ def _tuner(plan: Plan, inputs: dict, resources: dict, resume: bool):
             storage_path=storage.absolute(options.storage),
             failure_config=tune.FailureConfig(max_failures=options.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=options.keep_checkpoints),
-            callbacks=[MlflowTuneCallback(plan.path)],
-            progress_reporter=progress_reporter(plan.metric, cfg.extractor),
+            callbacks=[tune_callback.MlflowTuneCallback(plan.path)],
+            progress_reporter=tune_callback.progress_reporter(plan.metric, cfg.extractor),
             verbose=options.verbose,
         ),
     )
@@ -255,7 +254,7 @@ def run_sweep(plan: Plan, *, resume: bool = False, report: bool = True, real_set
     resources = trial_resources(options, use_ray)
     preparation = submit_inputs(plan, real_sets, resources, use_ray)  # runs while MLflow is set up
     tracker = tracking.SweepTracker(options.mlflow_uri, experiment_name=options.experiment)
-    tracking.activate(plan.path, tracker)
+    trackers.activate(plan.path, tracker)
     tracker.start_sweep(plan.name, plan.path, plan.study.name,
                         params={"study": plan.study.name, "seeds": plan.seeds, "metric": plan.metric,
                                 "mode": plan.mode, "trials": plan.study.num_samples,
@@ -267,14 +266,12 @@ def run_sweep(plan: Plan, *, resume: bool = False, report: bool = True, real_set
     result = SweepResult(Counter())
     try:
         if resume:
-            from sweep.backfill import backfill
-
             backfill(plan.path, tracker)  # whatever the dead driver did not get into MLflow
         inputs = collect_inputs(plan, preparation, tracker, use_ray)
         if use_ray:
             _tuner(plan, inputs, resources, resume).fit()
         else:
-            from sweep.inprocess import run_in_process
+            from sweep.inprocess import run_in_process  # imports Ray Tune, through the trainable
 
             run_in_process(plan, inputs, tracker)
         completed = True
@@ -282,8 +279,8 @@ def run_sweep(plan: Plan, *, resume: bool = False, report: bool = True, real_set
         result.outcomes = Counter(r.outcome for r in read_sweep(plan.path))
         if report:
             result.files = _report(plan, tracker)
-        tracker.end_sweep("FINISHED" if completed and result.ok else "FAILED")
-        tracking.deactivate(plan.path)
+        tracker.end_sweep(sweep_status(result.outcomes) if completed else "FAILED")
+        trackers.deactivate(plan.path)
         if own_ray:
             import ray
 
@@ -323,28 +320,29 @@ def _report(plan: Plan, tracker) -> list[Path]:
 
 def resume_sweep(path: str, *, address: str | None = None, mlflow_uri: str | None = None) -> SweepResult:
     """Continue a sweep whose driver died: finished trials stay, the rest restart from their last checkpoint. A new
-    `mlflow_uri` takes everything from here on (backfilled first)."""
-    return run_sweep(plan_from_record(path, address=address, mlflow_uri=mlflow_uri), resume=True)
+    `mlflow_uri` takes everything from here on (backfilled first). Refused (ValueError, before anything runs) when
+    today's code resolves the sweep to other configs than it was started with (`sweep.plan.plan_for_resume`)."""
+    return run_sweep(plan_for_resume(path, address=address, mlflow_uri=mlflow_uri), resume=True)
 
 
 def report_sweep(path: str, *, metric: str | None = None, mode: str | None = None, mlflow_uri: str | None = None,
                  mlflow: bool = True) -> list[Path]:
     """Write the report of the sweep at `path`; with `mlflow`, first backfill whatever MLflow missed (a server that
-    was unreachable during the sweep) and attach the report to the sweep's parent run."""
-    from sweep.report import write_report
-
+    was unreachable during the sweep), attach the report to the sweep's parent run and end that run as the trials'
+    outcomes say (`sweep_status`). The report reads every trial's own recorded config, so a sweep whose configs
+    today's code would resolve otherwise is still reported as it ran (with a one-line warning)."""
     plan = plan_from_record(path, metric=metric, mode=mode, mlflow_uri=mlflow_uri)
+    changed = configs_changed(plan, load_record(plan.path))
+    if changed:
+        print(f"gansweep: warning: {changed}; reporting the trials as they ran", file=sys.stderr, flush=True)
     if not mlflow:
         return write_report(plan.path, plan.design, plan.metric, plan.mode).files
     tracker = tracking.SweepTracker(plan.options.mlflow_uri, experiment_name=plan.options.experiment)
     tracker.start_sweep(plan.name, plan.path, plan.study.name)
-    from sweep.backfill import backfill
-
     backfill(plan.path, tracker)
     files = _report(plan, tracker)
-    outcomes = Counter(r.outcome for r in read_sweep(plan.path))
-    tracker.end_sweep("FAILED" if outcomes["failed"] else "FINISHED")
+    tracker.end_sweep(sweep_status(r.outcome for r in read_sweep(plan.path)))
     return files
 
 
-__all__ = ["SweepResult", "run_sweep", "resume_sweep", "report_sweep", "check_new", "check_data", "load_record"]
+__all__ = ["SweepResult", "run_sweep", "resume_sweep", "report_sweep", "check_new", "check_data"]

@@ -9,22 +9,24 @@ resumed in-process sweep skips what finished and reruns what failed or was inter
 from __future__ import annotations
 
 import json
+import os
 import time
 import traceback
 from pathlib import Path
 
+from gan.train import grid_name
 from sweep.plan import Plan
-from sweep.records import (SweepFolder, inprocess_trial_id, outcome, read_trial, trial_dirname, trial_name)
+from sweep.records import SweepFolder, inprocess_trial_id, outcome, read_trial, trial_dirname, trial_name
 from sweep.tracking import SweepTracker, mlflow_params
-from trainables.files import GRID_FILE, WEIGHTS_FILE
+from trainables.arm import train_arm
+from trainables.files import WEIGHTS_FILE
+from trainables.session import InProcessSession
 
-DONE = ("finished", "diverged")
+DONE = ("finished", "diverged")  # outcomes a resumed in-process sweep does not run again
 
 
 def run_in_process(plan: Plan, inputs: dict, tracker: SweepTracker) -> None:
-    from trainables import train_arm
-    from trainables.session import InProcessSession
-
+    """Run every trial of the plan that has not finished or diverged yet, one after another, logging to `tracker`."""
     root = Path(plan.path)
     folder = SweepFolder(root)
     for index, (config, tell) in enumerate(plan.study.suggest(plan.metric, plan.mode)):
@@ -43,7 +45,7 @@ def run_in_process(plan: Plan, inputs: dict, tracker: SweepTracker) -> None:
 
         def on_report(metrics: dict, checkpoint: str | None):
             nonlocal last
-            row = {**metrics, "trial_id": trial_id, "timestamp": time.time(), "config": config,
+            row = {**metrics, "trial_id": trial_id, "timestamp": time.time(), "config": config, "pid": os.getpid(),
                    "time_total_s": time.perf_counter() - started,  # as Tune counts it: since this run of the trial
                    "training_iteration": session.iteration,  # already counts this report
                    "checkpoint_dir_name": Path(checkpoint).name.removesuffix(".tmp") if checkpoint else None}
@@ -52,7 +54,7 @@ def run_in_process(plan: Plan, inputs: dict, tracker: SweepTracker) -> None:
             last = metrics
             tracker.trial_result(trial_id, metrics)
             if checkpoint:
-                tracker.trial_grid(trial_id, str(Path(checkpoint) / GRID_FILE), metrics["step"])
+                tracker.trial_grid(trial_id, str(Path(checkpoint) / grid_name(metrics["step"])), metrics["step"])
                 tracker.trial_weights(trial_id, str(Path(checkpoint) / WEIGHTS_FILE))
             if plan.options.verbose:
                 shown = "  ".join(f"{k} {metrics[k]:.4g}" for k in (plan.metric,) if k in metrics)

@@ -3,8 +3,16 @@
 `resolve_plan` does every check that needs neither data nor Ray (bad input raises ValueError with one line), so
 `gansweep run` fails before Ray starts. Nothing changes a plan afterwards: what is only known at run time (how many
 GPUs a trial gets on the cluster it joined) is computed where it is used. `gansweep.json` in the sweep folder is
-the plan's record; `plan_from_record` rebuilds the same plan for `resume` and `report`, with the options a resume
-may change (address, MLflow URI) replaced.
+the plan's record, resolved configs included; `plan_from_record` rebuilds the plan for `resume` and `report` from
+the record's study and overrides, with the options a resume may change (address, MLflow URI) replaced, and
+`configs_changed` says whether today's code resolves them to the configs the sweep was started with.
+
+A resume (`plan_for_resume`) is refused when it does not: the trials already written ran with the recorded configs,
+and continuing them (or preparing their inputs) with others would mix two experiments in one sweep. Rebuilding the
+study from the recorded configs instead would still run today's code on them (an Optuna study's space is code, and a
+field the record lacks would take today's default), so the safe answer is the one line that names the first change
+and the commit the sweep was started with: nothing already written is touched, and a resume with that code is
+bit-exact.
 """
 
 from __future__ import annotations
@@ -19,6 +27,8 @@ from dataclasses import dataclass, field
 from gan.config import TrialConfig, flat
 from gan.metrics.schema import direction, rankable
 from search_spaces import Design, GridStudy, OptunaStudy, build_study
+from sweep.trackers import source_version
+from sweep.tracking import DEFAULT_EXPERIMENT, DEFAULT_URI
 from trainables import storage
 
 RECORD = "gansweep.json"
@@ -31,8 +41,8 @@ class Options:
 
     storage: str = "./gansweep_results"  # local folder or URI (s3://...) for Tune results, checkpoints, donor cache
     name: str | None = None  # sweep folder name; default <study>-<timestamp>
-    mlflow_uri: str = "sqlite:///mlflow.db"  # MLflow tracking URI (a sqlite file or an http(s) server)
-    experiment: str = "gansweep"  # MLflow experiment
+    mlflow_uri: str = DEFAULT_URI  # MLflow tracking URI (a sqlite file or an http(s) server)
+    experiment: str = DEFAULT_EXPERIMENT  # MLflow experiment
     address: str | None = None  # join this Ray cluster ("auto" = the one this machine belongs to)
     in_process: bool = False  # run trials one by one in this process (debugging; no Ray workers)
     cpus_per_trial: float | None = None  # None = 1 under Ray; every core in-process
@@ -75,10 +85,12 @@ class Plan:
         return storage.join(storage.absolute(self.options.storage), "donors")
 
     def record(self) -> dict:
-        """What `gansweep.json` holds: enough to rebuild this plan."""
+        """What `gansweep.json` holds: enough to rebuild this plan, the configs it resolved to (flat, to check a
+        rebuild against) and the code that resolved them."""
         return {"study": self.study.name, "seeds": self.seeds, "overrides": dict(self.overrides), "name": self.name,
                 "num_samples": self.num_samples, "only": list(self.only), "metric": self.metric, "mode": self.mode,
                 "design": self.design.as_dict(), "options": dataclasses.asdict(self.options),
+                "configs": [flat(c) for c in self.configs], "code": source_version(),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
 
@@ -162,6 +174,40 @@ def plan_from_record(path: str, **changes) -> Plan:
     return resolve_plan(record["study"], seeds=record["seeds"], overrides=record["overrides"],
                         num_samples=record.get("num_samples"), only=tuple(record.get("only") or ()),
                         options=Options(**saved))
+
+
+def configs_changed(plan: Plan, record: dict) -> str | None:
+    """How the configs `plan` resolves to differ from those `record` was resolved to, in words (the first differing
+    field of the first differing trial), or None when they are the same. A record written before configs were
+    recorded compares as unchanged."""
+    recorded = record.get("configs")
+    if recorded is None:
+        return None
+    now = [json.loads(json.dumps(flat(c))) for c in plan.configs]  # as the record holds them
+    if len(now) != len(recorded):
+        return f"this code resolves {len(now)} trials, the sweep was started with {len(recorded)}"
+    missing = "(no such field)"
+    for i, (was, new) in enumerate(zip(recorded, now)):
+        for key in list(new) + [k for k in was if k not in new]:
+            if was.get(key, missing) != new.get(key, missing):
+                return (f"this code resolves trial {i} ({plan.configs[i].arm}, seed {plan.configs[i].seed}) with "
+                        f"{key}={new.get(key, missing)}, the sweep was started with {key}={was.get(key, missing)}")
+    return None
+
+
+def plan_for_resume(path: str, **changes) -> Plan:
+    """`plan_from_record` for a resume: ValueError (one line) when today's code resolves the sweep to other configs
+    than it was started with (see the module's docstring for why this refuses rather than guesses)."""
+    plan = plan_from_record(path, **changes)
+    record = load_record(path)
+    changed = configs_changed(plan, record)
+    if changed:
+        raise ValueError(f"cannot resume {plan.path}: {changed}; resume it with the code that started it "
+                         f"({record.get('code', 'unknown version')}), or start a new sweep")
+    if "configs" not in record:
+        print(f"gansweep: note: {plan.path} was recorded without its configs (an older gansweep): resuming with the "
+              "configs this code resolves", file=sys.stderr, flush=True)
+    return plan
 
 
 def dry_run_lines(plan: Plan, as_json: bool) -> list[str]:

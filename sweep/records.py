@@ -4,20 +4,25 @@ outcome rule and how an outcome shows in MLflow.
 A sweep folder (a local path or a storage URI such as s3://...), as Tune or the in-process runner leaves it:
 
     <SWEEP>/gansweep.json                  the resolved plan (`sweep.plan`)
+    <SWEEP>/inputs.json                    what the driver prepared per input (`INPUTS_FILE`): reference, floor
     <SWEEP>/experiment_state-*.json        Tune's state, read through its public `tune.ExperimentAnalysis`
     <SWEEP>/<trial>/params.json            the trial's flat TrialConfig
     <SWEEP>/<trial>/result.json            one JSON line per report; a restored trial repeats steps (the last wins)
-    <SWEEP>/<trial>/checkpoint_NNNNNN/     state.pt and samples.png; the final one also generator.pt, samples.parquet
+    <SWEEP>/<trial>/checkpoint_NNNNNN/     state.pt and the sample grid (`gan.train.grid_name`); the final one
+                                           also generator.pt and samples.parquet (`trainables.files`)
     <SWEEP>/<trial>/error.txt              the trial raised
 
 `read_sweep` works on a finished, a running or a dead sweep and needs no MLflow. The report, MLflow tracking and its
-backfill, the in-process runner, the progress table and the tests read trials through this module only.
+backfill, the in-process runner, the progress table, the benchmarks and the tests read trials through this module
+only: a record carries the metrics of every step (`history`) and when, where and by which process every report was
+made (`timeline`). `sweep_status` says how the whole sweep ended.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import numbers
 import os
 import posixpath
@@ -25,10 +30,14 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
 
 from gan.config import TrialConfig
+from gan.train import grid_step
 from trainables import storage
-from trainables.files import FINAL_SAMPLES_FILE, GRID_FILE, WEIGHTS_FILE
+from trainables.files import FINAL_SAMPLES_FILE, WEIGHTS_FILE
+
+INPUTS_FILE = "inputs.json"  # the sweep's prepared inputs, written by the driver beside the trials
 
 # --- outcomes -----------------------------------------------------------------------------------------------------
 
@@ -59,6 +68,13 @@ def outcome(last: dict, config: dict, *, status: str | None = None, error: bool 
     return "interrupted"
 
 
+def sweep_status(outcomes: Iterable[str]) -> str:
+    """How a sweep's MLflow parent run ends, from its trials' outcomes (a Counter of them works too): FAILED when any
+    trial failed or did not finish (interrupted), else FINISHED; a diverged GAN or a scheduler's stop is a result.
+    `gansweep run`, `resume` and `report` all end the parent this way, and exit 1 when it is FAILED."""
+    return "FAILED" if {"failed", "interrupted"} & set(outcomes) else "FINISHED"
+
+
 # --- names --------------------------------------------------------------------------------------------------------
 
 
@@ -85,11 +101,6 @@ def inprocess_trial_id(index: int, config: dict) -> str:
     its config, so a resumed in-process sweep finds its trials again."""
     digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:8]
     return f"{index:05d}_{digest}"
-
-
-def grid_name(step) -> str:
-    """Artifact name of the sample grid of `step`: step_000300.png."""
-    return f"step_{int(step):06d}.png"
 
 
 # --- results ------------------------------------------------------------------------------------------------------
@@ -139,8 +150,27 @@ def one_per_step(rows: list[dict]) -> list[dict]:
 
 @dataclass(frozen=True)
 class SampleGrid:
-    step: int | None  # the step whose report carried it (None when the report is gone)
-    path: str  # samples.png in the sweep's storage (`SweepFolder.local` gives a local file)
+    """One sample grid a trial's checkpoint still holds."""
+
+    step: int  # the evaluation step it shows (from its name, `gan.train.grid_step`)
+    path: str  # the PNG in the sweep's storage (`SweepFolder.local` gives a local file)
+
+
+@dataclass(frozen=True)
+class ReportLine:
+    """When, where and by which process one report was made: a line of result.json, whose metrics the record's
+    `history` holds. Missing values are None (an in-process trial has no Ray node)."""
+
+    step: int | None  # the training step the report is about
+    timestamp: float | None  # when it was made, seconds since the epoch
+    time_total_s: float | None  # seconds inside the trainable so far, as Tune counts them (in-process: the same)
+    pid: int | None  # the process that ran the trainable
+    node_id: str | None  # the Ray node that process ran on
+
+    @classmethod
+    def of(cls, row: dict) -> "ReportLine":
+        return cls(step=row.get("step"), timestamp=row.get("timestamp"), time_total_s=row.get("time_total_s"),
+                   pid=row.get("pid"), node_id=row.get("node_id"))
 
 
 @dataclass
@@ -156,14 +186,20 @@ class TrialRecord:
     outcome: str  # see `outcome`
     history: list[dict]  # one entry per reported step, in step order: the report's metrics (`metrics_of`)
     status: str | None = None  # Tune's trial status; None for in-process trials
-    reports: int = 0  # report lines in result.json, a restored trial's repeats included (Tune's training_iteration)
-    grids: list[SampleGrid] = field(default_factory=list)  # sample grids of the checkpoints still on disk
+    timeline: list[ReportLine] = field(default_factory=list)  # every report in order, a restored trial's repeats too
+    grids: list[SampleGrid] = field(default_factory=list)  # sample grids of the checkpoints still on disk, by step
     weights: str | None = None  # the final generator weights (generator.pt), once the trial finished
     final_samples: str | None = None  # its final evaluation samples (a gan.imagetable Parquet table)
 
     @property
     def last(self) -> dict:
+        """The metrics of the last step reported (the last report of that step)."""
         return self.history[-1] if self.history else {}
+
+    @property
+    def reports(self) -> int:
+        """Reports made, a restored trial's repeats included (Tune's training_iteration of the last one)."""
+        return len(self.timeline)
 
     @property
     def mlflow_status(self) -> str:
@@ -230,9 +266,7 @@ def _tune_trials(folder: SweepFolder) -> dict[str, tuple[str, str]]:
     _, files = folder.listdir()
     if not any(f.startswith("experiment_state") and f.endswith(".json") for f in files):
         return {}
-    import logging
-
-    from ray.tune import ExperimentAnalysis
+    from ray.tune import ExperimentAnalysis  # Ray takes seconds to import: only Tune's folders need it
 
     quiet = logging.getLogger("ray.tune.analysis.experiment_analysis")
     level = quiet.level
@@ -262,13 +296,11 @@ def read_trial(folder: SweepFolder, name: str, tune_state: tuple[str, str] | Non
         (r["trial_id"] for r in lines if r.get("trial_id")), None) or (match.group(1) if match else name)
     status = tune_state[1] if tune_state else None
     rows = one_per_step(lines)
-    step_of = {r["checkpoint_dir_name"]: r.get("step") for r in lines if r.get("checkpoint_dir_name")}
     checkpoints = sorted(d for d in dirs if d.startswith("checkpoint_") and not d.endswith(".tmp"))
     grids, weights, final = [], None, None
     for ckpt in checkpoints:
         inside = folder.listdir(folder.join(name, ckpt))[1]
-        if GRID_FILE in inside:
-            grids.append(SampleGrid(step_of.get(ckpt), folder.join(name, ckpt, GRID_FILE)))
+        grids += [SampleGrid(grid_step(f), folder.join(name, ckpt, f)) for f in inside if grid_step(f) is not None]
         if WEIGHTS_FILE in inside:
             weights = folder.join(name, ckpt, WEIGHTS_FILE)
         if FINAL_SAMPLES_FILE in inside:
@@ -278,18 +310,18 @@ def read_trial(folder: SweepFolder, name: str, tune_state: tuple[str, str] | Non
         trial_id=trial_id, name=trial_name(config, trial_id), path=path, config=config, arm=arm_of(config),
         seed=int(config.get("seed", 0)),
         outcome=outcome(last, config, status=status, error=bool({"error.txt", "error.pkl"} & set(files))),
-        history=[{**metrics_of(r), "step": r.get("step")} for r in rows], status=status, reports=len(lines),
-        grids=grids,
-        weights=weights, final_samples=final)
+        history=[{**metrics_of(r), "step": r.get("step")} for r in rows], status=status,
+        timeline=[ReportLine.of(r) for r in lines], grids=sorted(grids, key=lambda g: g.step), weights=weights,
+        final_samples=final)
 
 
 def reference_table(path) -> str | None:
     """A local path to the sweep's held-out real images (an image table the driver wrote beside the trials), or None
     when no input of the sweep had a held-out reference."""
     folder = SweepFolder(path)
-    if "inputs.json" not in folder.listdir()[1]:
+    if INPUTS_FILE not in folder.listdir()[1]:
         return None
-    for entry in json.loads(folder.read_text(folder.join("inputs.json"))):
+    for entry in json.loads(folder.read_text(folder.join(INPUTS_FILE))):
         if entry.get("held_out") and entry.get("reference_table"):
             return folder.local(folder.join(*entry["reference_table"].split("/")))
     return None

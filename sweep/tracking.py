@@ -1,9 +1,10 @@
 """MLflow tracking of a sweep: one parent run per sweep, one child run per trial (and per donor GAN).
 
-`SweepTracker` knows nothing about Tune: a Tune callback (`sweep.tune_callback`), the in-process runner and the
-backfill (`sweep.backfill`) call it. It talks to MLflow through `MlflowClient` with explicit run ids (never the fluent
-active-run stack), and it is idempotent, so resuming a sweep, restarting a trial from its checkpoint or backfilling
-twice never duplicates a run, a param, a (metric, step) entry or an image:
+`SweepTracker` knows nothing about Tune: a Tune callback (`sweep.tune_callback`, which finds the driver's tracker
+through `sweep.trackers`), the in-process runner and the backfill (`sweep.backfill`) call it. It talks to MLflow
+through `MlflowClient` with explicit run ids (never the fluent active-run stack), and it is idempotent, so resuming a
+sweep, restarting a trial from its checkpoint or backfilling twice never duplicates a run, a param, a (metric, step)
+entry or an image:
 
 - the parent run is found again by its tag `gansweep.sweep_path`, a trial's run by `gansweep.trial_id` under it;
 - every run remembers the highest step it has logged (read back from MLflow once when a run is reused), and
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import math
 import os
-import subprocess
 import sys
 import time
 import warnings
@@ -33,9 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sweep.records import MLFLOW_STATUS, OUTCOMES, arm_of, metrics_of
+from sweep.trackers import source_version
 
-DEFAULT_URI = "sqlite:///mlflow.db"
-DEFAULT_EXPERIMENT = "gansweep"
+DEFAULT_URI = "sqlite:///mlflow.db"  # where a sweep logs unless told otherwise (`sweep.plan.Options`, the CLI)
+DEFAULT_EXPERIMENT = "gansweep"  # the MLflow experiment a sweep logs to unless told otherwise
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}  # MLflow 3: open on the runs table
 IMAGE_KEY = "samples"  # log_image key of the sample grids
 MODEL_DIR = "model"  # artifact folder of a trial's final generator weights
@@ -47,25 +48,6 @@ REQUEST_ERRORS = frozenset({"INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS"
 # Short HTTP limits so each attempt against an unreachable server costs seconds (set unless already set); the
 # retries are ours, with backoff.
 HTTP_ENV = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "5", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
-
-
-def source_version(path: str | os.PathLike | None = None) -> str:
-    """The git commit of the checkout holding `path` (default: this package's source); where there is no git
-    checkout (a cluster node with a synced tree, an installed wheel), `gansweep <package version>`."""
-    where = Path(path) if path else Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=5)
-        commit = out.stdout.strip()
-        if out.returncode == 0 and len(commit) == 40:
-            return commit
-    except (OSError, subprocess.SubprocessError):
-        pass
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return f"gansweep {version('gansweep')}"
-    except PackageNotFoundError:
-        return "gansweep (unknown version)"
 
 
 def artifact_location(tracking_uri: str) -> str | None:
@@ -100,12 +82,12 @@ def _eq(key: str, value: str) -> str:
 class _Run:
     """What the tracker knows about one MLflow run."""
 
-    run_id: str
+    run_id: str  # MLflow's id of the run
     max_step: float = -math.inf  # highest step logged: results at or below it are skipped
     params: set[str] = field(default_factory=set)  # param keys already logged
     artifacts: dict[str, set[str]] = field(default_factory=dict)  # artifact folder -> names, listed on first need
-    finished: bool = False
-    diverged: bool = False
+    finished: bool = False  # ended (not RUNNING) in MLflow
+    diverged: bool = False  # a logged result said diverged=1
     outcome: str | None = None  # the gansweep.outcome it was last finished with
 
 
@@ -114,8 +96,7 @@ class SweepTracker:
     `trial_weights` / `trial_finished`, then `sweep_summary` and `end_sweep`. Safe on a resumed sweep (runs are found
     again, not duplicated) and when MLflow is down (retries, then one warning, then every call is a no-op)."""
 
-    def __init__(self, tracking_uri: str = DEFAULT_URI, experiment_name: str = DEFAULT_EXPERIMENT,
-                 backoff: tuple[float, ...] = BACKOFF):
+    def __init__(self, tracking_uri: str, experiment_name: str, backoff: tuple[float, ...] = BACKOFF):
         self.tracking_uri = tracking_uri
         self.experiment_name = experiment_name
         self.backoff = backoff
@@ -319,9 +300,7 @@ class SweepTracker:
         step = result.get("step", result.get("training_iteration"))
         if run is None or step is None or step <= run.max_step:
             return 0
-        from mlflow.entities import Metric
-
-        from mlflow.entities import RunTag
+        from mlflow.entities import Metric, RunTag
 
         now = int(time.time() * 1000)
         values = {**metrics_of(result), "step": float(step)}
@@ -414,30 +393,8 @@ class SweepTracker:
         return run.run_id if run else None
 
 
-# --- the trackers of the sweeps this process runs -----------------------------------------------------------------
-# Tune pickles its callbacks into the sweep folder and `Tuner.restore` brings that copy back; what a resume may change
-# (the MLflow URI) must not live in it. The callback keeps only the sweep's path and finds its tracker here.
-
-_ACTIVE: dict[str, SweepTracker] = {}
-
-
-def activate(sweep_path: str, tracker: SweepTracker) -> None:
-    _ACTIVE[str(sweep_path)] = tracker
-
-
-def deactivate(sweep_path: str) -> None:
-    _ACTIVE.pop(str(sweep_path), None)
-
-
-def active(sweep_path: str) -> SweepTracker | None:
-    return _ACTIVE.get(str(sweep_path))
-
-
 def mlflow_params(config: dict, *, arm: bool = True) -> dict:
     """MLflow params of a run: its flat config as strings, plus the arm for a trial (a donor is not an arm)."""
     params = {k: _param(v) for k, v in config.items()}
     return {**params, "arm": arm_of(config)} if arm else params
 
-
-__all__ = ["SweepTracker", "activate", "active", "artifact_location", "deactivate", "mlflow_params",
-           "source_version", "transient", "DEFAULT_URI", "DEFAULT_EXPERIMENT", "IMAGE_KEY", "MODEL_DIR"]

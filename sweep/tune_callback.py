@@ -1,7 +1,7 @@
 """Ray Tune's side of a sweep: the callback that forwards trial events to MLflow, and the progress table.
 
 The callback holds only the sweep's path: Tune pickles it into the sweep folder and `Tuner.restore` brings that copy
-back, so it looks its tracker up at run time (`sweep.tracking.active`) and a resume may point it at another MLflow.
+back, so it looks its tracker up at run time (`sweep.trackers.active`) and a resume may point it at another MLflow.
 """
 
 from __future__ import annotations
@@ -10,9 +10,12 @@ import os
 import sys
 import tempfile
 
-from sweep import tracking
+from gan.metrics.schema import metric_key
+from gan.train import grid_name
+from sweep import trackers
 from sweep.records import outcome, trial_name
-from trainables.files import GRID_FILE, WEIGHTS_FILE
+from sweep.tracking import mlflow_params
+from trainables.files import WEIGHTS_FILE
 
 
 def _make_callback_class():
@@ -26,7 +29,7 @@ def _make_callback_class():
 
         @property
         def tracker(self):
-            found = tracking.active(self.sweep_path)
+            found = trackers.active(self.sweep_path)
             if found is None and not getattr(self, "_warned", False):
                 self._warned = True
                 print(f"gansweep: no MLflow tracker is active for {self.sweep_path}; trials are not tracked "
@@ -35,7 +38,7 @@ def _make_callback_class():
 
         def on_trial_start(self, iteration, trials, trial, **info):
             if self.tracker:
-                self.tracker.trial_started(trial.trial_id, tracking.mlflow_params(trial.config),
+                self.tracker.trial_started(trial.trial_id, mlflow_params(trial.config),
                                            trial_name(trial.config, trial.trial_id))
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
@@ -47,9 +50,10 @@ def _make_callback_class():
             if not self.tracker:
                 return
             step = trial.last_result.get("step")
-            with _CheckpointFiles(checkpoint, (GRID_FILE, WEIGHTS_FILE)) as files:
-                if files.get(GRID_FILE) and step is not None:
-                    self.tracker.trial_grid(trial.trial_id, files[GRID_FILE], step)
+            grid = grid_name(step) if step is not None else None
+            with _CheckpointFiles(checkpoint, (WEIGHTS_FILE,) if grid is None else (grid, WEIGHTS_FILE)) as files:
+                if grid in files:
+                    self.tracker.trial_grid(trial.trial_id, files[grid], step)
                 if files.get(WEIGHTS_FILE):
                     self.tracker.trial_weights(trial.trial_id, files[WEIGHTS_FILE])
 
@@ -105,8 +109,6 @@ class _CheckpointFiles:
 def progress_reporter(metric: str, extractor: str):
     """Tune's table: each trial's name (arm, seed, id), step, IS, the ranking metric and the divergence flag."""
     from ray import tune
-
-    from gan.metrics.schema import metric_key
 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the new output engine ignores custom reporters
     columns = {"step": "step", metric_key("is_mean", extractor): "IS", metric: metric, "diverged": "div"}

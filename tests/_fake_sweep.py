@@ -30,7 +30,7 @@ EXT = "effnet"
 FID_BASE = {"none": 100.0, "hflip": 90.0, "contrast": 95.0, "vflip": 120.0}
 DIVERGE_AT = {"contrast": 2}  # da -> step whose report is diverged=1 (the trial's last)
 FAIL_AFTER = {"vflip": 1}  # da -> step after whose report the trainable raises
-GRID_COLOURS = [(200, 30, 30), (30, 200, 30), (30, 30, 200)]  # samples.png colour at steps 1, 2, 3
+GRID_COLOURS = [(200, 30, 30), (30, 200, 30), (30, 30, 200)]  # the sample grid's colour at steps 1, 2, 3
 
 
 def arm(da: str) -> str:
@@ -68,6 +68,8 @@ def _trainable(config: dict) -> None:
     from PIL import Image
     from ray import tune
 
+    from gan.train import grid_name
+
     da, seed = config["da"], config["seed"]
     start = 1
     ckpt = tune.get_checkpoint()
@@ -84,7 +86,7 @@ def _trainable(config: dict) -> None:
             Path(d, "state.pt").write_bytes(b"fake")
             if step == config["steps"]:
                 Path(d, "generator.pt").write_bytes(b"fake weights")
-            Image.new("RGB", (8, 8), GRID_COLOURS[step - 1]).save(os.path.join(d, "samples.png"))
+            Image.new("RGB", (8, 8), GRID_COLOURS[step - 1]).save(os.path.join(d, grid_name(step)))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
         if FAIL_AFTER.get(da) == step:
             raise RuntimeError(f"fake failure of {da} after step {step}")

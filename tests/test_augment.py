@@ -79,9 +79,9 @@ def test_contrast_factor_one_is_the_identity_and_grey_images_stay_grey():
 
 @pytest.fixture(scope="module")
 def faces():
-    from gan import sources
+    from gan import realsets
 
-    return sources.load_real("lfw-subset", 100, 32, seed=0, cache_dir=False).images
+    return realsets.load_real("lfw-subset", 100, 32, seed=0, cache_dir=False).images
 
 
 def mean_grey(x):

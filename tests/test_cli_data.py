@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from gan import imagetable, sources
+from gan import imagetable, realsets, sources
 from gan.cache import image_hash
 from sweep.cli import main
 
@@ -31,7 +31,7 @@ def test_compose_and_preview(tmp_path, capsys):
     assert s.images.shape == (30, 3, 32, 32) and s.da_type.count("hflip") == 5
     meta = imagetable.read_image_metadata(tmp_path / "set.parquet")
     assert meta["da"] == "hflip+contrast" and meta["n_aug"] == 10 and meta["seed"] == 3
-    assert meta["real_hash"] == image_hash(sources.load_real("lfw-subset", 20, 32, 3, cache_dir=False).images)
+    assert meta["real_hash"] == image_hash(realsets.load_real("lfw-subset", 20, 32, 3, cache_dir=False).images)
 
     code, out, err = run(["data", "preview", str(tmp_path / "set.parquet"), "--out", str(tmp_path / "g.png"),
                           "--per-type", "4"], capsys)

@@ -7,7 +7,6 @@ a real cluster: Ray packs two trials per GPU, and torch, seeing no CUDA device h
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import ray
@@ -15,6 +14,7 @@ from ray.cluster_utils import Cluster
 
 from sweep.driver import run_sweep
 from sweep.plan import Options, resolve_plan
+from sweep.records import read_sweep
 from tests.sweep_helpers import TINY, sweep_runs
 
 pytestmark = pytest.mark.slow
@@ -40,10 +40,9 @@ def test_sweep_spreads_over_both_nodes(tmp_path, two_nodes):
     nodes = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
     assert len(nodes) == 2
     used = set()
-    for p in Path(sweep.path).glob("*/result.json"):
-        rows = [json.loads(line) for line in p.read_text().splitlines()]
-        assert rows[-1]["step"] == 4
-        used |= {r["node_id"] for r in rows}
+    for record in read_sweep(sweep.path):
+        assert record.last["step"] == 4
+        used |= {report.node_id for report in record.timeline}
     assert used == nodes, "trials ran on one node only"
     _, parents, children = sweep_runs(sweep.options.mlflow_uri)
     assert len(parents) == 1 and len(children) == 4

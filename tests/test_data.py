@@ -1,4 +1,5 @@
-"""gan.sources and gan.imagetable: source strings, every source on tiny fake folders in torchvision's layout, caching, the image table."""
+"""gan.sources and gan.realsets: source strings, every source on tiny fake folders in torchvision's layout, the seeded
+draw, unreadable files and the set cache."""
 
 import hashlib
 import os
@@ -10,9 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from gan import imagetable, sources
-from gan.cache import cache_root, image_hash
-from gan.imagetable import ImageSet
+from gan import imagetable, realsets, sources
+from gan.cache import cache_root
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -111,7 +111,7 @@ def make_lfw(root: Path, monkeypatch) -> Path:
 
 def expected(path: Path, size: int, crop=None) -> torch.Tensor:
     """What load_real should produce for one file."""
-    return sources.preprocess(imagetable.decode_image(path), size, crop)
+    return realsets.preprocess(imagetable.decode_image(path), size, crop)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -158,7 +158,7 @@ def test_resolve_source_makes_paths_absolute(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("size", [32, 64, 128])
 def test_lfw_subset_shapes(size):
-    s = sources.load_real("lfw-subset", 12, size, seed=0, cache_dir=False)
+    s = realsets.load_real("lfw-subset", 12, size, seed=0, cache_dir=False)
     assert s.images.shape == (12, 3, size, size) and s.images.dtype == torch.uint8
     assert s.source == ("real",) * 12 and s.da_type == ("none",) * 12
     assert all(0 <= i < 100 for i in s.index) and len(set(s.index)) == 12
@@ -166,19 +166,19 @@ def test_lfw_subset_shapes(size):
 
 
 def test_lfw_subset_all_100_faces_and_determinism():
-    a = sources.load_real("lfw-subset", 100, 32, seed=1, cache_dir=False)
+    a = realsets.load_real("lfw-subset", 100, 32, seed=1, cache_dir=False)
     assert sorted(a.index) == list(range(100))
-    b = sources.load_real("lfw-subset", 100, 32, seed=1, cache_dir=False)
+    b = realsets.load_real("lfw-subset", 100, 32, seed=1, cache_dir=False)
     assert torch.equal(a.images, b.images) and a.index == b.index
-    c = sources.load_real("lfw-subset", 100, 32, seed=2, cache_dir=False)
+    c = realsets.load_real("lfw-subset", 100, 32, seed=2, cache_dir=False)
     assert a.index != c.index
     with pytest.raises(ValueError, match=r"n_real=101 .* only 100 readable"):
-        sources.load_real("lfw-subset", 101, 32, seed=0, cache_dir=False)
+        realsets.load_real("lfw-subset", 101, 32, seed=0, cache_dir=False)
 
 
 def test_smaller_set_is_prefix_of_larger():
-    small = sources.load_real("lfw-subset", 5, 32, seed=3, cache_dir=False)
-    large = sources.load_real("lfw-subset", 20, 32, seed=3, cache_dir=False)
+    small = realsets.load_real("lfw-subset", 5, 32, seed=3, cache_dir=False)
+    large = realsets.load_real("lfw-subset", 20, 32, seed=3, cache_dir=False)
     assert small.index == large.index[:5] and torch.equal(small.images, large.images[:5])
 
 
@@ -187,15 +187,15 @@ def test_smaller_set_is_prefix_of_larger():
 def test_load_real_rejects_bad_args(kwargs, match):
     args = dict(spec="lfw-subset", n_real=4, image_size=32, seed=0) | kwargs
     with pytest.raises(ValueError, match=match):
-        sources.load_real(**args, cache_dir=False)
+        realsets.load_real(**args, cache_dir=False)
 
 
 def test_preprocess_crops_centre_square_then_resizes():
     img = torch.zeros(3, 218, 178, dtype=torch.uint8)
     img[:, 20:198] = 200  # the centre 178x178 square
-    out = sources.preprocess(img, 32, crop=sources.CELEBA_CROP)
+    out = realsets.preprocess(img, 32, crop=sources.CELEBA_CROP)
     assert out.shape == (3, 32, 32) and out.dtype == torch.uint8 and (out == 200).all()
-    assert sources.preprocess(torch.zeros(3, 40, 30, dtype=torch.uint8), 64, crop=150).shape == (3, 64, 64)
+    assert realsets.preprocess(torch.zeros(3, 40, 30, dtype=torch.uint8), 64, crop=150).shape == (3, 64, 64)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -204,7 +204,7 @@ def test_preprocess_crops_centre_square_then_resizes():
 
 def test_folder_recursive_sorted_case_insensitive(tmp_path):
     files = make_folder(tmp_path / "imgs")
-    s = sources.load_real(f"folder:{tmp_path / 'imgs'}", len(files), 32, seed=0, cache_dir=False)
+    s = realsets.load_real(f"folder:{tmp_path / 'imgs'}", len(files), 32, seed=0, cache_dir=False)
     assert sorted(s.index) == list(range(len(files)))
     for img, i in zip(s.images, s.index):
         assert torch.equal(img, expected(files[i], 32))
@@ -216,29 +216,33 @@ def test_folder_skips_unreadable_with_one_warning(tmp_path):
     good = write_image(tmp_path / "imgs" / "trunc.jpg", w=64, h=64, seed=9)
     good.write_bytes(good.read_bytes()[:300])  # truncated mid-scan
     spec = f"folder:{tmp_path / 'imgs'}"
-    with pytest.warns(UserWarning, match=r"skipped 2 unreadable image file\(s\)") as rec:
-        s = sources.load_real(spec, 4, 32, seed=0, cache_dir=False)
-    assert len([w for w in rec if "skipped" in str(w.message)]) == 1
+    with pytest.warns(realsets.SkippedImages, match=r"skipped 2 unreadable image file\(s\): ") as rec:
+        s = realsets.load_real(spec, 4, 32, seed=0, cache_dir=False)
+    (warning,) = [w for w in rec if "skipped" in str(w.message)]
+    assert {"broken.jpg (UnidentifiedImageError)", "trunc.jpg (OSError)"} <= set(
+        str(warning.message).split(": ", 1)[1].split(f" in {tmp_path / 'imgs'}")[0].split(", "))
     assert len(s) == 4
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("error")  # a failed load says everything in its error: no warning besides
         with pytest.raises(ValueError) as e:
-            sources.load_real(spec, 5, 32, seed=0, cache_dir=False)
+            realsets.load_real(spec, 5, 32, seed=0, cache_dir=False)
     assert "n_real=5" in str(e.value) and "only 4 readable (of 6)" in str(e.value)
+    assert "; skipped 2 unreadable image file(s): " in str(e.value) and "broken.jpg (UnidentifiedImageError)" in str(
+        e.value) and len(str(e.value).splitlines()) == 1
 
 
 def test_folder_missing_and_empty(tmp_path):
     with pytest.raises(FileNotFoundError, match="image folder .*nope does not exist"):
-        sources.load_real(f"folder:{tmp_path / 'nope'}", 1, 32, seed=0, cache_dir=tmp_path / "c")
+        realsets.load_real(f"folder:{tmp_path / 'nope'}", 1, 32, seed=0, cache_dir=tmp_path / "c")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no images"):
-        sources.load_real(f"folder:{tmp_path / 'empty'}", 1, 32, seed=0, cache_dir=False)
+        realsets.load_real(f"folder:{tmp_path / 'empty'}", 1, 32, seed=0, cache_dir=False)
 
 
 def test_folder_relative_path(tmp_path, monkeypatch):
     make_folder(tmp_path / "imgs", n=3)
     monkeypatch.chdir(tmp_path)
-    assert len(sources.load_real("folder:imgs", 3, 32, seed=0, cache_dir=False)) == 3
+    assert len(realsets.load_real("folder:imgs", 3, 32, seed=0, cache_dir=False)) == 3
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -261,23 +265,23 @@ def test_cache_hit_and_invalidation(tmp_path, monkeypatch):
     files = make_folder(tmp_path / "imgs", n=4)
     calls = counting_decoder(monkeypatch)
     spec, cache = f"folder:{tmp_path / 'imgs'}", tmp_path / "cache"
-    first = sources.load_real(spec, 3, 32, seed=0, cache_dir=cache)
+    first = realsets.load_real(spec, 3, 32, seed=0, cache_dir=cache)
     assert len(calls) == 3 and len(list((cache / "sets").glob("*.parquet"))) == 1
     assert not list((cache / "sets").glob("*.tmp"))  # the atomic write left nothing behind
 
-    second = sources.load_real(spec, 3, 32, seed=0, cache_dir=cache)
+    second = realsets.load_real(spec, 3, 32, seed=0, cache_dir=cache)
     assert len(calls) == 3  # served from the cache: nothing decoded
     assert torch.equal(first.images, second.images)
     assert (first.source, first.da_type, first.index) == (second.source, second.da_type, second.index)
 
-    sources.load_real(spec, 3, 64, seed=0, cache_dir=cache)  # another size is another entry
+    realsets.load_real(spec, 3, 64, seed=0, cache_dir=cache)  # another size is another entry
     assert len(calls) == 6
     write_image(files[0], seed=99)  # rewrite a file -> size/mtime change -> miss
     os.utime(files[0], ns=(1, 1))
-    third = sources.load_real(spec, 3, 32, seed=0, cache_dir=cache)
+    third = realsets.load_real(spec, 3, 32, seed=0, cache_dir=cache)
     assert len(calls) == 9 and len(list((cache / "sets").glob("*.parquet"))) == 3
     write_image(tmp_path / "imgs" / "new.png", seed=5)  # a new file -> miss
-    sources.load_real(spec, 3, 32, seed=0, cache_dir=cache)
+    realsets.load_real(spec, 3, 32, seed=0, cache_dir=cache)
     assert len(calls) == 12
     assert third.images.shape == (3, 3, 32, 32)
 
@@ -286,7 +290,7 @@ def test_cache_dir_default_from_env(tmp_path, monkeypatch):
     make_folder(tmp_path / "imgs", n=2)
     monkeypatch.setenv("GANSWEEP_CACHE", str(tmp_path / "envcache"))
     assert cache_root() == tmp_path / "envcache"
-    sources.load_real(f"folder:{tmp_path / 'imgs'}", 2, 32, seed=0)
+    realsets.load_real(f"folder:{tmp_path / 'imgs'}", 2, 32, seed=0)
     assert len(list((tmp_path / "envcache" / "sets").glob("*.parquet"))) == 1
 
 
@@ -296,7 +300,7 @@ def test_cache_dir_default_from_env(tmp_path, monkeypatch):
 
 def test_celeba(tmp_path, monkeypatch):
     base = make_celeba(tmp_path / "root", monkeypatch)
-    s = sources.load_real(f"celeba:{tmp_path / 'root'}", 4, 64, seed=0, cache_dir=False)
+    s = realsets.load_real(f"celeba:{tmp_path / 'root'}", 4, 64, seed=0, cache_dir=False)
     assert s.images.shape == (4, 3, 64, 64)
     files = sorted((base / "img_align_celeba").glob("*.jpg"))
     for img, i in zip(s.images, s.index):
@@ -305,42 +309,42 @@ def test_celeba(tmp_path, monkeypatch):
 
 def test_celeba_missing_files_message(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError) as e:
-        sources.load_real(f"celeba:{tmp_path}", 2, 32, seed=0, cache_dir=False)
+        realsets.load_real(f"celeba:{tmp_path}", 2, 32, seed=0, cache_dir=False)
     msg = str(e.value)
     assert "\n" not in msg and f"{tmp_path}/celeba/" in msg and "img_align_celeba" in msg
     assert "list_eval_partition.txt" in msg
     base = make_celeba(tmp_path, monkeypatch)
     (base / "identity_CelebA.txt").unlink()
     with pytest.raises(FileNotFoundError, match="missing: identity_CelebA.txt"):
-        sources.load_real(f"celeba:{tmp_path}", 2, 32, seed=0, cache_dir=False)
+        realsets.load_real(f"celeba:{tmp_path}", 2, 32, seed=0, cache_dir=False)
 
 
 def test_celeba_md5_mismatch_is_one_line(tmp_path, monkeypatch):
     base = make_celeba(tmp_path, monkeypatch)
     (base / "list_attr_celeba.txt").write_text("3\nSmiling\n")  # no longer matches the (patched) md5
     with pytest.raises(ValueError, match="torchvision could not open the dataset") as e:
-        sources.load_real(f"celeba:{tmp_path}", 2, 32, seed=0, cache_dir=False)
+        realsets.load_real(f"celeba:{tmp_path}", 2, 32, seed=0, cache_dir=False)
     assert "\n" not in str(e.value) and "md5" in str(e.value)
 
 
 def test_oxford_pet_breed_filter(tmp_path):
     make_pet(tmp_path)
-    everything = sources.load_real(f"oxford-pet:{tmp_path}", 12, 32, seed=0, cache_dir=False)
+    everything = realsets.load_real(f"oxford-pet:{tmp_path}", 12, 32, seed=0, cache_dir=False)
     assert sorted(everything.index) == list(range(12))
     for breed in ["Pomeranian", "pomeranian", "American_Bulldog", "american bulldog"]:
-        s = sources.load_real(f"oxford-pet:{tmp_path}:{breed}", 4, 32, seed=0, cache_dir=False)
+        s = realsets.load_real(f"oxford-pet:{tmp_path}:{breed}", 4, 32, seed=0, cache_dir=False)
         assert s.images.shape == (4, 3, 32, 32)
     with pytest.raises(ValueError, match=r"only 4 readable"):
-        sources.load_real(f"oxford-pet:{tmp_path}:Pomeranian", 5, 32, seed=0, cache_dir=False)
+        realsets.load_real(f"oxford-pet:{tmp_path}:Pomeranian", 5, 32, seed=0, cache_dir=False)
     with pytest.raises(ValueError) as e:
-        sources.load_real(f"oxford-pet:{tmp_path}:Beagle", 1, 32, seed=0, cache_dir=False)
+        realsets.load_real(f"oxford-pet:{tmp_path}:Beagle", 1, 32, seed=0, cache_dir=False)
     assert str(e.value) == ("unknown Oxford-IIIT Pet breed 'Beagle'; available: Abyssinian, American Bulldog, "
                             "Pomeranian")
 
 
 def test_oxford_pet_breed_images_are_that_breed(tmp_path):
     base = make_pet(tmp_path)
-    s = sources.load_real(f"oxford-pet:{tmp_path}:pomeranian", 4, 32, seed=1, cache_dir=False)
+    s = realsets.load_real(f"oxford-pet:{tmp_path}:pomeranian", 4, 32, seed=1, cache_dir=False)
     want = [expected(base / "images" / f"pomeranian_{k}.jpg", 32) for k in range(1, 5)]
     for img in s.images:
         assert any(torch.equal(img, w) for w in want)
@@ -348,7 +352,7 @@ def test_oxford_pet_breed_images_are_that_breed(tmp_path):
 
 def test_oxford_pet_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"oxford-iiit-pet/images.*missing: images"):
-        sources.load_real(f"oxford-pet:{tmp_path}", 1, 32, seed=0, cache_dir=False)
+        realsets.load_real(f"oxford-pet:{tmp_path}", 1, 32, seed=0, cache_dir=False)
 
 
 def test_download_goes_through_torchvision(tmp_path, monkeypatch):
@@ -358,10 +362,10 @@ def test_download_goes_through_torchvision(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(OxfordIIITPet, "_download", lambda self: calls.append(1) or (
         self._check_exists() or make_pet(Path(self.root))))
-    s = sources.load_real(f"oxford-pet:{tmp_path}:Pomeranian", 2, 32, seed=0, cache_dir=False, download=True)
+    s = realsets.load_real(f"oxford-pet:{tmp_path}:Pomeranian", 2, 32, seed=0, cache_dir=False, download=True)
     assert len(s) == 2 and calls
     calls.clear()
-    sources.load_real(f"oxford-pet:{tmp_path}", 2, 32, seed=0, cache_dir=tmp_path / "c", download=True)
+    realsets.load_real(f"oxford-pet:{tmp_path}", 2, 32, seed=0, cache_dir=tmp_path / "c", download=True)
     assert not calls  # files present: no download attempted
 
     def offline(self):
@@ -369,12 +373,12 @@ def test_download_goes_through_torchvision(tmp_path, monkeypatch):
 
     monkeypatch.setattr(OxfordIIITPet, "_download", offline)
     with pytest.raises(ValueError, match="torchvision could not open the dataset .*network is unreachable"):
-        sources.load_real(f"oxford-pet:{tmp_path / 'other'}", 1, 32, seed=0, cache_dir=False, download=True)
+        realsets.load_real(f"oxford-pet:{tmp_path / 'other'}", 1, 32, seed=0, cache_dir=False, download=True)
 
 
 def test_lfw(tmp_path, monkeypatch):
     base = make_lfw(tmp_path, monkeypatch)
-    s = sources.load_real(f"lfw:{tmp_path}", 6, 128, seed=0, cache_dir=False)
+    s = realsets.load_real(f"lfw:{tmp_path}", 6, 128, seed=0, cache_dir=False)
     assert s.images.shape == (6, 3, 128, 128)
     files = [base / "lfw_funneled" / n / f"{n}_{k:04d}.jpg"
              for n, c in [("Alice_Smith", 2), ("Bob_Jones", 1), ("Carol_King", 3)] for k in range(1, c + 1)]
@@ -385,65 +389,14 @@ def test_lfw(tmp_path, monkeypatch):
 def test_lfw_missing(tmp_path):
     (tmp_path / "lfw-py").mkdir()
     with pytest.raises(FileNotFoundError) as e:
-        sources.load_real(f"lfw:{tmp_path}", 1, 32, seed=0, cache_dir=False, download=True)
+        realsets.load_real(f"lfw:{tmp_path}", 1, 32, seed=0, cache_dir=False, download=True)
     assert "lfw-funneled.tgz" in str(e.value) and "can no longer download" in str(e.value)
 
 
 def test_torchvision_source_cache_hit(tmp_path, monkeypatch):
     make_pet(tmp_path)
     spec, cache = f"oxford-pet:{tmp_path}", tmp_path / "cache"
-    a = sources.load_real(spec, 3, 32, seed=0, cache_dir=cache)
+    a = realsets.load_real(spec, 3, 32, seed=0, cache_dir=cache)
     monkeypatch.setattr(sources, "_decode_item", lambda *a: pytest.fail("decoded despite the cache"))
-    b = sources.load_real(spec, 3, 32, seed=0, cache_dir=cache)
+    b = realsets.load_real(spec, 3, 32, seed=0, cache_dir=cache)
     assert torch.equal(a.images, b.images) and a.index == b.index
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# image table, hash, preview
-
-
-def random_set(n=7, size=32, seed=0) -> ImageSet:
-    g = torch.Generator().manual_seed(seed)
-    images = torch.randint(0, 256, (n, 3, size, size), generator=g, dtype=torch.uint8)
-    return ImageSet(images, ("real",) * 3 + ("aug",) * (n - 3), ("none",) * 3 + ("hflip",) * (n - 3),
-                    tuple(range(n)))
-
-
-def test_image_table_round_trip_bit_exact(tmp_path):
-    s = random_set()
-    meta = {"dataset": "lfw-subset", "n_aug": 4, "nested": {"a": [1, 2]}}
-    imagetable.write_image_table(tmp_path / "t.parquet", s, metadata=meta)
-    back = imagetable.read_image_table(tmp_path / "t.parquet")
-    assert torch.equal(back.images, s.images) and back.images.dtype == torch.uint8
-    assert (back.source, back.da_type, back.index) == (s.source, s.da_type, s.index)
-    assert imagetable.read_image_metadata(tmp_path / "t.parquet") == meta
-    import pyarrow.parquet as pq
-
-    assert pq.read_schema(tmp_path / "t.parquet").names == ["png", "source", "da_type", "index"]
-
-
-def test_image_table_empty_and_errors(tmp_path):
-    empty = ImageSet(torch.empty(0, 3, 64, 64, dtype=torch.uint8), (), (), ())
-    imagetable.write_image_table(tmp_path / "e.parquet", empty)
-    assert imagetable.read_image_table(tmp_path / "e.parquet").images.shape == (0, 3, 64, 64)
-    with pytest.raises(FileNotFoundError):
-        imagetable.read_image_table(tmp_path / "missing.parquet")
-    with pytest.raises(ValueError, match="uint8"):
-        imagetable.write_image_table(tmp_path / "f.parquet", ImageSet(torch.zeros(1, 3, 4, 4), ("real",), ("none",), (0,)))
-
-
-def test_image_hash():
-    a, b = random_set(seed=0), random_set(seed=0)
-    assert image_hash(a.images) == image_hash(b.images) and len(image_hash(a.images)) == 16
-    changed = a.images.clone()
-    changed[0, 0, 0, 0] ^= 1
-    assert image_hash(changed) != image_hash(a.images)
-
-
-def test_preview_grid():
-    s = random_set(n=7, size=32)
-    grid = imagetable.preview_grid(s, per_type=3)
-    # two rows (none, hflip) of 3 cells, 32 px images upscaled x2 to 64
-    assert grid.size == (2 + 3 * 66, 2 + 2 * (14 + 64 + 2))
-    px = np.asarray(grid)
-    assert (px[:16, :60] < 128).any()  # the label is drawn above the first row

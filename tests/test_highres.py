@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from gan import sources, train
+from gan import realsets, sources, train
 from gan.config import TrialConfig, flat
 from gan.methods import METHODS, RESIZE, TrainData, get_method, method_of, prepare_data, srcnn_quality, to_size
 from gan.steps import srcnn_lr, to_float
-from gan.train import (build_state, eval_noise, generate, load_state, sample, save_state, train_srcnn, train_steps,
-                       train_until)
+from gan.checkpoint import build_state, load_state, save_state
+from gan.train import eval_noise, generate, sample, train_srcnn, train_steps, train_until
 
 CPU = torch.device("cpu")
 STUDY_METHODS = ("dcgan32", "dcgan64", "dcgan128", "stackgan128", "dcgan64+srcnn")
@@ -35,7 +35,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def photos():
     """200 training tiles and 16 held-out ones of skimage-photos at 128x128."""
-    return sources.load_split("skimage-photos", 200, 16, 128, seed=0, cache_dir=False)
+    return realsets.load_split("skimage-photos", 200, 16, 128, seed=0, cache_dir=False)
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +124,7 @@ def test_to_size_is_the_sources_resize(photos):
     for size in (32, 64):
         out = to_size(x, size)
         assert out.dtype == torch.uint8 and out.shape == (3, 3, size, size)
-        assert all(torch.equal(out[i], sources.preprocess(x[i], size)) for i in range(3))  # one op, batch or not
+        assert all(torch.equal(out[i], realsets.preprocess(x[i], size)) for i in range(3))  # one op, batch or not
     assert to_size(x, 128) is x  # already there: untouched
     assert torch.equal(to_size(torch.full((1, 3, 64, 64), 77, dtype=torch.uint8), 128),
                        torch.full((1, 3, 128, 128), 77, dtype=torch.uint8))  # a flat image stays flat, no overshoot
@@ -408,7 +408,7 @@ def test_local_loop_trains_a_method(tmp_path, real, monkeypatch):
     monkeypatch.setattr(train, "GRID_SAMPLES", 4)
     cfg = tiny("dcgan64+srcnn", steps=3, eval_every=2)
     seen = []
-    state = train.train(cfg, real, tmp_path, device=CPU, progress=False, on_eval=lambda st, s: seen.append(st.step))
+    state = train.train(cfg, real, tmp_path, device=CPU, progress="off", on_eval=lambda st, s: seen.append(st.step))
     assert seen == [2, 3] and state.step == 3 and state.sr_step == cfg.srcnn_steps
     lines = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert [line["step"] for line in lines] == [2, 3]
@@ -443,14 +443,14 @@ def test_skimage_photos_counts_and_tiles():
 
 
 def test_skimage_photos_split_is_seeded_and_disjoint():
-    train_set, held = sources.load_split("skimage-photos", 200, 100, 128, seed=3, cache_dir=False)
+    train_set, held = realsets.load_split("skimage-photos", 200, 100, 128, seed=3, cache_dir=False)
     assert train_set.images.shape == (200, 3, 128, 128) and held.images.shape == (77, 3, 128, 128)  # 277 in all
     assert not set(train_set.index) & set(held.index)
-    again = sources.load_real("skimage-photos", 200, 128, seed=3, cache_dir=False)
+    again = realsets.load_real("skimage-photos", 200, 128, seed=3, cache_dir=False)
     assert again.index == train_set.index and torch.equal(again.images, train_set.images)
-    other = sources.load_real("skimage-photos", 200, 128, seed=4, cache_dir=False)
+    other = realsets.load_real("skimage-photos", 200, 128, seed=4, cache_dir=False)
     assert other.index != train_set.index
-    small = sources.load_real("skimage-photos", 10, 64, seed=3, cache_dir=False)
+    small = realsets.load_real("skimage-photos", 10, 64, seed=3, cache_dir=False)
     assert small.index == train_set.index[:10] and torch.equal(small.images, to_size(train_set.images[:10], 64))
     with pytest.raises(ValueError, match="dataset source 'skimage-photos' takes no path"):
         sources.parse_source("skimage-photos:/data")

@@ -20,9 +20,9 @@ N_FIT = 60  # faces the probe is trained on; the other 40 of the 100 are held ou
 def faces():
     """The probe (vflip and hflip) fitted on 60 faces, and effnet features of the 40 held-out faces: original,
     vflipped, hflipped. One extractor pass per image set, shared by every test here."""
-    from gan import sources
+    from gan import realsets
 
-    images = sources.load_real("lfw-subset", 100, 32, seed=0, cache_dir=False).images  # effnet upscales to 224
+    images = realsets.load_real("lfw-subset", 100, 32, seed=0, cache_dir=False).images  # effnet upscales to 224
     ext = get_extractor("effnet")
     pool = ext.features(images)["pool"]
     probe = leakage.fit_probe(images[:N_FIT], ext, real_pool=pool[:N_FIT], da=("vflip", "hflip"), seed=0)

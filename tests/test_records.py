@@ -8,8 +8,11 @@ import math
 
 import pytest
 
-from sweep.records import (MLFLOW_STATUS, OUTCOMES, inprocess_trial_id, metrics_of, outcome, read_sweep,
-                           trial_dirname, trial_name)
+from collections import Counter
+from pathlib import Path
+
+from sweep.records import (MLFLOW_STATUS, OUTCOMES, ReportLine, inprocess_trial_id, metrics_of, outcome, read_sweep,
+                           sweep_status, trial_dirname, trial_name)
 from tests import _fake_sweep as fake
 
 
@@ -34,8 +37,15 @@ def test_every_tune_trial_is_one_record(exp):
         assert [h["fid_effnet"] for h in r.history] == [fake.fake_metrics("hflip", r.seed, s)["fid_effnet"]
                                                         for s in (1, 2, 3)]
         assert [g.step for g in r.grids] == [2, 3]  # Tune keeps the last 2 checkpoints
+        assert [Path(g.path).name for g in r.grids] == ["samples_step000002.png", "samples_step000003.png"]
         assert r.weights and r.weights.endswith("generator.pt")
         assert r.reports == 3 and r.mlflow_status == "FINISHED"
+        # the timeline is result.json's bookkeeping, line by line (read here independently of the records module)
+        raw = [json.loads(line) for line in (Path(r.path) / "result.json").read_text().splitlines()]
+        assert r.timeline == [ReportLine(row["step"], row["timestamp"], row["time_total_s"], row["pid"], None)
+                              for row in raw]
+        assert [t.step for t in r.timeline] == [1, 2, 3] and all(isinstance(t.pid, int) for t in r.timeline)
+        assert r.timeline[0].time_total_s <= r.timeline[-1].time_total_s
     assert by_arm["contrast@100"][0].last["diverged"] == 1 and by_arm["contrast@100"][0].weights is None
 
 
@@ -55,6 +65,14 @@ def test_outcome_rules():
     assert outcome({"step": 4000, "train_seconds": 59.0}, timed, status="RUNNING") == "interrupted"
     assert set(MLFLOW_STATUS) == set(OUTCOMES)
     assert [MLFLOW_STATUS[o] for o in OUTCOMES] == ["FINISHED", "FINISHED", "FINISHED", "FAILED", "KILLED"]
+
+
+def test_sweep_status():
+    assert sweep_status(["finished", "diverged", "stopped"]) == "FINISHED"  # a diverged GAN is a result
+    assert sweep_status(["finished", "failed"]) == "FAILED"
+    assert sweep_status(Counter({"finished": 3, "interrupted": 1})) == "FAILED"  # unfinished: not through
+    assert sweep_status([]) == "FINISHED"
+    assert {sweep_status([o]) for o in OUTCOMES} == {"FINISHED", "FAILED"}
 
 
 def test_metrics_of_policy():
@@ -86,7 +104,8 @@ def test_in_process_folders_repeated_steps_and_a_torn_line(tmp_path):
         d = exp / trial_dirname(config, tid)
         d.mkdir(parents=True)
         (d / "params.json").write_text(json.dumps(config))
-        rows = [{**fake.fake_metrics(da, 0, s), "trial_id": tid, "loss_g": float(i)} for i, s in enumerate(lines)]
+        rows = [{**fake.fake_metrics(da, 0, s), "trial_id": tid, "loss_g": float(i), "timestamp": 100.0 + i,
+                 "time_total_s": 0.5 * i, "pid": 7} for i, s in enumerate(lines)]
         (d / "result.json").write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"step": 4, "loss')
         if error:
             (d / "error.txt").write_text("Traceback ...")
@@ -97,6 +116,7 @@ def test_in_process_folders_repeated_steps_and_a_torn_line(tmp_path):
     assert [h["step"] for h in done.history] == [1, 2, 3] and done.reports == 4
     assert done.history[1]["loss_g"] == 2.0  # the repeated step's last line
     assert done.outcome == "finished" and done.status is None
+    assert done.timeline == [ReportLine(s, 100.0 + i, 0.5 * i, 7, None) for i, s in enumerate([1, 2, 2, 3])]
     assert records["00001_bbbbbbbb"].outcome == "failed"
 
 

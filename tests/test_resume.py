@@ -5,7 +5,6 @@ what the dead driver logged included, ends up there."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -14,6 +13,7 @@ import time
 
 import pytest
 
+from sweep.records import read_sweep
 from tests.sweep_helpers import TINY, grid_steps, metric_steps, sweep_runs
 
 pytestmark = pytest.mark.slow
@@ -40,22 +40,24 @@ def test_kill_driver_then_resume(tmp_path, mode):
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     sweep = storage / "sw"
-    deadline = time.time() + 240
+    deadline, unreadable = time.time() + 240, None
     try:
         # Wait until a trial has reported a few checkpoints, then kill everything the driver started.
         while time.time() < deadline:
-            steps = [json.loads(l)["step"] for p in sweep.glob("*/result.json") for l in p.read_text().splitlines()]
+            try:
+                steps = [r.last["step"] for r in read_sweep(sweep) if r.history]
+            except Exception as e:  # noqa: BLE001 -- Tune copies its experiment state while we read: try again
+                steps, unreadable = [], e
             if steps and max(steps) >= 6:
                 break
             assert proc.poll() is None, "the sweep ended before it could be killed"
             time.sleep(0.5)
         else:
-            pytest.fail("no trial reported in time")
+            pytest.fail(f"no trial reported in time (last read error: {unreadable!r})")
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the driver's session: itself, its GCS and raylet (workers follow)
         proc.wait()
-    unfinished = [p for p in sweep.glob("*/result.json")
-                  if json.loads(p.read_text().splitlines()[-1])["step"] < 40]
+    unfinished = [r for r in read_sweep(sweep) if r.last.get("step", 0) < 40]
     assert unfinished, "both trials finished before the kill: the test did not test resume"
 
     new_uri = f"sqlite:///{tmp_path}/moved.db" if mode == "ray" else None

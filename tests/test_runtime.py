@@ -41,7 +41,8 @@ def test_default_mode_turns_benchmark_on_and_undoes_a_deterministic_trial(restor
 
 
 def short_run(cfg):
-    from gan.train import build_state, train_steps
+    from gan.checkpoint import build_state
+    from gan.train import train_steps
 
     data = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     state = build_state(cfg, torch.device("cpu"))

@@ -72,7 +72,8 @@ def test_smoke_sweep_writes_mlflow_runs_and_report(tmp_path):
         assert [a.path for a in client.list_artifacts(run.info.run_id, "model")] == ["model/generator.pt"]
     # The final generator loads safely and samples the arm again, exactly as scored.
     from gan.imagetable import read_image_table
-    from gan.train import eval_noise, load_generator, sample
+    from gan.checkpoint import load_generator
+    from gan.train import eval_noise, sample
 
     record = next(iter(records.values()))
     state = load_generator(record.weights)
@@ -99,7 +100,7 @@ def test_killed_worker_resumes_from_checkpoint_with_same_numbers(tmp_path, chaos
     # Reference: the same trial, uninterrupted, in-process with the same thread count.
     ref, ref_opts = sweep_in(tmp_path / "ref", only=["hflip@64"], in_process=True, **settings)
     run_sweep(ref, report=False)
-    ref_rows = [json.loads(l) for p in Path(ref.path).glob("*/result.json") for l in p.read_text().splitlines()]
+    (reference,) = read_sweep(ref.path)
 
     (chaos_dir / "kill_at_step").write_text("4")  # the worker dies right after reporting step 4
     sweep, opts = sweep_in(tmp_path / "chaos", only=["hflip@64"], **settings)
@@ -107,15 +108,14 @@ def test_killed_worker_resumes_from_checkpoint_with_same_numbers(tmp_path, chaos
     (chaos_dir / "kill_at_step").unlink()
     assert (chaos_dir / "killed").exists(), "the fault was never injected"
 
-    (trial_dir,) = [p.parent for p in Path(sweep.path).glob("*/result.json")]
-    rows = [json.loads(l) for l in (trial_dir / "result.json").read_text().splitlines()]
-    # Restored from the step-4 (or step-2) checkpoint and continued to the end: the last report is step 6.
-    assert rows[-1]["step"] == 6 and len({r["pid"] for r in rows}) == 2
+    (record,) = read_sweep(sweep.path)
+    # Restored from the step-4 (or step-2) checkpoint and continued to the end by a second worker process.
+    assert record.last["step"] == 6 and len({report.pid for report in record.timeline}) == 2
     for key in ("loss_d", "loss_g", "fid_effnet", "is_mean_effnet", "kid_mean_effnet"):
-        assert rows[-1][key] == ref_rows[-1][key], key
+        assert record.last[key] == reference.last[key], key
     # MLflow: one run for the trial, each step once.
     client, _, children = sweep_runs(opts.mlflow_uri)
-    (run,) = [r for r in children if r.data.tags["gansweep.trial_id"] == rows[-1]["trial_id"]]
+    (run,) = [r for r in children if r.data.tags["gansweep.trial_id"] == record.trial_id]
     assert metric_steps(client, run.info.run_id, "fid_effnet") == [2, 4, 6]
     assert run.data.tags["gansweep.outcome"] == "finished"
 
@@ -175,15 +175,14 @@ def test_optuna_study(tmp_path, in_process):
                          overrides={**TINY, "dataset": "lfw-subset", "n_real": 100, "extractor": "effnet"})
     run_sweep(sweep, report=False)
     opts = sweep.options
-    rows = [json.loads(p.read_text().splitlines()[-1]) for p in Path(sweep.path).glob("*/result.json")]
-    assert len(rows) == 3 and all(r["step"] == 4 for r in rows)
-    configs = [r["config"] for r in rows]
-    for c in configs:  # the study's settings, and the conditional space: a ratio other than 0.5 only for pairs
+    records = read_sweep(sweep.path)
+    assert len(records) == 3 and all(r.last["step"] == 4 for r in records)
+    for c in (r.config for r in records):  # the study's settings, and the conditional space: a ratio other than 0.5 only for pairs
         assert (c["steps"], c["image_size"], c["g_width"]) == (4, 64, 8)
         assert "+" in c["da"] or c["pair_ratio"] == 0.5
     _, _, children = sweep_runs(opts.mlflow_uri)
     assert sorted(r.data.params["arm"] for r in children if r.data.tags["gansweep.role"] == "trial") \
-        == sorted(r.arm for r in read_sweep(sweep.path))
+        == sorted(r.arm for r in records)
 
 
 def test_asha_stops_weak_arms_early(tmp_path):
@@ -193,7 +192,7 @@ def test_asha_stops_weak_arms_early(tmp_path):
                                                                        "vflip@64"), options=opts)
     assert run_sweep(sweep, report=False).ok  # stopped early by a scheduler is not a failure
     opts = sweep.options
-    last = [json.loads(p.read_text().splitlines()[-1])["step"] for p in Path(sweep.path).glob("*/result.json")]
+    last = [r.last["step"] for r in read_sweep(sweep.path)]
     assert len(last) == 4 and max(last) == 8 and min(last) < 8  # at least one arm was cut at a rung
     _, _, children = sweep_runs(opts.mlflow_uri)
     outcomes = sorted(r.data.tags["gansweep.outcome"] for r in children)

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from sweep import tracking
+from gan.train import grid_name
+from sweep import trackers
 from sweep.backfill import backfill
 from sweep.tracking import SweepTracker, mlflow_params
 from tests import _fake_sweep as fake
@@ -94,10 +95,10 @@ def live(template_db, tmp_path_factory):
         tracker = SweepTracker(uri, EXPERIMENT)
         path = root / "live"
         parent = tracker.start_sweep("live", str(path), "test", params={"study": "test"}, tags={})
-        tracking.activate(str(path), tracker)
+        trackers.activate(str(path), tracker)
         fake.run_experiment(root, name="live", callbacks=[MlflowTuneCallback(str(path))])
         tracker.end_sweep()
-        tracking.deactivate(str(path))
+        trackers.deactivate(str(path))
     finally:
         if started:
             ray.shutdown()
@@ -167,8 +168,8 @@ def test_parent_child_params_metrics_and_roles(store, tmp_path):
 def test_commit_tag_falls_back_to_the_package_version(tmp_path):
     from importlib.metadata import version
 
-    assert tracking.source_version(tmp_path) == f"gansweep {version('gansweep')}"  # no .git there
-    assert len(tracking.source_version()) == 40
+    assert trackers.source_version(tmp_path) == f"gansweep {version('gansweep')}"  # no .git there
+    assert len(trackers.source_version()) == 40
 
 
 def test_an_experiment_made_elsewhere_is_marked_as_model_training(store, tmp_path):
@@ -225,13 +226,13 @@ def test_callback_finds_its_tracker_by_sweep_path_after_unpickling(store, tmp_pa
     assert cb.tracker is None  # no driver: one warning, nothing logged
     t = SweepTracker(store, EXPERIMENT)
     t.start_sweep("s", path, "test")
-    tracking.activate(path, t)
+    trackers.activate(path, t)
     try:
         trial = SimpleNamespace(trial_id="a", config=_fake_config(), last_result={})
         cb.on_trial_start(iteration=0, trials=[trial], trial=trial)
         assert t.run_id("a") is not None
     finally:
-        tracking.deactivate(path)
+        trackers.deactivate(path)
 
 
 def test_callback_outcomes_without_tune(store, tmp_path):
@@ -245,11 +246,12 @@ def test_callback_outcomes_without_tune(store, tmp_path):
     t = SweepTracker(store, EXPERIMENT)
     path = str(tmp_path / "cb")
     t.start_sweep("s", path, "test")
-    tracking.activate(path, t)
+    trackers.activate(path, t)
     cb = MlflowTuneCallback(path)
     ckpt = tmp_path / "ckpt"
     ckpt.mkdir()
-    _grid(ckpt / "samples.png")
+    for step in (1, 2, 3):  # the checkpoint of each case's last report holds that step's grid
+        _grid(ckpt / grid_name(step))
     (ckpt / "generator.pt").write_bytes(b"weights")
     cases = {"full": (3, 0, "finished"), "asha": (1, 0, "stopped"), "nan": (2, 1, "diverged")}
     try:
@@ -265,7 +267,7 @@ def test_callback_outcomes_without_tune(store, tmp_path):
         cb.on_trial_start(iteration=0, trials=[err], trial=err)
         cb.on_trial_error(iteration=0, trials=[err], trial=err)
     finally:
-        tracking.deactivate(path)
+        trackers.deactivate(path)
     client = _client(store)
     for tid, (step, _, outcome) in cases.items():
         run = client.get_run(t.run_id(tid))

@@ -1,15 +1,17 @@
 """Training step, checkpoints that continue bit-exactly, divergence, precision, sampling and `gansweep train`."""
 
 import json
+import re
 
 import pytest
 import torch
 from PIL import Image
 
-from gan.config import TrialConfig
-from gan.train import (TrainState, build_state, eval_noise, generate, load_state, resolve_precision, sample_batch,
-                       save_grid, save_state, train, train_steps)
-from gan.runtime import select_device
+from gan.config import TrialConfig, flat
+from gan.checkpoint import TrainState, build_state, load_state, save_state
+from gan.runtime import resolve_precision, select_device
+from gan.steps import sample_batch
+from gan.train import eval_noise, generate, grid_name, grid_step, save_grid, train, train_steps
 
 CPU = torch.device("cpu")
 
@@ -125,7 +127,7 @@ def test_train_stops_on_divergence(tmp_path, data):
     with torch.no_grad():
         state.G.net[0].weight.fill_(float("nan"))
     seen = []
-    out = train(tiny(), data, tmp_path, state=state, progress=False, on_eval=lambda st, s: seen.append(s))
+    out = train(tiny(), data, tmp_path, state=state, progress="off", on_eval=lambda st, s: seen.append(s))
     assert out.diverged and out.step == 1 and len(seen) == 1 and seen[0].diverged
     assert (tmp_path / "state.pt").exists() and not list(tmp_path.glob("samples_*.png"))
     assert torch.load(tmp_path / "state.pt", weights_only=True)["diverged"] is True
@@ -198,12 +200,33 @@ def test_save_grid(tmp_path):
 
 def test_train_loop_writes_files(tmp_path, data):
     seen = []
-    state = train(tiny(steps=5, eval_every=2), data, tmp_path, device=CPU, progress=False,
+    state = train(tiny(steps=5, eval_every=2), data, tmp_path, device=CPU, progress="off",
                   on_eval=lambda st, s: seen.append(st.step))
     assert seen == [2, 4, 5] and state.step == 5 and not state.diverged
     assert sorted(p.name for p in tmp_path.glob("*.png")) == [f"samples_step{s:06d}.png" for s in (2, 4, 5)]
     assert len((tmp_path / "log.jsonl").read_text().splitlines()) == 3
     assert load_state(tiny(steps=5, eval_every=2), tmp_path / "state.pt", CPU).step == 5
+
+
+def test_grid_names_carry_their_step():
+    assert grid_name(300) == "samples_step000300.png" and grid_step(grid_name(300)) == 300
+    assert grid_step("samples.png") is None and grid_step("samples_step000300.png.tmp") is None
+
+
+def test_progress_lines_every_tenth_of_the_steps(tmp_path, data, capsys):
+    """A log (a Ray task's) gets a whole line every tenth of the steps, across chunk ends, and the last step."""
+    train(tiny(steps=23, eval_every=7), data, tmp_path, device=CPU, progress="lines", desc="donor x")
+    lines = capsys.readouterr().err.splitlines()
+    steps = [int(re.fullmatch(r"donor x: step (\d+)/23 \((\d+)%\), [\d.]+ s", line).group(1)) for line in lines]
+    assert steps == [3, 6, 9, 12, 15, 18, 21, 23]  # every ceil(23 / 10) = 3 steps, then the end
+    with pytest.raises(ValueError, match="allowed: bar, lines, off"):
+        train(tiny(), data, tmp_path, progress=False)
+
+
+def test_checkpoint_config_is_the_flat_config(data):
+    cfg = tiny(da="hflip", n_aug=4)
+    sd = build_state(cfg, CPU).state_dict()
+    assert sd["config"] == flat(cfg) and TrialConfig(**sd["config"]) == cfg
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -225,9 +248,9 @@ def test_cli_end_to_end(tmp_path, capsys):
                          "--steps", "4", "--eval-every", "2", "--seed", "3", "--precision", "fp32",
                          "--threads", "1", "--quiet", "--out", str(out)], capsys)
     assert code == 0, cap.err
-    assert (out / "samples_step000002.png").exists() and (out / "samples_step000004.png").exists()
+    assert (out / grid_name(2)).exists() and (out / grid_name(4)).exists()
     cfg = json.loads((out / "config.json").read_text())
-    assert cfg["da"] == ["hflip"] and cfg["n_aug"] == 8 and cfg["seed"] == 3
+    assert cfg["da"] == "hflip" and cfg["n_aug"] == 8 and cfg["seed"] == 3  # flat: as params.json and MLflow
     state = load_state(TrialConfig(**cfg), out / "state.pt", CPU)
     assert state.step == 4
 

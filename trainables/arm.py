@@ -18,11 +18,12 @@ from pathlib import Path
 import ray
 
 from gan import augment, metrics, methods, train
+from gan.checkpoint import build_state, load_state, save_generator, save_state
 from gan.config import TrialConfig
 from gan.imagetable import ImageSet, write_image_table
 from gan.runtime import device_name, select_device, set_threads
 from trainables import session
-from trainables.files import FINAL_SAMPLES_FILE, GRID_FILE, STATE_FILE, WEIGHTS_FILE
+from trainables.files import FINAL_SAMPLES_FILE, STATE_FILE, WEIGHTS_FILE
 from trainables.inputs import TrialInputs, input_key
 
 
@@ -55,9 +56,9 @@ def train_arm(config: dict, inputs: dict | None = None) -> None:
     checkpoint = session.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as d:
-            state = train.load_state(cfg, Path(d) / STATE_FILE, device)
+            state = load_state(cfg, Path(d) / STATE_FILE, device)
     else:
-        state = train.build_state(cfg, device)
+        state = build_state(cfg, device)
 
     extractor = metrics.get_extractor(cfg.extractor, device, inception_weights=cfg.inception_weights or None)
     z = train.eval_noise(cfg, cfg.eval_samples, device)
@@ -81,12 +82,12 @@ def train_arm(config: dict, inputs: dict | None = None) -> None:
         fake = train.sample(state, z, size=cfg.image_size)
         result.update(metrics.compute_metrics(fake, extractor, shared.reference, splits=splits, seed=cfg.seed))
         with tempfile.TemporaryDirectory() as d:
-            train.save_state(state, Path(d) / STATE_FILE)
-            train.save_grid(fake[:64], Path(d) / GRID_FILE)
+            save_state(state, Path(d) / STATE_FILE)
+            train.save_grid(fake[:train.GRID_SAMPLES], Path(d) / train.grid_name(state.step))
             if state.finished:  # the final checkpoint: what a researcher samples and surveys later
                 if state.method.srcnn:
                     result.update(methods.srcnn_quality(state.nets["SR"], shared.reference_images.images))
-                train.save_generator(state, Path(d) / WEIGHTS_FILE)
+                save_generator(state, Path(d) / WEIGHTS_FILE)
                 write_image_table(Path(d) / FINAL_SAMPLES_FILE, ImageSet.of(fake),
                                   metadata={"arm": cfg.arm, "seed": cfg.seed, "step": state.step})
             session.report(result, checkpoint_dir=d)

@@ -28,9 +28,10 @@ from pathlib import Path
 
 import torch
 
-from gan import imagetable, leakage, metrics, sources, train
+from gan import imagetable, leakage, metrics, realsets, train
 from gan.cache import cache_root, image_hash
-from gan.config import TrialConfig
+from gan.checkpoint import load_state
+from gan.config import TrialConfig, flat
 from gan.imagetable import ImageSet
 from gan.runtime import select_device, set_threads
 from trainables import storage
@@ -75,7 +76,7 @@ def load_real_sets(cfgs: list[TrialConfig], cache_dir=None) -> dict[tuple, tuple
     for cfg in cfgs:
         key = data_key(cfg)
         if key not in out:
-            out[key] = sources.load_split(cfg.dataset, cfg.n_real, cfg.n_heldout, cfg.image_size, cfg.seed,
+            out[key] = realsets.load_split(cfg.dataset, cfg.n_real, cfg.n_heldout, cfg.image_size, cfg.seed,
                                           download=cfg.download, cache_dir=cache_dir)
     return out
 
@@ -131,7 +132,7 @@ def prepare_inputs(cfgs: list[TrialConfig], real: ImageSet, heldout: ImageSet, d
                          notes=reference_notes(cfg, real, heldout, held_out))
     inputs.floor = floor_scores(cfg, inputs, extractor)
     if needs_donor(cfgs):
-        inputs.generated, inputs.donor = load_or_train_donor(donor_config(cfg), real, donor_dir, dev)
+        inputs.generated, inputs.donor = load_or_train_donor(donor_config(cfg), real, donor_dir, dev, cache_dir)
     return inputs
 
 
@@ -160,13 +161,16 @@ def floor_scores(cfg: TrialConfig, inputs: TrialInputs, extractor) -> dict:
     return {"n_samples": n, "n_reference": len(inputs.reference), **scores}
 
 
-def load_or_train_donor(dcfg: TrialConfig, real: ImageSet, donor_dir: str | None, device) -> tuple[torch.Tensor, dict]:
-    """The donor's sample pool from `<donor_dir>/<key>/` (state.pt + samples.parquet), or from a donor trained now.
+def load_or_train_donor(dcfg: TrialConfig, real: ImageSet, donor_dir: str | None, device,
+                        cache_dir: str | None = None) -> tuple[torch.Tensor, dict]:
+    """The donor's sample pool from `<donor_dir>/<key>/` (state.pt + samples.parquet), or from a donor trained now
+    (a progress line on stderr every tenth of its steps: a long donor inside a Ray task shows more than its start).
 
-    `donor_dir` is a local path or a storage URI (a sweep puts it beside its sweeps so later sweeps reuse it).
-    Returns the samples and an info dict (path, key, config, trained: bool, train_seconds).
+    `donor_dir` is a local path or a storage URI (a sweep puts it beside its sweeps so later sweeps reuse it); None
+    means `donors/` under the cache root (`cache_dir`, else `gan.cache.cache_root`'s default). Returns the samples
+    and an info dict (path, key, config, trained: bool, train_seconds).
     """
-    root = donor_dir or str(cache_root() / "donors")
+    root = donor_dir or str(cache_root(cache_dir) / "donors")
     key = donor_key(dcfg, real)
     remote = storage.join(root, key)
     work = tempfile.mkdtemp(prefix="gansweep-donor-") if storage.is_uri(remote) else remote
@@ -174,19 +178,19 @@ def load_or_train_donor(dcfg: TrialConfig, real: ImageSet, donor_dir: str | None
     folder = Path(work)
     samples_path, state_path = folder / "samples.parquet", folder / "state.pt"
     pool = donor_pool_size(dcfg)
-    info = {"path": remote, "key": key, "config": dataclasses.asdict(dcfg), "trained": False}
+    info = {"path": remote, "key": key, "config": flat(dcfg), "trained": False}
     if samples_path.exists():
         cached = imagetable.read_image_table(samples_path).images
         if len(cached) == pool:
             return cached, info
     folder.mkdir(parents=True, exist_ok=True)
     if state_path.exists():
-        state = train.load_state(dcfg, state_path, device)
+        state = load_state(dcfg, state_path, device)
     else:
         info["trained"] = True
         print(f"gansweep: training the donor GAN {key} ({dcfg.donor_steps} steps on {len(real)} images of "
               f"{dcfg.dataset}, seed {dcfg.seed})", file=sys.stderr, flush=True)
-        state = train.train(dcfg, real.images, folder, device=device, progress=False)
+        state = train.train(dcfg, real.images, folder, device=device, progress="lines", desc=f"gansweep: donor {key}")
         if state.diverged:
             raise RuntimeError(f"the donor GAN for {dcfg.dataset} (seed {dcfg.seed}) diverged; "
                                "change donor_steps or the seed")

@@ -1,7 +1,7 @@
 """SRCNN (Dong, Loy, He & Tang 2014), the super-resolution network of the study's "method B", in one short file.
 
 As in the paper the network works on the *bicubic-upscaled* low-resolution image (here: 64x64 brought to 128x128 by
-the one fixed resize, `gan.sources.to_size`) and has three convolutions, the paper's 9-1-5 setting:
+the one fixed resize, `gan.realsets.to_size`) and has three convolutions, the paper's 9-1-5 setting:
 
     patch extraction  9x9 conv, 3 -> 64, ReLU
     non-linear map    1x1 conv, 64 -> 32, ReLU
