@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gan.methods import METHODS
-from gan.sources import RESIZE
+from gan.realsets import RESIZE
 from search_spaces.builders import grid_study
 from search_spaces.space import Design, GridStudy
 
@@ -26,7 +26,7 @@ HIGHRES_DESIGN = Design(
     arm_fields=("method",), group_by=("time_budget",), baseline="dcgan64",
     notes=((RESIZED, "Every method is scored at the trials' image_size against one reference; the outputs of "
             + ", ".join(f"{n} ({METHODS[n].output_size} px)" for n in RESIZED)
-            + f" are brought to that size by the one fixed resize, gan.sources.to_size: {RESIZE}. The resize is "
+            + f" are brought to that size by the one fixed resize, gan.realsets.to_size: {RESIZE}. The resize is "
             "part of what those methods are judged on."),))
 NO_CAP = 10 ** 7  # the iteration count of an equal-time trial: never the limit, the clock is
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from gan.config import TrialConfig
 from gan.imagetable import write_image_table
+from gan.metrics.schema import leakage_keys
 from gan.runtime import select_device
 from gan.train import grid_name
 from sweep import trackers, tracking, tune_callback
@@ -183,7 +184,7 @@ def record_inputs(plan: Plan, prepared: dict, tracker) -> None:
                           metadata={"input": key, "held_out": inp.held_out})
         entries.append({"key": key, "match": {k: getattr(cfg, k) for k in INPUT_FIELDS}, "held_out": inp.held_out,
                         "n_reference": len(inp.reference), "reference_table": f"inputs/{table}",
-                        "notes": inp.notes, "floor": inp.floor})
+                        "notes": inp.notes, "floor": inp.floor, "probe": probe_rates(inp.reference.leakage)})
         for k, v in inp.floor.items():
             floors.setdefault(k, []).append(v)
     storage.upload_dir(work, storage.join(plan.path, "inputs"))
@@ -191,6 +192,15 @@ def record_inputs(plan: Plan, prepared: dict, tracker) -> None:
     tracker.sweep_summary(metrics={f"floor_{k}": sum(v) / len(v) for k, v in floors.items()
                                    if k not in ("n_samples", "n_reference")},
                           tags={"gansweep.reference": " ".join(n for e in entries for n in e["notes"])[:5000]})
+
+
+def probe_rates(probe) -> dict:
+    """A leakage probe's cross-validated rates on real images, by the metric key of its DA type: {key: {"tpr": share
+    of transformed images it calls transformed, "fpr": share of originals it calls transformed}}; {} without one."""
+    if probe is None:
+        return {}
+    return {leakage_keys(probe.extractor, da)[0]: {"tpr": float(tpr), "fpr": float(fpr)}
+            for da, tpr, fpr in zip(probe.da, probe.tpr, probe.fpr)}
 
 
 INPUT_FIELDS = ("dataset", "n_real", "n_heldout", "image_size", "seed", "extractor")  # what decides an input's data
@@ -256,7 +266,8 @@ def run_sweep(plan: Plan, *, resume: bool = False, report: bool = True, real_set
     tracker = tracking.SweepTracker(options.mlflow_uri, experiment_name=options.experiment)
     trackers.activate(plan.path, tracker)
     tracker.start_sweep(plan.name, plan.path, plan.study.name,
-                        params={"study": plan.study.name, "seeds": plan.seeds, "metric": plan.metric,
+                        params={"study": plan.study.name, "seeds": len({c.seed for c in plan.configs}),
+                                "metric": plan.metric,
                                 "mode": plan.mode, "trials": plan.study.num_samples,
                                 **{f"override.{k}": v for k, v in plan.overrides}},
                         tags={"gansweep.command": " ".join(options.argv),

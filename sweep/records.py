@@ -315,13 +315,20 @@ def read_trial(folder: SweepFolder, name: str, tune_state: tuple[str, str] | Non
         final_samples=final)
 
 
+def read_inputs(path) -> list[dict]:
+    """The driver's `inputs.json`: per input, which reference it used and why, its floor and its leakage probe's
+    rates ([] before it exists)."""
+    folder = SweepFolder(path)
+    if INPUTS_FILE not in folder.listdir()[1]:
+        return []
+    return json.loads(folder.read_text(folder.join(INPUTS_FILE)))
+
+
 def reference_table(path) -> str | None:
     """A local path to the sweep's held-out real images (an image table the driver wrote beside the trials), or None
     when no input of the sweep had a held-out reference."""
     folder = SweepFolder(path)
-    if INPUTS_FILE not in folder.listdir()[1]:
-        return None
-    for entry in json.loads(folder.read_text(folder.join(INPUTS_FILE))):
+    for entry in read_inputs(path):
         if entry.get("held_out") and entry.get("reference_table"):
             return folder.local(folder.join(*entry["reference_table"].split("/")))
     return None

@@ -20,7 +20,6 @@ The tables are made in `sweep.summary`, the figures in `sweep.plots` and `sweep.
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import tempfile
@@ -35,12 +34,11 @@ from search_spaces import Design
 from sweep import mosaic, plots, summary as tables
 from sweep.survey import NoVotes, selection_rates, survey_results, votes_path
 from sweep.survey.render import markdown as survey_markdown, plot as survey_plot
-from sweep.records import SweepFolder, read_sweep, reference_table
+from sweep.records import SweepFolder, read_inputs, read_sweep, reference_table
 from sweep.stats import ALPHA, MIN_SEEDS
 from trainables import storage
 
 REPORT_DIR = "report"
-INPUTS_FILE = "inputs.json"  # what the driver prepared per input: reference set, floor, leakage probe
 
 
 @dataclass
@@ -50,14 +48,6 @@ class Report:
     best: list[dict]  # per group: its values, the rank-1 arm (None when nothing ranks), score, Δ, p, verdict
     notes: list[str]  # what the reader must know about the reference, said once
     metrics: dict  # figures for the MLflow parent run beyond the summary table (the survey's)
-
-
-def read_inputs(sweep_path) -> list[dict]:
-    """The driver's `inputs.json`: per input, which reference it used and why, and its floor ([] before it exists)."""
-    folder = SweepFolder(sweep_path)
-    if INPUTS_FILE not in folder.listdir()[1]:
-        return []
-    return json.loads(folder.read_text(folder.join(INPUTS_FILE)))
 
 
 def survey_section(sweep_path, out: Path) -> tuple[list[str], list[Path], dict]:
@@ -236,6 +226,11 @@ def share_markdown(spec: ReportTable, summary: pd.DataFrame, keys, design: Desig
             rows.append(["", tables.floor_label(entries), *[
                 "–" if not real[k].n else f"{real[k].share:.2f} [{real[k].low:.2f}, {real[k].high:.2f}] "
                 f"({real[k].k}/{real[k].n})" for k in keys]])
+        probes = {k: [e["probe"][k] for e in entries if k in e.get("probe", {})] for k in keys}
+        if any(probes.values()):  # how well each probe tells transformed from original real images
+            rows.append(["", "probe on real images (TPR / FPR)", *[
+                "–" if not probes[k] else f"{sum(r['tpr'] for r in probes[k]) / len(probes[k]):.2f} / "
+                f"{sum(r['fpr'] for r in probes[k]) / len(probes[k]):.2f}" for k in keys]])
         for _, b in shown[shown["is_baseline"]].iterrows():
             warnings += [spec.floor_warning.format(baseline=design.baseline, key=k, base=b[f"{k}_share"],
                                                    real=real[k].share)

@@ -62,6 +62,12 @@ def sample_value(trial: int, i: int) -> int:
     return (trial * 20 + i * 3) % 256
 
 
+def probe(seed: int) -> dict:
+    """The leakage probes' cross-validated rates on real images (inputs.json): vflip TPR 0.9 + 0.02 s, FPR 0.1;
+    hflip (the control) TPR 0.5, FPR 0.5 - 0.1 s."""
+    return {VFLIP: {"tpr": 0.9 + 0.02 * seed, "fpr": 0.1}, HFLIP: {"tpr": 0.5, "fpr": 0.5 - 0.1 * seed}}
+
+
 def floor(seed: int) -> dict:
     return {"n_samples": N_SAMPLES, "n_reference": 20, KID: 0.01 * (seed + 1), IS: 2.0 + 0.1 * seed, VFLIP: 0.0,
             HFLIP: 0.1}
@@ -102,6 +108,6 @@ def write_sweep(root: Path, *, held_out: bool = True) -> Path:
                 f"Reference for lfw-subset (seed {seed}): the 100 training images themselves.")
         values = floor(seed) if held_out else {"n_samples": N_SAMPLES, "n_reference": 100, IS: floor(seed)[IS]}
         entries.append({"key": f"k{seed}", "match": match, "held_out": held_out, "n_reference": 20,
-                        "reference_table": table, "notes": [note], "floor": values})
+                        "reference_table": table, "notes": [note], "floor": values, "probe": probe(seed)})
     (root / "inputs.json").write_text(json.dumps(entries))
     return root

@@ -104,6 +104,10 @@ def test_leakage_pools_counts_with_a_wilson_interval_beside_the_real_images(rep,
     assert rows["none"][2] == "0.60 [0.42, 0.75] (18/30)" and "±" not in leak
     assert rows["real images (floor)"][2:] == ["0.00 [0.00, 0.11] (0/30)", "0.10 [0.03, 0.26] (3/30)"]
     assert rows["hflip@100"][2].startswith("0.50 [0.33, 0.67] (15/30), Δ -0.1, p <0.001 ✓")
+    # each probe's cross-validated rates on real images, averaged over the seeds' probes
+    tpr = sum(hs.probe(seed)[hs.VFLIP]["tpr"] for seed in hs.SEEDS) / len(hs.SEEDS)
+    fpr = sum(hs.probe(seed)[hs.HFLIP]["fpr"] for seed in hs.SEEDS) / len(hs.SEEDS)
+    assert rows["probe on real images (TPR / FPR)"][2:] == [f"{tpr:.2f} / 0.10", f"0.50 / {fpr:.2f}"]
     # none's vflip share (0.60) is more than 0.3 above the real images' (0.00): warned; hflip (0.10 vs 0.10) not
     assert f"`none` scores 0.60 on `{hs.VFLIP}` against 0.00 for the real images" in md
     assert f"on `{hs.HFLIP}`" not in md

@@ -92,7 +92,15 @@ def test_smoke_sweep_writes_mlflow_runs_and_report(tmp_path):
     # One seed per arm cannot rank: no best arm, and the parent says why; the seeds the plan resolved are logged.
     assert not any(k.startswith("gansweep.best") for k in parent.data.tags)
     assert parent.data.tags["gansweep.verdict.lfw-subset.64"] == "unranked: no arm has 2 finished seeds"
-    assert parent.data.metrics["seeds_per_arm"] == 1
+    assert parent.data.metrics["seeds_per_arm"] == 1 and parent.data.params["seeds"] == "1"
+    # inputs.json: each input's reference, floor and its leakage probes' cross-validated rates on real images
+    from gan.metrics.schema import LEAKAGE_DA, leakage_keys
+    from sweep.records import read_inputs
+
+    (entry,) = read_inputs(sweep.path)
+    assert entry["held_out"] and set(entry["probe"]) == {leakage_keys("effnet", da)[0] for da in LEAKAGE_DA}
+    assert all(0 <= r["fpr"] <= 1 and 0 <= r["tpr"] <= 1 for r in entry["probe"].values())
+    assert "probe on real images (TPR / FPR)" in (Path(sweep.path) / "report" / "summary.md").read_text()
 
 
 def test_killed_worker_resumes_from_checkpoint_with_same_numbers(tmp_path, chaos_dir):

@@ -198,7 +198,10 @@ REPORT_TABLES: tuple[ReportTable, ...] = (
         "pooled, with a 95% Wilson interval on the pooled counts (share x `eval_samples` per seed) and the number "
         "called transformed / scored. Δ: the arm minus the baseline, paired by seed, with its Holm-adjusted "
         "paired-t p. A leak shows as a share well above the baseline's. The real images row is the probe on real "
-        "training images it never saw (the floor): its false-positive rate on real photos.",
+        "training images it never saw (the floor): its false-positive rate on real photos. The probe row: its "
+        "cross-validated rates on the reference's real images, the share of transformed copies it recognises (TPR) and "
+        "of originals it calls transformed (FPR), averaged over the seeds' probes; a probe with a TPR near its FPR "
+        "cannot see that DA type at all.",
         tuple(m.name for m in LEAKAGE_METRICS if m.direction), per_extractor=True, share=True,
         floor_gap=0.3,
         floor_warning="**Warning:** `{baseline}` scores {base:.2f} on `{key}` against {real:.2f} for the real images: "
