@@ -16,7 +16,8 @@ from sweep.errors import InputError, user_errors  # noqa: F401  (re-exported for
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(package_name="gansweep", prog_name="gansweep", message="%(prog)s %(version)s")
 def cli():
-    """gansweep: which data augmentations help a GAN learn from a small image set, swept with Ray Tune into MLflow."""
+    """gansweep: which data augmentations help a GAN learn from a small image set, and how best to reach 128x128
+    images, as Ray Tune sweeps tracked in MLflow."""
 
 
 def _register():

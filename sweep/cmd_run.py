@@ -56,7 +56,7 @@ def studies():
 @click.option("--download", is_flag=True, help="Let torchvision download celeba/oxford-pet data that is missing.")
 @click.option("--num-samples", type=click.IntRange(min=1), default=None, help="Trials of an Optuna study.")
 @click.option("--only", multiple=True, metavar="ARM", help="Run only these arms (labels as --dry-run prints them, "
-              "e.g. none, hflip@100, contrast+hflip@200).")
+              "e.g. none, hflip@64, contrast+hflip@128 in the demo).")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="Override any TrialConfig field, e.g. --set eval_every=50 --set batch_size=32.")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Training steps per trial.")

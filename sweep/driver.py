@@ -25,7 +25,7 @@ from pathlib import Path
 from gan.config import TrialConfig
 from gan.imagetable import write_image_table
 from gan.metrics.schema import leakage_keys
-from gan.runtime import select_device
+from gan.runtime import CUBLAS_WORKSPACE, select_device
 from gan.train import grid_name
 from sweep import trackers, tracking, tune_callback
 from sweep.backfill import backfill
@@ -71,17 +71,26 @@ def check_data(plan: Plan) -> dict:
     return load_real_sets(_inputs_needed(plan), plan.options.cache_dir)
 
 
-def _init_ray(options: Options) -> bool:
-    """Connect to the cluster, or start a one-node Ray; True when this call started a one-node Ray (which the sweep
-    then stops), False when it joined a cluster or the process already had Ray (a test session, a notebook)."""
+def process_env(plan: Plan) -> dict[str, str]:
+    """Environment variables every process of the sweep must have from its start: with `deterministic` trials, the
+    cuBLAS workspace setting (cuBLAS reads it once, at the first CUDA matmul of a process, so setting it inside a
+    trial that follows another use of the GPU in the same process would be too late)."""
+    return {"CUBLAS_WORKSPACE_CONFIG": CUBLAS_WORKSPACE} if any(c.deterministic for c in plan.configs) else {}
+
+
+def _init_ray(options: Options, env: dict[str, str]) -> bool:
+    """Connect to the cluster, or start a one-node Ray, with `env` in every worker's environment (a job-level
+    runtime_env); True when this call started a one-node Ray (which the sweep then stops), False when it joined a
+    cluster or the process already had Ray (a test session, a notebook)."""
     import ray
 
     if ray.is_initialized():
         return False
+    runtime_env = {"env_vars": env} if env else None
     if options.address:
-        ray.init(address=options.address, include_dashboard=False)
+        ray.init(address=options.address, include_dashboard=False, runtime_env=runtime_env)
         return False
-    ray.init(num_cpus=options.num_cpus, include_dashboard=False)
+    ray.init(num_cpus=options.num_cpus, include_dashboard=False, runtime_env=runtime_env)
     return True
 
 
@@ -110,10 +119,13 @@ def trial_resources(options: Options, use_ray: bool) -> dict:
 
 
 def _log_donor(tracker, donor: dict) -> None:
-    """The donor GAN as an MLflow run of its own under the sweep (role `donor`: not an arm)."""
+    """The donor GAN as an MLflow run of its own under the sweep (role `donor`: not an arm), whether this sweep
+    trained it or found it in the donor cache (tag `gansweep.donor`), so every sweep's store names the donor its
+    `generated` arms drew from (a resume to a new store included)."""
     run_id = f"donor-{donor['key']}"
+    how = "trained by this sweep" if donor.get("trained") else f"reused from the donor cache ({donor['path']})"
     tracker.trial_started(run_id, tracking.mlflow_params(donor["config"], arm=False), f"donor {donor['key']}",
-                          role="donor")
+                          role="donor", tags={"gansweep.donor": how})
     steps = donor["config"]["steps"]
     tracker.trial_result(run_id, {"step": steps, "train_seconds": donor.get("train_seconds", 0.0)})
     if not storage.is_uri(donor["path"]):  # the donor trained here: its last grid is beside its state
@@ -165,7 +177,7 @@ def collect_inputs(plan: Plan, preparation: Preparation, tracker, use_ray: bool)
     else:
         inputs = {k: prepare_inputs(*a) for k, a in preparation.pending.items()}
     for inp in inputs.values():
-        if inp.donor and inp.donor.get("trained"):
+        if inp.donor:
             _log_donor(tracker, inp.donor)
     record_inputs(plan, {k: (preparation.groups[k][0], inp) for k, inp in inputs.items()}, tracker)
     return inputs
@@ -260,7 +272,9 @@ def run_sweep(plan: Plan, *, resume: bool = False, report: bool = True, real_set
     real_sets = check_data(plan) if real_sets is None else real_sets  # before Ray and before anything is written
     if not resume:
         storage.write_text(storage.join(plan.path, RECORD), json.dumps(plan.record(), indent=2, default=str))
-    own_ray = use_ray and _init_ray(options)
+    env = process_env(plan)
+    os.environ.update(env)  # this process too: in-process trials and inputs prepared here
+    own_ray = use_ray and _init_ray(options, env)
     resources = trial_resources(options, use_ray)
     preparation = submit_inputs(plan, real_sets, resources, use_ray)  # runs while MLflow is set up
     tracker = tracking.SweepTracker(options.mlflow_uri, experiment_name=options.experiment)

@@ -70,3 +70,14 @@ def test_trial_config_deterministic_field():
     assert TrialConfig(**flat(cfg)) == cfg
     with pytest.raises(ValueError, match="deterministic must be true or false"):
         TrialConfig(deterministic="yes")
+
+
+def test_a_deterministic_sweep_sets_the_cublas_workspace_in_every_process_from_its_start():
+    from sweep.driver import process_env
+    from sweep.plan import resolve_plan
+
+    # cuBLAS reads CUBLAS_WORKSPACE_CONFIG once per process: the driver puts it in its own environment and in Ray's
+    # job-level runtime_env before any process touches the GPU
+    assert process_env(resolve_plan("demo", seeds=1, overrides={"deterministic": "true"})) == {
+        "CUBLAS_WORKSPACE_CONFIG": ":4096:8"}
+    assert process_env(resolve_plan("demo", seeds=1)) == {}

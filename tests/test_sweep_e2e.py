@@ -165,8 +165,14 @@ def test_generated_sweep_reuses_the_donor_cache(tmp_path):
     second, opts2 = sweep_in(tmp_path, only=only, name="second", storage=storage, in_process=True)
     run_sweep(second, report=False)
     client, parents, children = sweep_runs(opts.mlflow_uri)
-    donors = [r for r in children if r.data.tags["gansweep.role"] == "donor"]
-    assert len(parents) == 2 and len(donors) == 1  # trained once, by the first sweep
+    donors = {r.data.tags["mlflow.parentRunId"]: r for r in children if r.data.tags["gansweep.role"] == "donor"}
+    runs = {p.data.tags["gansweep.sweep_path"]: p.info.run_id for p in parents}
+    assert len(parents) == 2 and len(donors) == 2  # one run under each sweep: the donor its arms drew from
+    trained, reused = donors[runs[first.path]], donors[runs[second.path]]
+    assert trained.data.tags["gansweep.donor"] == "trained by this sweep"  # trained once, by the first sweep
+    assert reused.data.tags["gansweep.donor"].startswith("reused from the donor cache")
+    assert trained.data.tags["gansweep.trial_id"] == reused.data.tags["gansweep.trial_id"]  # the same donor
+    assert reused.data.metrics["train_seconds"] == trained.data.metrics["train_seconds"] > 0
     (donor_folder,) = list((storage / "donors").iterdir())
     assert (donor_folder / "samples.parquet").exists() and (donor_folder / "state.pt").exists()
     # Both sweeps trained on the same donor images: identical final numbers per arm.

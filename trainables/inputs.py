@@ -33,7 +33,7 @@ from gan.cache import cache_root, image_hash
 from gan.checkpoint import load_state
 from gan.config import TrialConfig, flat
 from gan.imagetable import ImageSet
-from gan.runtime import select_device, set_threads
+from gan.runtime import configure_backends, select_device, set_threads
 from trainables import storage
 
 # The fields of TrialConfig that decide the donor GAN (with the real images' content, and so its samples).
@@ -122,6 +122,7 @@ def prepare_inputs(cfgs: list[TrialConfig], real: ImageSet, heldout: ImageSet, d
     cfg = cfgs[0]
     set_threads(threads)
     dev = select_device(device)
+    configure_backends(dev, cfg.deterministic)  # the reference features repeat bit for bit where the trials do
     extractor = metrics.get_extractor(cfg.extractor, dev, inception_weights=cfg.inception_weights or None)
     held_out = len(heldout) >= MIN_HELDOUT
     ref_images = heldout if held_out else real
@@ -182,6 +183,7 @@ def load_or_train_donor(dcfg: TrialConfig, real: ImageSet, donor_dir: str | None
     if samples_path.exists():
         cached = imagetable.read_image_table(samples_path).images
         if len(cached) == pool:
+            info["train_seconds"] = float(imagetable.read_image_metadata(samples_path).get("train_seconds", 0.0))
             return cached, info
     folder.mkdir(parents=True, exist_ok=True)
     if state_path.exists():
@@ -197,7 +199,7 @@ def load_or_train_donor(dcfg: TrialConfig, real: ImageSet, donor_dir: str | None
     samples = sample_donor(state, dcfg, pool, device)
     n = len(samples)
     imagetable.write_image_table(samples_path, ImageSet(samples, ("donor",) * n, ("generated",) * n, tuple(range(n))),
-                                 metadata={"donor": info["config"]})
+                                 metadata={"donor": info["config"], "train_seconds": float(state.elapsed)})
     storage.upload_dir(work, remote)
     info["samples"] = pool
     info["train_seconds"] = float(state.elapsed)
