@@ -108,7 +108,7 @@ def run(study, seeds, dataset, download, num_samples, only, settings, steps, ima
     click.echo(f"gansweep: {study}: {plan.study.num_samples} trials -> {plan.path}  (MLflow: {plan.options.mlflow_uri})")
     from sweep.driver import run_sweep
 
-    return _finish(plan.path, run_sweep(plan, real_sets=real_sets, report=not no_report))
+    return _finish(plan, run_sweep(plan, real_sets=real_sets, report=not no_report))
 
 
 def _parse_settings(settings) -> dict:
@@ -134,7 +134,7 @@ def _check_runnable(plan) -> dict:
     return check_data(plan)
 
 
-def _finish(path, result) -> int:
+def _finish(plan, result) -> int:
     """Print the summary; exit 1 when a trial failed or did not finish (a diverged GAN is a result)."""
     summary = [f for f in result.files if str(f).endswith("summary.md")]
     if summary:
@@ -142,9 +142,10 @@ def _finish(path, result) -> int:
         click.echo(open(summary[0]).read())
     counts = ", ".join(f"{n} {o}" for o, n in sorted(result.outcomes.items()))
     click.echo(f"trials: {counts}")
-    click.echo(f"report: {path}/report   browse: gansweep ui --mlflow-uri <the sweep's store>")
+    click.echo(f"report: {plan.path}/report")
+    click.echo(f"browse: gansweep ui --mlflow-uri {plan.options.mlflow_uri}")
     if not result.ok:
-        click.echo("gansweep: some trials failed or did not finish; `gansweep resume " + str(path) +
+        click.echo("gansweep: some trials failed or did not finish; `gansweep resume " + str(plan.path) +
                    "` reruns them", err=True)
         return 1
     return 0
@@ -161,7 +162,7 @@ def resume(path, address, mlflow_uri):
 
     with user_errors():  # not a sweep folder, or configs this code resolves otherwise: one line, before any work
         plan = plan_for_resume(path, address=address, mlflow_uri=mlflow_uri)
-    return _finish(path, run_sweep(plan, resume=True))
+    return _finish(plan, run_sweep(plan, resume=True))
 
 
 @click.command()

@@ -128,8 +128,9 @@ def test_killed_worker_resumes_from_checkpoint_with_same_numbers(tmp_path, chaos
     assert run.data.tags["gansweep.outcome"] == "finished"
 
 
-def test_a_failed_trial_fails_the_sweep_and_the_command(tmp_path, chaos_dir):
-    """A trial that raises: the sweep goes on with the others, the parent run ends FAILED, the command exits 1."""
+def test_a_failed_trial_fails_the_sweep_and_the_command(tmp_path, chaos_dir, capsys):
+    """A trial that raises: the sweep goes on with the others, the parent run ends FAILED, the command exits 1 and
+    says how to rerun it and where to browse it."""
     from sweep.cmd_run import _finish
 
     (chaos_dir / "fail_at_step").write_text("2")
@@ -140,7 +141,10 @@ def test_a_failed_trial_fails_the_sweep_and_the_command(tmp_path, chaos_dir):
     finally:
         (chaos_dir / "fail_at_step").unlink()
     assert result.outcomes == {"failed": 1} and not result.ok
-    assert _finish(sweep.path, result) == 1
+    assert _finish(sweep, result) == 1
+    out, err = capsys.readouterr()
+    assert f"browse: gansweep ui --mlflow-uri {opts.mlflow_uri}\n" in out and "trials: 1 failed" in out
+    assert f"`gansweep resume {sweep.path}` reruns them" in err
     _, parents, children = sweep_runs(opts.mlflow_uri)
     assert parents[0].info.status == "FAILED"
     assert [(r.info.status, r.data.tags["gansweep.outcome"]) for r in children] == [("FAILED", "failed")]
