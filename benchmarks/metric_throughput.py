@@ -34,6 +34,7 @@ from pathlib import Path
 import torch
 
 from gan import metrics
+from gan.metrics import extractors
 
 
 def throughput(fn, images, batch_size, repeats=1):
@@ -166,14 +167,14 @@ def main():
           f"{args.n} images of {args.size}x{args.size}", flush=True)
     for cl in (False, True):
         measure(f"effnet fp32 {'channels_last' if cl else 'NCHW'}", "effnet",
-                ours(metrics._make_effnet(device, channels_last=cl)))
+                ours(extractors._make_effnet(device, channels_last=cl)))
 
     with tempfile.TemporaryDirectory() as tmp:
         weights = Path(tmp) / "random-inception.pth"
         torch.save(metrics.inception_random_state_dict(), weights)
         for cl in (False, True):
             measure(f"inception (random weights) fp32 {'channels_last' if cl else 'NCHW'}", "inception",
-                    ours(metrics._make_inception(device, inception_weights=weights, channels_last=cl)))
+                    ours(extractors._make_inception(device, inception_weights=weights, channels_last=cl)))
         if device.type == "cpu":
             ips = torch_fidelity_path(weights, images, args.batch_size, args.repeats)
             rows.append(("inception, torch-fidelity's own loop", ips, "inception"))

@@ -1,7 +1,7 @@
 """Sweep efficiency: the same demo trials through Ray Tune on this machine's CPUs vs one after another in one process
 (`--in-process`, each trial using every core as torch threads), in the same script.
 
-    python benchmarks/sweep_efficiency.py [--trials 8] [--steps 200] [--cpus 2]
+    python benchmarks/sweep_efficiency.py [--trials 24] [--steps 200] [--cpus 2]
 
 The trials are `gansweep run demo`'s (64 faces, width-16 DCGANs, one effnet evaluation of 36 samples against the 36
 held-out faces), without the `generated` arms (no donor to train). Printed, for each mode: the whole sweep's wall time
@@ -59,7 +59,7 @@ def run(mode: str, trials: int, steps: int, cpus: int, root: Path) -> dict:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--trials", type=int, default=8)
+    ap.add_argument("--trials", type=int, default=24)
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--cpus", type=int, default=os.cpu_count() or 2)
     a = ap.parse_args()
