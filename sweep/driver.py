@@ -317,10 +317,8 @@ def _report(plan: Plan, tracker) -> list[Path]:
     """Write the report and put its answer on the parent run: the per-arm table (with the pooled shares), per group
     the best arm (tag `gansweep.best.<group>`), its score (`best_<metric>.<group>`), Δ and Holm p to the baseline and
     whether that difference holds (`best_holds.<group>`, and the verdict in words as `gansweep.verdict.<group>`),
-    and the seeds per arm the plan resolved (`seeds_per_arm`; the `seeds` param is what was asked for, None for the
-    study's default). A report failure must not hide the sweep's outcome."""
-    from sweep.report import write_report
-
+    and the seeds per arm the plan resolved (`seeds_per_arm`, the fewest of any arm). A report failure must not hide
+    the sweep's outcome."""
     try:
         rep = write_report(plan.path, plan.design, plan.metric, plan.mode)
     except Exception as e:  # noqa: BLE001
