@@ -45,3 +45,47 @@ def test_donor_progress_lines_and_its_cache_folder(tmp_path, capsys, monkeypatch
     again, info = load_or_train_donor(donor_config(cfg), real, None, torch.device("cpu"), cache_dir=str(cache))
     assert not info["trained"] and torch.equal(again, inputs.generated)
     assert capsys.readouterr().err == ""
+
+
+def test_an_arms_training_set_does_not_depend_on_the_other_arms_of_its_sweep(tmp_path, monkeypatch):
+    """The donor pool has one size (twice the real set) whatever the sweep's other arms ask for, so `generated@32`
+    composes the same images alone and beside `hflip+generated@64`; and the donor's key follows the real images'
+    content, so other real images (even one pixel) make another donor."""
+    from gan import augment
+    from gan.imagetable import ImageSet
+
+    monkeypatch.setattr(inputs_module.leakage, "with_leakage", lambda reference, *args, **kwargs: reference)
+    base = dict(dataset="lfw-subset", n_real=32, n_heldout=12, donor_steps=4, g_width=8, d_width=8, batch_size=8,
+                eval_samples=8, is_splits=2, nz=16, precision="fp32")
+    alone = TrialConfig(**base, da=("generated",), n_aug=32)
+    neighbour = TrialConfig(**base, da=("hflip", "generated"), n_aug=64)
+    real, heldout = load_split(alone.dataset, alone.n_real, alone.n_heldout, alone.image_size, alone.seed,
+                               cache_dir=False)
+
+    def composed(cfgs, where):
+        shared = prepare_inputs(cfgs, real, heldout, donor_dir=str(tmp_path / where), cache_dir=str(tmp_path / "c"),
+                                device="cpu", threads=1)
+        assert shared.donor["trained"]  # a fresh donor folder each time: trained again, from the same seed
+        return augment.compose(shared.real, alone.da, alone.n_aug, pair_ratio=alone.pair_ratio, seed=alone.seed,
+                               generated=shared.generated).images
+
+    assert torch.equal(composed([alone], "one"), composed([alone, neighbour], "two"))
+
+    key = donor_key(donor_config(alone), real)
+    assert donor_key(donor_config(alone), ImageSet.of(real.images.clone())) == key  # content, not identity
+    touched = real.images.clone()
+    touched[0, 0, 0, 0] ^= 1
+    assert donor_key(donor_config(alone), ImageSet.of(touched)) != key
+    assert donor_key(donor_config(alone.replace(donor_steps=5)), real) != key  # and the donor's settings
+
+
+def test_a_source_that_cannot_spare_a_reference_says_so_in_words():
+    from trainables.inputs import MIN_HELDOUT, reference_notes
+
+    cfg = TrialConfig(dataset="lfw-subset", n_real=95, n_heldout=36)
+    real, heldout = load_split(cfg.dataset, cfg.n_real, cfg.n_heldout, cfg.image_size, cfg.seed, cache_dir=False)
+    assert len(heldout) == 5 < MIN_HELDOUT  # 100 faces: only 5 left after the 95 training ones
+    (note,) = reference_notes(cfg, real, heldout, held_out=False)
+    assert note == ("Reference for lfw-subset (seed 0): the 95 training images themselves, because only 5 images were "
+                    f"left after the 95 training images (at least {MIN_HELDOUT} are needed). A GAN that copies its "
+                    "training images scores as a perfect one here, and no floor can be computed.")
