@@ -1,7 +1,8 @@
 """The sample mosaic (`samples_mosaic.png`): a first row of real reference images, then one row per (group, arm) in the
 report's order (groups in order; in each, the baseline first, then the arms by rank), each row `K` samples from the
-final evaluation of the arm's lowest seed that has one. Images are pasted at their native resolution with PIL (no
-resampling: a 128x128 sample shows as 128x128 pixels); rows are labelled on the left.
+final evaluation of the arm's lowest seed that has one. Images are pasted with PIL at their native resolution (no
+resampling: a 128x128 sample shows as 128x128 pixels); one smaller than `MIN_TILE` is enlarged by a whole factor,
+each pixel a block (a 32x32 sample shows as 64x64, no value invented). Rows are labelled on the left.
 
 The samples are the trial's scored ones (`TrialRecord.final_samples`, an image table of the fixed evaluation noise),
 so the mosaic shows exactly what the metrics judged. It names no study's fields: rows follow the summary and the
@@ -28,6 +29,7 @@ K = 8  # samples per row
 GAP = 2  # pixels between tiles and rows
 FONT_SIZE = 11  # label text (PIL's bundled font)
 BACKGROUND = (255, 255, 255)
+MIN_TILE = 64  # a sample smaller than this is enlarged by a whole factor (see `zoomed`)
 
 
 @dataclass(frozen=True)
@@ -79,9 +81,18 @@ def reference_row(table: str | None, held_out: bool, k: int = K) -> Row:
     return Row(("real images", what), _samples(table, k))
 
 
+def zoomed(image: np.ndarray) -> np.ndarray:
+    """A (3, H, W) image enlarged by the smallest whole factor that brings its longer side to `MIN_TILE` or more (1
+    from `MIN_TILE` up): every pixel becomes a block of equal pixels, so the tile shows exactly the sample's values."""
+    factor = -(-MIN_TILE // max(image.shape[1:]))
+    return image if factor <= 1 else image.repeat(factor, axis=1).repeat(factor, axis=2)
+
+
 def compose(rows: list[Row], path: Path) -> Path:
-    """Paste every row's images at native size into one PNG, labels on the left (a header row's across the top of
-    its group); tiles of different sizes are centred in cells of the largest size."""
+    """Paste every row's images (`zoomed`) into one PNG, labels on the left (a header row's across the top of its
+    group); tiles of different sizes are centred in cells of the largest size."""
+    rows = [r if r.images is None else Row(r.label, np.stack([zoomed(im) for im in r.images]), r.header)
+            for r in rows]
     font = ImageFont.load_default(size=FONT_SIZE)
     line_h = FONT_SIZE + 3
     sizes = [im.shape[1:] for r in rows if r.images is not None for im in r.images]

@@ -13,7 +13,7 @@ fields and no metric of its own, so a new study or metric family needs no change
     final_<metric>.png   bars per arm with every seed's dot and every lost seed's x, the baseline and the floor
     curves_<metric>.png  the ranking metric against step, and vs_seconds_<metric>.png against training seconds
                          (only where trials were evaluated more than once)
-    samples_mosaic.png   real reference images, then k final samples per (group, arm) at native resolution
+    samples_mosaic.png   real reference images, then k final samples per (group, arm), never resampled
 
 The tables are made in `sweep.summary`, the figures in `sweep.plots` and `sweep.mosaic`; the rules are `rules`.
 """

@@ -72,7 +72,7 @@ def _find(canvas: np.ndarray, tile: np.ndarray) -> list[tuple[int, int]]:
     return [(y, x) for y, x in zip(ys, xs) if np.array_equal(canvas[y:y + h, x:x + w], tile)]
 
 
-def test_mosaic_rows_follow_the_report_at_native_resolution(rep, sweep, tmp_path):
+def test_mosaic_rows_follow_the_report_without_resampling(rep, sweep, tmp_path):
     records = read_sweep(sweep)
     folder = SweepFolder(sweep)
     rows = mosaic.arm_rows(records, rep.summary, DA_DESIGN, folder)
@@ -86,11 +86,15 @@ def test_mosaic_rows_follow_the_report_at_native_resolution(rep, sweep, tmp_path
     real = mosaic.reference_row(reference_table(sweep), True)
     assert real.label == ("real images", "held-out reference")
     assert np.array_equal(real.images, read_image_table(sweep / "inputs" / "reference-000.parquet").images[:8].numpy())
-    # composed at native size: every tile is in the PNG pixel for pixel, rows top to bottom in the report's order
+    # composed without resampling: every 32x32 tile is in the PNG pixel for pixel as 2x2 blocks (64x64), rows top to
+    # bottom in the report's order
+    assert np.array_equal(mosaic.zoomed(rows[1].images[0]), rows[1].images[0].repeat(2, 1).repeat(2, 2))
+    big = np.zeros((3, 128, 96), np.uint8)
+    assert mosaic.zoomed(big) is big  # 64 and up: native size
     png = np.asarray(Image.open(mosaic.compose([real, *rows], tmp_path / "m.png")).convert("RGB"))
     tops = []
     for row in [real, *rows[1:]]:
-        spots = [_find(png, im.transpose(1, 2, 0)) for im in row.images]
+        spots = [_find(png, mosaic.zoomed(im).transpose(1, 2, 0)) for im in row.images]
         assert all(len(s) >= 1 for s in spots)
         tops.append(spots[0][0][0])
         assert len({s[0][0] for s in spots}) == 1  # one row

@@ -75,7 +75,7 @@ def test_demo_is_the_paper_scaled_to_lfw_subset():
     assert (c["dataset"], c["n_real"], c["n_heldout"], c["image_size"], c["extractor"]) == ("lfw-subset", 64, 36, 32,
                                                                                           "effnet")
     assert c["n_real"] + c["n_heldout"] == 100  # every embedded face: training ones and the held-out reference
-    assert (c["steps"], c["eval_every"], c["donor_steps"]) == (200, 200, 200)
+    assert (c["steps"], c["eval_every"], c["donor_steps"]) == (300, 300, 300)
     assert space.metric == "kid_mean_effnet"
 
 
