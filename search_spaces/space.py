@@ -81,6 +81,7 @@ class GridStudy:
     metric: str  # default metric to rank by, a key of gan.metrics.schema
     mode: str  # 'min' or 'max'
     kind = "grid"
+    sampled = False  # `planned` is every trial (an Optuna study's is a sample of its space)
 
     @property
     def num_samples(self) -> int:
@@ -116,6 +117,10 @@ class GridStudy:
     def preview(self, n: int | None = None, seed: int = 0) -> list[dict]:
         """The first `n` configs in run order (all by default), for a dry run."""
         return [dict(c) for c in self.configs[:n]]
+
+    def planned(self) -> list[dict]:
+        """The configs a resolved plan holds (and a dry run prints): every trial, in run order."""
+        return self.preview()
 
     def suggest(self, metric: str, mode: str, seed: int = 0) -> Iterator[tuple[dict, Callable]]:
         """(config, tell) per trial, for running trials one after another without Tune; `tell(last_result or None)`
@@ -153,6 +158,8 @@ class OptunaStudy:
     metric: str  # default metric to optimise
     mode: str  # 'min' or 'max'
     kind = "optuna"
+    sampled = True  # `planned` is a sample of the space (its trials are proposed while the sweep runs)
+    PLANNED = 8  # sampled configs a plan holds: the space itself was validated point by point
 
     def param_space(self) -> dict:
         return dict(self.constants)
@@ -196,6 +203,10 @@ class OptunaStudy:
                 fixed = self.define_by_run(trial) or {}
                 out.append(flat(TrialConfig(**{**self.constants, **trial.params, **fixed})))
         return out
+
+    def planned(self) -> list[dict]:
+        """The configs a resolved plan holds (and a dry run prints): a few sampled points stand for the space."""
+        return self.preview(min(self.num_samples, self.PLANNED))
 
     def restrict(self, only: list[str]) -> "OptunaStudy":
         raise ValueError(f"--only picks arms of a grid study; {self.name} is an Optuna search")

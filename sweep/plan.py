@@ -135,9 +135,7 @@ def resolve_plan(study: str, *, seeds: int | None = None, overrides: dict | None
     space = build_study(study, seeds=seeds, overrides=overrides, num_samples=num_samples)
     if only:
         space = space.restrict(list(only))
-    # optuna: the space was validated point by point; a few sampled trials stand for it in a dry run
-    configs = tuple(TrialConfig(**c) for c in space.preview(None if space.kind == "grid" else
-                                                             min(space.num_samples, 8)))
+    configs = tuple(TrialConfig(**c) for c in space.planned())
     options = dataclasses.replace(options, mlflow_uri=absolute_mlflow_uri(options.mlflow_uri))
     metric, mode = _metric(space, configs, options)
     if any(c.time_budget > 0 for c in configs) and options.gpus_per_trial and options.gpus_per_trial < 1:
@@ -215,7 +213,7 @@ def dry_run_lines(plan: Plan, as_json: bool) -> list[str]:
     lines = []
     for cfg in plan.configs:
         row = {**flat(cfg), "arm": cfg.arm}
-        if plan.study.kind == "optuna":
+        if plan.study.sampled:
             row["sampled"] = True
         budget = f"time_budget={cfg.time_budget:g}s" if cfg.time_budget else f"steps={cfg.steps}"
         lines.append(json.dumps(row, sort_keys=True) if as_json else
