@@ -1,7 +1,8 @@
 """The `gansweep` command line (also `python -m sweep`).
 
-Each command group lives in its own module (`cmd_*.py`) and imports heavy libraries only when it runs, so
-`gansweep --help` and input errors are instant. Bad input prints one line and exits 2 before any work starts.
+Each command group lives in its own module (`cmd_*.py`). Ray, MLflow and the survey's web server are imported only
+when a command runs (tests/test_imports.py checks it), so `gansweep --help` and input errors cost the import of
+torch (which validating a config needs) and no more. Bad input prints one line and exits 2 before any work starts.
 """
 
 from __future__ import annotations
