@@ -145,6 +145,17 @@ def _reported(finals: pd.DataFrame, keys) -> list[str]:
     return [k for k in keys if k in finals and finals[k].notna().any()]
 
 
+def _per_key(finals: pd.DataFrame, design: Design, keys, base: list[str], columns) -> pd.DataFrame:
+    """`summarize` each key (its direction; "max" for an undirected one), `columns(key, summary)` -> per (context,
+    arm) columns of that key, merged side by side onto the group fields, context, arm and `base` columns."""
+    out = None
+    for key in keys:
+        s = summarize(finals, design, key, direction(key) or "max")
+        left = s[[*design.group_by, "context", "arm", *base]] if out is None else out
+        out = left.merge(columns(key, s), on=["context", "arm"], how="left")
+    return out
+
+
 def share_table(finals: pd.DataFrame, design: Design, keys) -> pd.DataFrame:
     """Per arm, for each share key the trials report: the share pooled over finished seeds (`stats.pooled_share`
     on share x `SAMPLES_FIELD` per seed) with its Wilson interval and counts (`<key>_share`, `_share_lo`,
@@ -153,11 +164,8 @@ def share_table(finals: pd.DataFrame, design: Design, keys) -> pd.DataFrame:
     keys = _reported(finals, keys)
     if not keys:
         return pd.DataFrame()
-    out = None
-    for key in keys:
-        s = summarize(finals, design, key, direction(key) or "min")
-        if out is None:
-            out = s[[*design.group_by, "context", "arm", "is_baseline", "rank"]].copy()
+
+    def columns(key: str, s: pd.DataFrame) -> pd.DataFrame:
         pooled = []
         for _, trials in _arm_rows(finals, s):
             sizes = {int(seed): n for seed, n in zip(trials["seed"], trials[SAMPLES_FIELD])}
@@ -165,9 +173,9 @@ def share_table(finals: pd.DataFrame, design: Design, keys) -> pd.DataFrame:
         cols = {"share": [p.share for p in pooled], "share_lo": [p.low for p in pooled],
                 "share_hi": [p.high for p in pooled], "called": [p.k for p in pooled], "scored": [p.n for p in pooled],
                 "delta": s["delta"], "p_holm": s["p_holm"], "holds": s["holds"]}
-        merged = s[["context", "arm"]].assign(**{f"{key}_{c}": list(v) for c, v in cols.items()})
-        out = out.merge(merged, on=["context", "arm"], how="left")
-    return out
+        return s[["context", "arm"]].assign(**{f"{key}_{c}": list(v) for c, v in cols.items()})
+
+    return _per_key(finals, design, keys, ["is_baseline", "rank"], columns)
 
 
 def value_table(finals: pd.DataFrame, design: Design, keys) -> pd.DataFrame:
@@ -176,15 +184,12 @@ def value_table(finals: pd.DataFrame, design: Design, keys) -> pd.DataFrame:
     keys = _reported(finals, keys)
     if not keys:
         return pd.DataFrame()
-    out = None
-    for key in keys:
-        s = summarize(finals, design, key, direction(key) or "max")
-        cols = s[["context", "arm", f"{key}_mean", f"{key}_ci95"]].assign(
+
+    def columns(key: str, s: pd.DataFrame) -> pd.DataFrame:
+        return s[["context", "arm", f"{key}_mean", f"{key}_ci95"]].assign(
             **{f"{key}_delta": s["delta"], f"{key}_p_holm": s["p_holm"], f"{key}_holds": s["holds"]})
-        if out is None:
-            out = s[[*design.group_by, "context", "arm", "is_baseline"]].merge(cols, on=["context", "arm"])
-        else:
-            out = out.merge(cols, on=["context", "arm"], how="left")
+
+    out = _per_key(finals, design, keys, ["is_baseline"], columns)
     return out[out[[f"{k}_mean" for k in keys]].notna().any(axis=1)].reset_index(drop=True)
 
 
