@@ -354,8 +354,9 @@ def report_sweep(path: str, *, metric: str | None = None, mode: str | None = Non
     was unreachable during the sweep), attach the report to the sweep's parent run and end that run as the trials'
     outcomes say (`sweep_status`). The report reads every trial's own recorded config, so a sweep whose configs
     today's code would resolve otherwise is still reported as it ran (with a one-line warning)."""
-    plan = plan_from_record(path, metric=metric, mode=mode, mlflow_uri=mlflow_uri)
-    changed = configs_changed(plan, load_record(plan.path))
+    record = load_record(path)
+    plan = plan_from_record(path, record, metric=metric, mode=mode, mlflow_uri=mlflow_uri)
+    changed = configs_changed(plan, record)
     if changed:
         print(f"gansweep: warning: {changed}; reporting the trials as they ran", file=sys.stderr, flush=True)
     if not mlflow:

@@ -158,11 +158,12 @@ def load_record(path: str) -> dict:
     return json.loads(storage.read_text(record_path))
 
 
-def plan_from_record(path: str, **changes) -> Plan:
-    """The plan of the sweep at `path`, as it was resolved, with `changes` (Options fields such as `address` or
-    `mlflow_uri`; None = keep) applied. The folder stays where it is now (storage may have moved)."""
+def plan_from_record(path: str, record: dict | None = None, **changes) -> Plan:
+    """The plan of the sweep at `path`, as it was resolved (from `record`, its `gansweep.json` when the caller has
+    read it already), with `changes` (Options fields such as `address` or `mlflow_uri`; None = keep) applied. The
+    folder stays where it is now (storage may have moved)."""
     path = storage.absolute(path)
-    record = load_record(path)
+    record = load_record(path) if record is None else record
     known = {f.name for f in dataclasses.fields(Options)}
     saved = {k: v for k, v in record["options"].items() if k in known}
     parent, name = (path.rstrip("/").rsplit("/", 1) if storage.is_uri(path) else
@@ -196,8 +197,8 @@ def configs_changed(plan: Plan, record: dict) -> str | None:
 def plan_for_resume(path: str, **changes) -> Plan:
     """`plan_from_record` for a resume: ValueError (one line) when today's code resolves the sweep to other configs
     than it was started with (see the module's docstring for why this refuses rather than guesses)."""
-    plan = plan_from_record(path, **changes)
     record = load_record(path)
+    plan = plan_from_record(path, record, **changes)
     changed = configs_changed(plan, record)
     if changed:
         raise ValueError(f"cannot resume {plan.path}: {changed}; resume it with the code that started it "
