@@ -3,7 +3,6 @@ comparison group of the study (its `Design.group_by`)."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
@@ -107,8 +106,8 @@ def log_to_parent_run(folder: Path, metrics: dict, files: list[Path], mlflow_uri
     """Put the survey's metrics and files on the sweep's MLflow parent run (its `report/` artifacts, where
     `gansweep report` puts them too); returns one line saying what happened.
 
-    The parent is looked up by the sweep path tag `gansweep.sweep_path`, as `SweepTracker.start_sweep` finds it, and
-    written through the tracker, but it is neither created nor reopened: its status (FINISHED, FAILED) is the
+    The parent is found by `SweepTracker.attach` (by the sweep path, as `start_sweep` finds it) and written through
+    the tracker, but it is neither created nor reopened: its status (FINISHED, FAILED) is the
     sweep's and stays as it is. A store that does not exist, or no parent run in it, is said and skipped (the files
     are written anyway; `gansweep report PATH` attaches them later); an unreachable server likewise.
     """
@@ -130,21 +129,11 @@ def log_to_parent_run(folder: Path, metrics: dict, files: list[Path], mlflow_uri
     from sweep import tracking
 
     tracker = tracking.SweepTracker(uri, experiment_name=options.get("experiment", tracking.DEFAULT_EXPERIMENT))
-    try:
-        experiment = tracker.client.get_experiment_by_name(tracker.experiment_name)
-        parents = [] if experiment is None else [
-            r for r in tracker.client.search_runs(
-                [experiment.experiment_id], max_results=1000,
-                filter_string="tags.`gansweep.sweep_path` = '{}'".format(sweep_path.replace("'", "''")))
-            if r.data.tags.get("gansweep.role") == "sweep"]
-    except Exception as e:  # noqa: BLE001 -- the results are written; MLflow is a copy of them
-        print(f"gansweep: MLflow at {uri} not reachable ({str(e).strip().splitlines()[0] if str(e).strip() else e!r})",
-              file=sys.stderr)
-        return f"MLflow: not logged (run `gansweep survey-results {folder}` again when {uri} is up)"
-    if not parents:
+    if tracker.attach(sweep_path) is None:
+        if tracker.offline:
+            return f"MLflow: not logged (run `gansweep survey-results {folder}` again when {uri} is up)"
         return (f"MLflow: not logged (no parent run of this sweep in {uri}, experiment {tracker.experiment_name}; "
                 f"`gansweep report {folder}` creates it and attaches the survey)")
-    tracker.parent_run_id = min(parents, key=lambda r: r.info.start_time).info.run_id  # as start_sweep picks it
     tracker.sweep_summary(metrics=metrics, files=files)
     if tracker.offline or tracker.failed:
         return f"MLflow: logging to {uri} failed ({tracker.offline_reason or 'see above'})"

@@ -190,13 +190,12 @@ class SweepTracker:
     def _start_sweep(self, sweep_name, sweep_path, study, params, tags) -> str:
         from mlflow.entities import Param, RunTag
 
-        found = [r for r in self._search(_eq("tags.`gansweep.sweep_path`", sweep_path))
-                 if r.data.tags.get("gansweep.role") == "sweep"]
+        found = self._sweep_run(sweep_path)
         tags = {k: str(v) for k, v in tags.items()}
         tags.setdefault("mlflow.source.git.commit", source_version())
         tags.update({"gansweep.sweep_path": sweep_path, "gansweep.study": study, "gansweep.role": "sweep"})
-        if found:  # a resumed sweep: reopen the oldest matching parent, keep its original command line
-            run = min(found, key=lambda r: r.info.start_time)
+        if found:  # a resumed sweep: reopen its parent, keep its original command line
+            run = found
             run_id = run.info.run_id
             if "gansweep.command" in tags and "gansweep.command" in run.data.tags:
                 tags["gansweep.last_command"] = tags.pop("gansweep.command")
@@ -211,6 +210,30 @@ class SweepTracker:
             self._runs, self._children_loaded = {}, not found
         self.parent_run_id = run_id
         return run_id
+
+    def _sweep_run(self, sweep_path: str):
+        """The parent run of the sweep at `sweep_path` (by its tag `gansweep.sweep_path`; the oldest, should a store
+        hold more), or None."""
+        found = [r for r in self._search(_eq("tags.`gansweep.sweep_path`", sweep_path))
+                 if r.data.tags.get("gansweep.role") == "sweep"]
+        return min(found, key=lambda r: r.info.start_time) if found else None
+
+    def attach(self, sweep_path: str) -> str | None:
+        """Log to the existing parent run of the sweep at `sweep_path` (`sweep_summary`) without reopening it: its
+        status stays what the sweep ended with. Returns its id; None when the store has no such run (nothing is
+        created) or could not be reached (`offline` then says why)."""
+        def find():
+            if self.client.get_experiment_by_name(self.experiment_name) is None:
+                return None
+            return self._sweep_run(str(sweep_path))
+
+        run = self._call(find)
+        if run is None:
+            return None
+        if run.info.run_id != self.parent_run_id:
+            self._runs, self._children_loaded = {}, False
+        self.parent_run_id = run.info.run_id
+        return self.parent_run_id
 
     def _load_children(self) -> None:
         """Index the runs that already exist under the parent run (one query), with what each holds."""
