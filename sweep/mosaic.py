@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw, ImageFont
 from gan.imagetable import read_image_table
 from search_spaces import Design
 from sweep.records import SweepFolder, TrialRecord
-from sweep.summary import shown_groups
+from sweep.summary import group_title, shown_groups
 
 K = 8  # samples per row
 GAP = 2  # pixels between tiles and rows
@@ -41,10 +41,6 @@ class Row:
     header: bool = False  # a group's title line: text only, across the whole width
 
 
-def _group_title(design: Design, key: tuple) -> str:
-    return ", ".join(f"{k}={v}" for k, v in zip(design.group_by, key)) or "all arms"
-
-
 def _samples(path: str, k: int) -> np.ndarray:
     """The first `k` images of an image table (the first of the fixed evaluation noise), decoding only those."""
     n = pq.ParquetFile(path).metadata.num_rows
@@ -56,7 +52,7 @@ def arm_rows(records: list[TrialRecord], summary, design: Design, folder: SweepF
     a label saying why there are none (no finished seed left final samples)."""
     rows = []
     for key, shown in shown_groups(summary, design):
-        rows.append(Row((_group_title(design, key),), None, header=True))
+        rows.append(Row((group_title(design, key) or "all arms",), None, header=True))
         for _, r in shown.iterrows():
             trials = sorted((t for t in records if t.arm == r["arm"]
                              and json.dumps(design.context(t.config)) == r["context"]), key=lambda t: t.seed)

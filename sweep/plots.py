@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from search_spaces import Design
-from sweep.summary import shown_groups
+from sweep.summary import group_title, shown_groups
 
 MARKERS = "os^Dv<>p"  # with more arms than tab20 has colours, the marker tells them apart
 
@@ -38,10 +38,6 @@ def styles(arms) -> dict[str, dict]:
     order = [*range(0, 20, 2), *range(1, 20, 2)]
     return {arm: {"color": cmap(order[i % 20]), "marker": MARKERS[(i // 20) % len(MARKERS)]}
             for i, arm in enumerate(sorted(set(arms)))}
-
-
-def _title(design: Design, key) -> str:
-    return ", ".join(f"{k}={v}" for k, v in zip(design.group_by, key)) if design.group_by else ""
 
 
 def final_figure(summary: pd.DataFrame, finals: pd.DataFrame, metric: str, *, design: Design,
@@ -83,7 +79,7 @@ def final_figure(summary: pd.DataFrame, finals: pd.DataFrame, metric: str, *, de
             ax.plot([], [], "x", color="tab:red", mew=2, label="seed that did not finish")
         ax.set_xticks(range(len(arms)), list(arms["arm"]), rotation=30, ha="right", fontsize=8)
         ax.set_ylabel(metric)
-        ax.set_title(_title(design, key), loc="left", fontsize=9)
+        ax.set_title(group_title(design, key), loc="left", fontsize=9)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8, loc="best")
     fig.suptitle(f"final {metric} per arm (rank order): mean over finished seeds, 95% CI where n >= 2, dots = seeds",
@@ -124,7 +120,7 @@ def plot_curves(history: pd.DataFrame, summary: pd.DataFrame, metric: str, path:
             ax.plot(curve[x], curve[metric], ms=3, label=r["arm"], **line)
         ax.set_xlabel("training seconds" if x == "train_seconds" else x)
         ax.set_ylabel(metric)
-        ax.set_title(_title(design, key), loc="left", fontsize=9)
+        ax.set_title(group_title(design, key), loc="left", fontsize=9)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()

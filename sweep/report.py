@@ -194,7 +194,7 @@ def summary_markdown(summary: pd.DataFrame, design: Design, metric: str, mode: s
             rows.append(["", tables.floor_label(entries), *([""] if survey else []), "", "", "",
                          _fmt(*tables.floor_value(entries, metric)), "", "", "",
                          *[_fmt(*tables.floor_value(entries, b)) for b in beside], *[""] * len(COST_COLUMNS)])
-        title = ", ".join(f"{k} = {v}" for k, v in zip(design.group_by, key))
+        title = tables.group_title(design, key, spaced=True)
         lines += [f"## {title}" if title else "## All arms", "", markdown_table(header, rows), ""]
     return "\n".join(lines)
 
@@ -236,7 +236,7 @@ def share_markdown(spec: ReportTable, summary: pd.DataFrame, keys, design: Desig
                                                    real=real[k].share)
                          for k in keys if spec.floor_gap is not None and real[k].n
                          and b[f"{k}_share"] > real[k].share + spec.floor_gap]
-        title = ", ".join(f"{k} = {v}" for k, v in zip(design.group_by, key)) or "all arms"
+        title = tables.group_title(design, key, spaced=True) or "all arms"
         lines += [f"### {title}", "", markdown_table(["rank", "arm", *keys], rows), ""]
     return lines + [*dict.fromkeys(f"- {w}" for w in warnings), *([""] if warnings else [])]
 

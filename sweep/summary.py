@@ -78,6 +78,13 @@ def baseline_rows(summary: pd.DataFrame, group: pd.DataFrame) -> pd.DataFrame:
                                              | summary["context"].isin(group["context"]))]
 
 
+def group_title(design: Design, key: tuple, *, spaced: bool = False) -> str:
+    """A group's values as a reader sees them: 'dataset=lfw-subset, n_aug=64' ('dataset = lfw-subset, ...' when
+    `spaced`, as Markdown headings have them); '' for a study without groups."""
+    eq = " = " if spaced else "="
+    return ", ".join(f"{k}{eq}{v}" for k, v in zip(design.group_by, key))
+
+
 def shown_groups(summary: pd.DataFrame, design: Design) -> list[tuple[tuple, pd.DataFrame]]:
     """(group values, rows to show) per group: its baseline first, then its arms by rank (unranked last). A group
     holding nothing but the baseline is left out: the baseline is shown in every group it is compared with."""
