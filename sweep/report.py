@@ -32,7 +32,7 @@ from gan.metrics.schema import (COST_COLUMNS, REPORT_TABLES, ReportTable, descri
                                 lookup, metric_key)
 from search_spaces import Design
 from sweep import mosaic, plots, summary as tables
-from sweep.survey import NoVotes, selection_rates, survey_results, votes_path
+from sweep.survey import RATE_COLUMNS, NoVotes, survey_results, votes_path
 from sweep.survey.render import markdown as survey_markdown, plot as survey_plot
 from sweep.records import SweepFolder, read_inputs, read_sweep, reference_table
 from sweep.stats import ALPHA, MIN_SEEDS
@@ -50,33 +50,24 @@ class Report:
     metrics: dict  # figures for the MLflow parent run beyond the summary table (the survey's)
 
 
-def survey_section(sweep_path, out: Path) -> tuple[list[str], list[Path], dict]:
+def survey_section(sweep_path, out: Path) -> tuple[list[str], list[Path], dict, pd.DataFrame | None]:
     """The preference survey's figures when the sweep has votes (`gansweep survey`): Markdown lines (per comparison
     group of the study: its selection rates with Wilson intervals, Bradley-Terry strengths, head-to-head tests with
-    Holm within the group), the chart (`survey_selection_rate.png`, one row per group) and flat metrics for MLflow.
-    A votes database that cannot be read is said in the Markdown, not raised: the rest of the report stands.
-    The published selection-rate table per method and budget is `sweep.survey.selection_rates(sweep_path)`."""
+    Holm within the group), the chart (`survey_selection_rate.png`, one row per group), flat metrics for MLflow, and
+    the selection rate of each arm per group (the design's group fields, then `RATE_COLUMNS`) for the ranking
+    tables; None for the rates without votes. A votes database that cannot be read is said in the Markdown, not
+    raised: the rest of the report stands."""
     if storage.is_uri(sweep_path) or not votes_path(sweep_path).is_file():
-        return [], [], {}
+        return [], [], {}, None
     try:
         res = survey_results(votes_path(sweep_path))
     except NoVotes:  # a survey was opened but nobody decided a pair yet
-        return [], [], {}
+        return [], [], {}, None
     except ValueError as e:
-        return ["## Human preference survey", "", f"The survey's votes could not be read: {e}", ""], [], {}
-    return [survey_markdown(res)], [survey_plot(res, out / "survey_selection_rate.png")], res.metrics()
-
-
-def survey_rates(sweep_path) -> pd.DataFrame | None:
-    """The survey's selection rate of each arm per comparison group (`sweep.survey.selection_rates`), or None when
-    the sweep has no votes (an unreadable votes database is said by `survey_section`)."""
-    if storage.is_uri(sweep_path) or not votes_path(sweep_path).is_file():
-        return None
-    try:
-        rates = selection_rates(sweep_path)
-    except ValueError:
-        return None
-    return rates if len(rates) else None
+        return ["## Human preference survey", "", f"The survey's votes could not be read: {e}", ""], [], {}, None
+    rates = res.table()[[*res.group_by, *RATE_COLUMNS]]
+    return ([survey_markdown(res)], [survey_plot(res, out / "survey_selection_rate.png")], res.metrics(),
+            rates if len(rates) else None)
 
 
 # --- Markdown -----------------------------------------------------------------------------------------------------
@@ -340,8 +331,7 @@ def write_report(sweep_path, design: Design, metric: str, mode: str) -> Report:
     files = [out / "results.parquet", out / "summary.csv", out / "summary.md"]
     history.to_parquet(files[0], index=False)
     summary.to_csv(files[1], index=False)
-    survey_lines, survey_files, survey_metrics = survey_section(sweep_path, out)
-    rates = survey_rates(sweep_path)
+    survey_lines, survey_files, survey_metrics, rates = survey_section(sweep_path, out)
     markdown = [summary_markdown(summary, design, metric, mode, beside=beside, notes=notes, inputs=inputs,
                                  finals=finals, rates=rates), *declared_tables(summary, finals, design, ext, inputs),
                 *survey_lines]

@@ -17,6 +17,7 @@ import sqlite3
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -425,24 +426,31 @@ def test_report_section_per_group(tmp_path):
     records, _ = highres_sweep(tmp_path)
     folder = tmp_path / "exp"
     folder.mkdir()
-    assert survey_section(folder, tmp_path) == ([], [], {})  # no survey
+    assert survey_section(folder, tmp_path) == ([], [], {}, None)  # no survey
     app = create_app(pool_from_records(records, HIGHRES_DESIGN), votes_path(folder), n_pairs=6, seed=0)
     client = participant(app)
     client.get("/api/next")
-    assert survey_section(folder, tmp_path) == ([], [], {})  # a pair served, nobody voted yet
+    assert survey_section(folder, tmp_path) == ([], [], {}, None)  # a pair served, nobody voted yet
     answer_all(client, 6, choose=lambda shades: "right")
-    lines, files, metrics = survey_section(folder, tmp_path)
+    lines, files, metrics, rates = survey_section(folder, tmp_path)
     text = "\n".join(lines)
     assert text.count("## Human preference survey") == 1
     assert "### time_budget = 0.0" in text and "### time_budget = 12.0" in text
     assert [f.name for f in files] == ["survey_selection_rate.png"] and files[0].is_file()
     assert metrics["survey_votes"] == 6
     assert metrics["survey_time_budget_0.0_votes"] + metrics["survey_time_budget_12.0_votes"] == 6
+    # the rates the ranking tables show are the cheap selection table's, taken from the same results
+    from sweep.survey.store import read_votes
+
+    cheap = selection_table(read_votes(votes_path(folder)), HIGHRES_DESIGN.group_by)
+    by = [*HIGHRES_DESIGN.group_by, "arm"]
+    pd.testing.assert_frame_equal(rates.sort_values(by).reset_index(drop=True),
+                                  cheap.sort_values(by).reset_index(drop=True), check_dtype=False)
 
     votes_path(folder).unlink()
     with sqlite3.connect(votes_path(folder)) as con:  # a database of the first survey version: no groups
         con.execute("CREATE TABLE pairs (token TEXT)")
         con.execute("PRAGMA user_version = 1")
-    lines, files, metrics = survey_section(folder, tmp_path)
+    lines, files, metrics, rates = survey_section(folder, tmp_path)
     assert "could not be read" in "\n".join(lines) and "version 1 kept no comparison groups" in "\n".join(lines)
-    assert (files, metrics) == ([], {})
+    assert (files, metrics, rates) == ([], {}, None)
