@@ -28,7 +28,7 @@ ARMS = ("none", "contrast@64", "negpos@64", "hflip@64", "vflip@64", "contrast+hf
 def run(mode: str, trials: int, steps: int, cpus: int, root: Path) -> dict:
     import ray
 
-    from sweep.driver import run_sweep
+    from sweep.execution.driver import run_sweep
     from sweep.plan import Options, resolve_plan
     from sweep.records import read_sweep
 

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from gan.config import TrialConfig, flat
 from gan.metrics.schema import direction, rankable
 from search_spaces import Design, GridStudy, OptunaStudy, build_study
-from sweep.trackers import source_version
-from sweep.tracking import DEFAULT_EXPERIMENT, DEFAULT_URI
+from sweep.mlflow.active import source_version
+from sweep.mlflow.tracker import DEFAULT_EXPERIMENT, DEFAULT_URI
 from trainables import storage
 
 RECORD = "gansweep.json"

@@ -10,7 +10,7 @@ from PIL import Image
 
 from gan import metrics
 from gan.imagetable import ImageSet, write_image_table
-from sweep import cmd_score
+from sweep.cli import score as cmd_score
 from sweep.cli import main
 
 

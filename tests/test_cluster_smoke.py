@@ -12,7 +12,7 @@ import pytest
 import ray
 from ray.cluster_utils import Cluster
 
-from sweep.driver import run_sweep
+from sweep.execution.driver import run_sweep
 from sweep.plan import Options, resolve_plan
 from sweep.records import read_sweep
 from tests.sweep_helpers import TINY, sweep_runs

@@ -8,7 +8,7 @@ import pytest
 import ray
 
 from gan.methods import METHODS
-from sweep.driver import report_sweep, run_sweep
+from sweep.execution.driver import report_sweep, run_sweep
 from sweep.plan import Options, resolve_plan
 from sweep.records import read_sweep, reference_table
 from tests.sweep_helpers import grid_steps, metric_steps, sweep_runs

@@ -91,11 +91,11 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_graph_sees_every_package_and_function_level_imports():
     """The reader itself: every package is found, and an import inside a function counts like one at the top."""
-    assert {"gan.config", "gan.train", "sweep.driver", "trainables.arm", "search_spaces.space"} <= set(MODULES)
+    assert {"gan.config", "gan.train", "sweep.execution.driver", "trainables.arm", "search_spaces.space"} <= set(MODULES)
     graph = import_graph()
     assert "gan.augment" in graph["gan.config"]  # from gan.augment import ... (module top)
-    assert "trainables.arm" in graph["sweep.driver"]  # from trainables.arm import train_arm (inside _tuner)
-    assert "gan.metrics" in graph["sweep.cmd_run"]  # from gan.metrics import inception_state_dict: the package
+    assert "trainables.arm" in graph["sweep.execution.driver"]  # from trainables.arm import train_arm (inside _tuner)
+    assert "gan.metrics" in graph["sweep.cli.run"]  # from gan.metrics import inception_state_dict: the package
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
 
@@ -119,7 +119,7 @@ def test_arrows_point_one_way(package, forbidden):
 def test_the_command_line_starts_without_ray_or_mlflow():
     """`gansweep --help` and every input error are quick: importing the CLI (every command module) and what a dry
     run and the records need brings in neither Ray nor MLflow."""
-    code = ("import sys, sweep.cli, sweep.plan, sweep.records, sweep.tracking; "
+    code = ("import sys, sweep.cli, sweep.plan, sweep.records, sweep.mlflow.tracker; "
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'ray', 'mlflow'}))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr

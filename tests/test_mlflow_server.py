@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from sweep.driver import run_sweep
+from sweep.execution.driver import run_sweep
 from sweep.plan import Options, resolve_plan
 from tests.servers import free_port, mlflow_server, postgres, serve
 from tests.sweep_helpers import TINY, grid_steps, metric_steps, sweep_runs

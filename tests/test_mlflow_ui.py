@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from sweep.driver import run_sweep
+from sweep.execution.driver import run_sweep
 from sweep.plan import Options, resolve_plan
 from tests.servers import chromium, free_port, stop, wait_http
 from tests.sweep_helpers import TINY, sweep_runs

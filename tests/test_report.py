@@ -1,4 +1,4 @@
-"""sweep.report and sweep.summary on a real tiny Tune experiment (tests/_fake_sweep.py): the results table, the per-arm
+"""sweep.report.write and sweep.report.tables on a real tiny Tune experiment (tests/_fake_sweep.py): the results table, the per-arm
 summary against a hand computation, the significance columns, the design-driven grouping, the plots and the Markdown.
 The report's rules on hand-written sweeps (ranks, survivorship, leakage, floors, gains, MLflow) are in
 tests/test_report_rules.py."""
@@ -16,8 +16,8 @@ import pytest
 from search_spaces import Design
 from search_spaces.studies import DA_DESIGN
 from sweep.records import read_sweep
-from sweep.report import summary_markdown, write_report
-from sweep.summary import finals_table, results_table, summarize
+from sweep.report.write import summary_markdown, write_report
+from sweep.report.tables import finals_table, results_table, summarize
 from tests import _fake_sweep as fake
 
 EXT = fake.EXT

@@ -11,10 +11,10 @@ from PIL import Image
 
 from gan.imagetable import read_image_table
 from search_spaces.studies import DA_DESIGN
-from sweep import mosaic, plots
+from sweep.report import mosaic, plots
 from sweep.records import SweepFolder, read_sweep, reference_table
-from sweep.report import write_report
-from sweep.summary import finals_table
+from sweep.report.write import write_report
+from sweep.report.tables import finals_table
 from tests import _report_sweep as hs
 
 
@@ -117,7 +117,7 @@ def test_mosaic_takes_the_lowest_seed_with_final_samples(rep, sweep, tmp_path):
 
 def test_summary_rows_of_a_group(rep):
     """The mosaic and the plots share the order of the tables: the baseline, then the arms by rank."""
-    from sweep.summary import shown_groups
+    from sweep.report.tables import shown_groups
 
     ((key, shown),) = shown_groups(rep.summary, DA_DESIGN)
     assert key == ("lfw-subset", 100) and list(shown["arm"]) == ["none", "hflip@100", "contrast@100", "vflip@100"]

@@ -18,8 +18,8 @@ from gan.config import TrialConfig
 from gan.metrics.schema import REPORT_TABLES
 from search_spaces import Design
 from search_spaces.studies import DA_DESIGN
-from sweep.report import share_markdown, summary_markdown, value_markdown, write_report
-from sweep.summary import finals_table, gain_table, reference_notes, summarize, value_table
+from sweep.report.write import share_markdown, summary_markdown, value_markdown, write_report
+from sweep.report.tables import finals_table, gain_table, reference_notes, summarize, value_table
 from sweep.records import read_sweep
 from tests import _report_sweep as hs
 
@@ -208,8 +208,8 @@ def _plan(sweep: Path) -> SimpleNamespace:
 def _parent_after_report(sweep: Path, uri: str):
     from mlflow import MlflowClient
 
-    from sweep.driver import _report
-    from sweep.tracking import SweepTracker
+    from sweep.execution.driver import _report
+    from sweep.mlflow.tracker import SweepTracker
 
     tracker = SweepTracker(uri, experiment_name="rules")
     run_id = tracker.start_sweep("s", str(sweep), "test")

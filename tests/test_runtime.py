@@ -73,7 +73,7 @@ def test_trial_config_deterministic_field():
 
 
 def test_a_deterministic_sweep_sets_the_cublas_workspace_in_every_process_from_its_start():
-    from sweep.driver import process_env
+    from sweep.execution.driver import process_env
     from sweep.plan import resolve_plan
 
     # cuBLAS reads CUBLAS_WORKSPACE_CONFIG once per process: the driver puts it in its own environment and in Ray's

@@ -1,4 +1,4 @@
-"""sweep.stats against hand computations: t intervals, the paired t-test, Holm, Wilson."""
+"""sweep.report.stats against hand computations: t intervals, the paired t-test, Holm, Wilson."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from sweep import stats
+from sweep.report import stats
 
 
 def test_mean_ci_needs_two_values():

@@ -23,7 +23,7 @@ from PIL import Image
 
 from search_spaces.da import DA_DESIGN
 from search_spaces.highres import HIGHRES_DESIGN, NO_CAP
-from sweep.cmd_survey import log_to_parent_run
+from sweep.cli.survey import log_to_parent_run
 from sweep.survey import REAL, create_app, pool_from_records, selection_rates, survey_results, votes_path
 from sweep.survey.app import COOKIE
 from sweep.survey.render import markdown, plot
@@ -353,7 +353,7 @@ def test_cli_group_on_a_study_without_groups(tmp_path, monkeypatch, capsys):
 def test_survey_results_go_to_the_mlflow_parent_run(tmp_path, capsys):
     from mlflow.tracking import MlflowClient
 
-    from sweep.tracking import SweepTracker
+    from sweep.mlflow.tracker import SweepTracker
 
     records, _ = highres_sweep(tmp_path)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
@@ -421,7 +421,7 @@ def test_no_votes_in_a_group_is_not_a_rate():
 
 
 def test_report_section_per_group(tmp_path):
-    from sweep.report import survey_section
+    from sweep.report.write import survey_section
 
     records, _ = highres_sweep(tmp_path)
     folder = tmp_path / "exp"

@@ -268,7 +268,7 @@ def test_a_record_without_configs_resumes_with_a_note(capsys, tmp_path):
 
 def test_in_process_trials_get_a_gpu_where_the_device_selection_finds_one(monkeypatch):
     """Without Ray, a trial's GPU share follows `gan.runtime.select_device` (the one device selection)."""
-    from sweep import driver
+    from sweep.execution import driver
 
     cpus = os.cpu_count() or 1
     expected = 1.0 if torch.cuda.is_available() else 0.0

@@ -16,7 +16,7 @@ import pytest
 import ray
 import torch
 
-from sweep.driver import run_sweep
+from sweep.execution.driver import run_sweep
 from sweep.plan import Options, resolve_plan
 from sweep.records import read_sweep
 from tests.sweep_helpers import TINY, grid_steps, metric_steps, sweep_runs
@@ -131,7 +131,7 @@ def test_killed_worker_resumes_from_checkpoint_with_same_numbers(tmp_path, chaos
 def test_a_failed_trial_fails_the_sweep_and_the_command(tmp_path, chaos_dir, capsys):
     """A trial that raises: the sweep goes on with the others, the parent run ends FAILED, the command exits 1 and
     says how to rerun it and where to browse it."""
-    from sweep.cmd_run import _finish
+    from sweep.cli.run import _finish
 
     (chaos_dir / "fail_at_step").write_text("2")
     try:
@@ -218,7 +218,7 @@ def test_asha_stops_weak_arms_early(tmp_path):
 
 
 def test_unreachable_mlflow_is_backfilled_by_report(tmp_path):
-    from sweep.driver import report_sweep
+    from sweep.execution.driver import report_sweep
 
     sweep, _ = sweep_in(tmp_path, only=["none", "hflip@64"], in_process=True)
     sweep = dataclasses.replace(sweep, options=dataclasses.replace(sweep.options, mlflow_uri="http://127.0.0.1:9"))

@@ -1,4 +1,4 @@
-"""sweep.tracking: parent/child runs as researchers browse them, idempotent logging on resume, retries and the
+"""sweep.mlflow.tracker: parent/child runs as researchers browse them, idempotent logging on resume, retries and the
 offline switch, backfill, and the Tune callback.
 
 Runs against real sqlite MLflow stores (one migrated template copied per test: creating a store takes seconds)
@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from gan.train import grid_name
-from sweep import trackers
-from sweep.backfill import backfill
-from sweep.tracking import SweepTracker, mlflow_params
+from sweep.mlflow import active as trackers
+from sweep.mlflow.backfill import backfill
+from sweep.mlflow.tracker import SweepTracker, mlflow_params
 from tests import _fake_sweep as fake
 
 EXPERIMENT = "gansweep-test"
@@ -82,7 +82,7 @@ def live(template_db, tmp_path_factory):
     """The fake sweep run through real Tune with MlflowTuneCallback logging into a sqlite store."""
     import ray
 
-    from sweep.tune_callback import MlflowTuneCallback
+    from sweep.execution.callback import MlflowTuneCallback
 
     root = tmp_path_factory.mktemp("live")
     cwd = os.getcwd()
@@ -219,7 +219,7 @@ def test_callback_finds_its_tracker_by_sweep_path_after_unpickling(store, tmp_pa
     the tracker of the driver that runs now (a resume may have pointed it at another MLflow)."""
     from types import SimpleNamespace
 
-    from sweep.tune_callback import MlflowTuneCallback
+    from sweep.execution.callback import MlflowTuneCallback
 
     path = str(tmp_path / "p")
     cb = pickle.loads(pickle.dumps(MlflowTuneCallback(path)))
@@ -241,7 +241,7 @@ def test_callback_outcomes_without_tune(store, tmp_path):
 
     from ray import tune
 
-    from sweep.tune_callback import MlflowTuneCallback
+    from sweep.execution.callback import MlflowTuneCallback
 
     t = SweepTracker(store, EXPERIMENT)
     path = str(tmp_path / "cb")

@@ -93,7 +93,7 @@ def _group_tables(g: GroupResults, has_real: bool) -> list[str]:
 def plot(res: SurveyResults, path) -> Path:
     """One row per comparison group, bars per method: selection rate and Bradley-Terry strength (and realism rate,
     with real photos), each with its 95% interval; a dashed line at 50% where that means "no preference"."""
-    import matplotlib  # as sweep.plots: the Agg backend is chosen only when a chart is drawn
+    import matplotlib  # as sweep.report.plots: the Agg backend is chosen only when a chart is drawn
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

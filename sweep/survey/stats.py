@@ -10,7 +10,7 @@ study asks about: equal iterations, or equal time). Counting rules (a vote is on
   method-vs-method pairs of its group it was in; 95% Wilson interval (scipy `binomtest(...).proportion_ci("wilson")`).
 - **head to head**: for each pair of methods of a group, the decided votes between the two; two-sided exact binomial
   test of "each is chosen half the time" (scipy `binomtest`), p-values Holm-adjusted over the group's pairs that have
-  votes (`sweep.stats.holm`).
+  votes (`sweep.report.stats.holm`).
 - **Bradley-Terry strength** (`bradley_terry`): one scale for the methods of a group, strengths summing to 1; 95%
   percentile bootstrap interval resampling the group's participants (fixed seed).
 - **realism rate** of a method: times its sample was chosen over a real photo / decided method-vs-real pairs of its
@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binomtest
 
-from sweep import stats
+from sweep.report import stats
 from sweep.survey.bradley_terry import bootstrap_strengths, fit_strengths, mle_exists
 from sweep.survey.pool import REAL, Group, group_order
 from sweep.survey.store import Vote, read_votes

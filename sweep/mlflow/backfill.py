@@ -4,7 +4,7 @@ driver killed mid-sweep never sent. Idempotent: running it twice logs nothing th
 from __future__ import annotations
 
 from sweep.records import SweepFolder, read_sweep
-from sweep.tracking import SweepTracker, mlflow_params
+from sweep.mlflow.tracker import SweepTracker, mlflow_params
 
 
 def backfill(sweep_path, tracker: SweepTracker) -> dict[str, int]:

@@ -17,7 +17,7 @@ from gan import augment, imagetable, realsets
 from gan import train as gtrain
 from gan.config import IMAGE_SIZES, PRECISIONS, TrialConfig, flat
 from gan.runtime import resolve_precision, select_device, set_threads
-from sweep.errors import InputError, user_errors
+from sweep.cli.errors import InputError, user_errors
 
 _D = {f.name: f.default for f in dataclasses.fields(TrialConfig)}  # CLI defaults = the dataclass's defaults
 

@@ -1,6 +1,6 @@
 """`gansweep studies | run | resume | report | ui`: the sweep commands.
 
-The driver (`sweep.driver`: pandas, the report, the inputs) and MLflow are imported only by the commands that run,
+The driver (`sweep.execution.driver`: pandas, the report, the inputs) and MLflow are imported only by the commands that run,
 so `gansweep --help` and input errors stay quick.
 """
 
@@ -15,7 +15,7 @@ import click
 
 from gan.metrics import inception_state_dict
 from search_spaces import STUDIES, build_study
-from sweep.errors import user_errors
+from sweep.cli.errors import user_errors
 from sweep.plan import Options, absolute_mlflow_uri, dry_run_lines, plan_for_resume, resolve_plan
 
 _D = {f.name: f.default for f in dataclasses.fields(Options)}  # CLI defaults = the plan options' defaults
@@ -106,7 +106,7 @@ def run(study, seeds, dataset, download, num_samples, only, settings, steps, ima
     with user_errors():
         real_sets = _check_runnable(plan)
     click.echo(f"gansweep: {study}: {plan.study.num_samples} trials -> {plan.path}  (MLflow: {plan.options.mlflow_uri})")
-    from sweep.driver import run_sweep
+    from sweep.execution.driver import run_sweep
 
     return _finish(plan, run_sweep(plan, real_sets=real_sets, report=not no_report))
 
@@ -124,7 +124,7 @@ def _parse_settings(settings) -> dict:
 def _check_runnable(plan) -> dict:
     """Checks that need the file system, before Ray starts: the sweep folder must be new, the Inception weights
     must be there, and every real set must load (it is loaded here, and cached for the trials)."""
-    from sweep.driver import check_data, check_new
+    from sweep.execution.driver import check_data, check_new
 
     check_new(plan)
     inception = {c.inception_weights for c in plan.configs if c.extractor == "inception"}
@@ -158,7 +158,7 @@ def _finish(plan, result) -> int:
 def resume(path, address, mlflow_uri):
     """Continue the sweep at PATH whose driver died: only what did not finish runs again. With --mlflow-uri, results
     go to that store from now on (what the old one had is backfilled there first)."""
-    from sweep.driver import run_sweep
+    from sweep.execution.driver import run_sweep
 
     with user_errors():  # not a sweep folder, or configs this code resolves otherwise: one line, before any work
         plan = plan_for_resume(path, address=address, mlflow_uri=mlflow_uri)
@@ -173,7 +173,7 @@ def resume(path, address, mlflow_uri):
 @click.option("--no-mlflow", is_flag=True, help="Write the report files only.")
 def report(path, metric, mode, mlflow_uri, no_mlflow):
     """Results to Parquet, a per-arm summary (mean, 95% CI, difference to no-DA) and plots, next to the results."""
-    from sweep.driver import report_sweep
+    from sweep.execution.driver import report_sweep
 
     with user_errors():
         files = report_sweep(path, metric=metric, mode=mode, mlflow_uri=mlflow_uri, mlflow=not no_mlflow)

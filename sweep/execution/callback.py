@@ -1,7 +1,7 @@
 """Ray Tune's side of a sweep: the callback that forwards trial events to MLflow, and the progress table.
 
 The callback holds only the sweep's path: Tune pickles it into the sweep folder and `Tuner.restore` brings that copy
-back, so it looks its tracker up at run time (`sweep.trackers.active`) and a resume may point it at another MLflow.
+back, so it looks its tracker up at run time (`sweep.mlflow.active.active`) and a resume may point it at another MLflow.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import tempfile
 
 from gan.metrics.schema import metric_key
 from gan.train import grid_name
-from sweep import trackers
+from sweep.mlflow import active
 from sweep.records import outcome, trial_name
-from sweep.tracking import mlflow_params
+from sweep.mlflow.tracker import mlflow_params
 from trainables.files import WEIGHTS_FILE
 
 
@@ -29,7 +29,7 @@ def _make_callback_class():
 
         @property
         def tracker(self):
-            found = trackers.active(self.sweep_path)
+            found = active.active(self.sweep_path)
             if found is None and not getattr(self, "_warned", False):
                 self._warned = True
                 print(f"gansweep: no MLflow tracker is active for {self.sweep_path}; trials are not tracked "

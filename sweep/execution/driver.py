@@ -27,11 +27,13 @@ from gan.imagetable import write_image_table
 from gan.metrics.schema import leakage_keys
 from gan.runtime import CUBLAS_WORKSPACE, select_device
 from gan.train import grid_name
-from sweep import trackers, tracking, tune_callback
-from sweep.backfill import backfill
+from sweep.execution.callback import MlflowTuneCallback, progress_reporter
+from sweep.mlflow import active
+from sweep.mlflow.tracker import SweepTracker, mlflow_params
+from sweep.mlflow.backfill import backfill
 from sweep.plan import RECORD, Options, Plan, configs_changed, load_record, plan_for_resume, plan_from_record
 from sweep.records import INPUTS_FILE, read_sweep, sweep_status, trial_dirname, trial_name
-from sweep.report import write_report
+from sweep.report.write import write_report
 from trainables import storage
 from trainables.inputs import data_key, input_key, load_real_sets, prepare_inputs
 
@@ -124,7 +126,7 @@ def _log_donor(tracker, donor: dict) -> None:
     `generated` arms drew from (a resume to a new store included)."""
     run_id = f"donor-{donor['key']}"
     how = "trained by this sweep" if donor.get("trained") else f"reused from the donor cache ({donor['path']})"
-    tracker.trial_started(run_id, tracking.mlflow_params(donor["config"], arm=False), f"donor {donor['key']}",
+    tracker.trial_started(run_id, mlflow_params(donor["config"], arm=False), f"donor {donor['key']}",
                           role="donor", tags={"gansweep.donor": how})
     steps = donor["config"]["steps"]
     tracker.trial_result(run_id, {"step": steps, "train_seconds": donor.get("train_seconds", 0.0)})
@@ -254,8 +256,8 @@ def _tuner(plan: Plan, inputs: dict, resources: dict, resume: bool):
             storage_path=storage.absolute(options.storage),
             failure_config=tune.FailureConfig(max_failures=options.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=options.keep_checkpoints),
-            callbacks=[tune_callback.MlflowTuneCallback(plan.path)],
-            progress_reporter=tune_callback.progress_reporter(plan.metric, cfg.extractor),
+            callbacks=[MlflowTuneCallback(plan.path)],
+            progress_reporter=progress_reporter(plan.metric, cfg.extractor),
             verbose=options.verbose,
         ),
     )
@@ -277,8 +279,8 @@ def run_sweep(plan: Plan, *, resume: bool = False, report: bool = True, real_set
     own_ray = use_ray and _init_ray(options, env)
     resources = trial_resources(options, use_ray)
     preparation = submit_inputs(plan, real_sets, resources, use_ray)  # runs while MLflow is set up
-    tracker = tracking.SweepTracker(options.mlflow_uri, experiment_name=options.experiment)
-    trackers.activate(plan.path, tracker)
+    tracker = SweepTracker(options.mlflow_uri, experiment_name=options.experiment)
+    active.activate(plan.path, tracker)
     tracker.start_sweep(plan.name, plan.path, plan.study.name,
                         params={"study": plan.study.name, "seeds": len({c.seed for c in plan.configs}),
                                 "metric": plan.metric,
@@ -296,7 +298,7 @@ def run_sweep(plan: Plan, *, resume: bool = False, report: bool = True, real_set
         if use_ray:
             _tuner(plan, inputs, resources, resume).fit()
         else:
-            from sweep.inprocess import run_in_process  # imports Ray Tune, through the trainable
+            from sweep.execution.inprocess import run_in_process  # imports Ray Tune, through the trainable
 
             run_in_process(plan, inputs, tracker)
         completed = True
@@ -305,7 +307,7 @@ def run_sweep(plan: Plan, *, resume: bool = False, report: bool = True, real_set
         if report:
             result.files = _report(plan, tracker)
         tracker.end_sweep(sweep_status(result.outcomes) if completed else "FAILED")
-        trackers.deactivate(plan.path)
+        active.deactivate(plan.path)
         if own_ray:
             import ray
 
@@ -361,7 +363,7 @@ def report_sweep(path: str, *, metric: str | None = None, mode: str | None = Non
         print(f"gansweep: warning: {changed}; reporting the trials as they ran", file=sys.stderr, flush=True)
     if not mlflow:
         return write_report(plan.path, plan.design, plan.metric, plan.mode).files
-    tracker = tracking.SweepTracker(plan.options.mlflow_uri, experiment_name=plan.options.experiment)
+    tracker = SweepTracker(plan.options.mlflow_uri, experiment_name=plan.options.experiment)
     tracker.start_sweep(plan.name, plan.path, plan.study.name)
     backfill(plan.path, tracker)
     files = _report(plan, tracker)

@@ -12,7 +12,7 @@ from collections import Counter
 
 import click
 
-from sweep.errors import InputError, user_errors
+from sweep.cli.errors import InputError, user_errors
 
 
 @click.group()

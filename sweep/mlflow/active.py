@@ -1,7 +1,7 @@
 """The MLflow trackers of the sweeps this process runs, and the code version every run is tagged with.
 
 Tune pickles its callbacks into the sweep folder and `Tuner.restore` brings that copy back; what a resume may change
-(the MLflow URI) must not live in it. So the driver registers the sweep's `sweep.tracking.SweepTracker` here for as
+(the MLflow URI) must not live in it. So the driver registers the sweep's `sweep.mlflow.tracker.SweepTracker` here for as
 long as the sweep runs (`activate` ... `deactivate`), and the Tune callback, which holds only the sweep's path, finds
 it at run time (`active`).
 """

@@ -1,7 +1,7 @@
 """MLflow tracking of a sweep: one parent run per sweep, one child run per trial (and per donor GAN).
 
-`SweepTracker` knows nothing about Tune: a Tune callback (`sweep.tune_callback`, which finds the driver's tracker
-through `sweep.trackers`), the in-process runner and the backfill (`sweep.backfill`) call it. It talks to MLflow
+`SweepTracker` knows nothing about Tune: a Tune callback (`sweep.execution.callback`, which finds the driver's tracker
+through `sweep.mlflow.active`), the in-process runner and the backfill (`sweep.mlflow.backfill`) call it. It talks to MLflow
 through `MlflowClient` with explicit run ids (never the fluent active-run stack), and it is idempotent, so resuming a
 sweep, restarting a trial from its checkpoint or backfilling twice never duplicates a run, a param, a (metric, step)
 entry or an image:
@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sweep.records import MLFLOW_STATUS, OUTCOMES, arm_of, metrics_of
-from sweep.trackers import source_version
+from sweep.mlflow.active import source_version
 
 DEFAULT_URI = "sqlite:///mlflow.db"  # where a sweep logs unless told otherwise (`sweep.plan.Options`, the CLI)
 DEFAULT_EXPERIMENT = "gansweep"  # the MLflow experiment a sweep logs to unless told otherwise

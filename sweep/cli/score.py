@@ -36,7 +36,7 @@ def score(images, reference, extractor, splits, inception_weights, batch_size, s
     set (faces, one dog breed) a lower IS is not necessarily worse. Scores from different extractors are not
     comparable.
     """
-    from sweep.errors import InputError, user_errors
+    from sweep.cli.errors import InputError, user_errors
 
     with user_errors():
         if splits < 1:

@@ -1,6 +1,6 @@
 """The `gansweep` command line (also `python -m sweep`).
 
-Each command group lives in its own module (`cmd_*.py`). Ray, MLflow and the survey's web server are imported only
+Each command group lives in its own module of this package (`run`, `data`, `score`, `survey`, `train`). Ray, MLflow and the survey's web server are imported only
 when a command runs (tests/test_imports.py checks it), so `gansweep --help` and input errors cost the import of
 torch (which validating a config needs) and no more. Bad input prints one line and exits 2 before any work starts.
 """
@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from sweep.errors import InputError, user_errors  # noqa: F401  (re-exported for the command modules)
+from sweep.cli.errors import InputError, user_errors  # noqa: F401  (re-exported for the command modules)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -22,9 +22,9 @@ def cli():
 
 
 def _register():
-    from sweep import cmd_data, cmd_run, cmd_score, cmd_survey, cmd_train
+    from sweep.cli import data, run, score, survey, train
 
-    for c in [cmd_data.data, cmd_train.train, cmd_score.score, *cmd_run.COMMANDS, *cmd_survey.COMMANDS]:
+    for c in [data.data, train.train, score.score, *run.COMMANDS, *survey.COMMANDS]:
         cli.add_command(c)
 
 

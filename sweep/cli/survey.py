@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from sweep.errors import user_errors
+from sweep.cli.errors import user_errors
 
 RESULTS_MD = "survey_results.md"  # written into <sweep>/survey/ and logged to the MLflow parent run's report/
 RESULTS_PNG = "survey_selection_rate.png"  # the same name the report gives the chart
@@ -126,7 +126,7 @@ def log_to_parent_run(folder: Path, metrics: dict, files: list[Path], mlflow_uri
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not Path(uri[len(prefix):]).is_file():
         return f"MLflow: not logged (no store at {uri}; give --mlflow-uri)"
-    from sweep import tracking
+    from sweep.mlflow import tracker as tracking
 
     tracker = tracking.SweepTracker(uri, experiment_name=options.get("experiment", tracking.DEFAULT_EXPERIMENT))
     if tracker.attach(sweep_path) is None:

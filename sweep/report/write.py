@@ -15,7 +15,7 @@ fields and no metric of its own, so a new study or metric family needs no change
                          (only where trials were evaluated more than once)
     samples_mosaic.png   real reference images, then k final samples per (group, arm), never resampled
 
-The tables are made in `sweep.summary`, the figures in `sweep.plots` and `sweep.mosaic`; the rules are `rules`.
+The tables are made in `sweep.report.tables`, the figures in `sweep.report.plots` and `sweep.report.mosaic`; the rules are `rules`.
 """
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ import pandas as pd
 from gan.metrics.schema import (COST_COLUMNS, REPORT_TABLES, ReportTable, describe, direction, extractor_of, known,
                                 lookup, metric_key)
 from search_spaces import Design
-from sweep import mosaic, plots, summary as tables
+from sweep.report import mosaic, plots, tables
 from sweep.survey import RATE_COLUMNS, NoVotes, survey_results, votes_path
 from sweep.survey.render import markdown as survey_markdown, plot as survey_plot
 from sweep.records import SweepFolder, read_inputs, read_sweep, reference_table
-from sweep.stats import ALPHA, MIN_SEEDS
+from sweep.report.stats import ALPHA, MIN_SEEDS
 from trainables import storage
 
 REPORT_DIR = "report"
@@ -92,7 +92,7 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
 
 
 def rules(metric: str, mode: str, baseline: str) -> list[str]:
-    """The rules the tables follow, printed in summary.md (the code is `sweep.summary.summarize`)."""
+    """The rules the tables follow, printed in summary.md (the code is `sweep.report.tables.summarize`)."""
     way = "ascending: lower is better" if mode == "min" else "descending: higher is better"
     return [
         f"Ranked by `{metric}` ({way}) within each group. Only the compared arms are ranked: `{baseline}` shows "
@@ -204,7 +204,7 @@ def _share_cell(r, key: str, compare: bool) -> str:
 def share_markdown(spec: ReportTable, summary: pd.DataFrame, keys, design: Design, finals: pd.DataFrame,
                    inputs: list[dict]) -> list[str]:
     """Per group, in the ranking table's order (baseline, then arms by rank): each arm's pooled share per key (the
-    `sweep.summary.share_table` columns merged into `summary`) and the real images' pooled share; then a warning for
+    `sweep.report.tables.share_table` columns merged into `summary`) and the real images' pooled share; then a warning for
     each key where the baseline's share is more than `spec.floor_gap` above the real images'."""
     keys = [k for k in keys if f"{k}_share" in summary]
     lines = [f"## {spec.title}", "", spec.intro, ""]

@@ -6,7 +6,7 @@ the real images' own scores (`floor_value`, `floor_share`) and the reference not
 Everything here reads trials through `sweep.records`, compares them by the study's `Design` (arm fields, groups,
 baseline) and takes keys and directions from `gan.metrics.schema`: it names no study's fields.
 
-The rules (`sweep.report.rules` prints them in summary.md):
+The rules (`sweep.report.write.rules` prints them in summary.md):
   * seeds are replicates; an arm's value is the mean over its *finished* seeds (diverged, failed, stopped and
     interrupted trials are counted, never averaged in);
   * an interval, a test and a rank need `stats.MIN_SEEDS` finished seeds; the baseline is not ranked (it is what
@@ -26,7 +26,7 @@ import pandas as pd
 
 from gan.metrics.schema import COST_COLUMNS, Gain, direction
 from search_spaces import Design
-from sweep import stats
+from sweep.report import stats
 from sweep.records import OUTCOMES, TrialRecord
 
 SAMPLES_FIELD = "eval_samples"  # TrialConfig field: generated images scored per evaluation (what a share counts)

@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw, ImageFont
 from gan.imagetable import read_image_table
 from search_spaces import Design
 from sweep.records import SweepFolder, TrialRecord
-from sweep.summary import group_title, shown_groups
+from sweep.report.tables import group_title, shown_groups
 
 K = 8  # samples per row
 GAP = 2  # pixels between tiles and rows

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from search_spaces import Design
-from sweep.summary import group_title, shown_groups
+from sweep.report.tables import group_title, shown_groups
 
 MARKERS = "os^Dv<>p"  # with more arms than tab20 has colours, the marker tells them apart
 

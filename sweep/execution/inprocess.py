@@ -17,7 +17,7 @@ from pathlib import Path
 from gan.train import grid_name
 from sweep.plan import Plan
 from sweep.records import SweepFolder, inprocess_trial_id, outcome, read_trial, trial_dirname, trial_name
-from sweep.tracking import SweepTracker, mlflow_params
+from sweep.mlflow.tracker import SweepTracker, mlflow_params
 from trainables.arm import train_arm
 from trainables.files import WEIGHTS_FILE
 from trainables.session import InProcessSession
