@@ -102,7 +102,38 @@ def absolute_mlflow_uri(uri: str) -> str:
     return uri
 
 
+STORAGE_SCHEMES = ("s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss", "file")  # what pyarrow.fs (and Tune) open
+
+
+def check_storage(path: str) -> None:
+    """Where results go must be usable before Ray starts (one line, ValueError): a URI of a scheme pyarrow opens
+    (reached only when the sweep writes), or a local folder that exists or can be made, writable. Probing writes
+    and removes one temporary file in the nearest folder that exists."""
+    import tempfile
+
+    if storage.is_uri(path):
+        scheme = str(path).split("://", 1)[0].lower()
+        if scheme not in STORAGE_SCHEMES:
+            raise ValueError(f"--storage {path}: unknown scheme {scheme!r}; allowed: a local folder or "
+                             + ", ".join(f"{s}://" for s in STORAGE_SCHEMES))
+        return
+    folder = storage.absolute(path)
+    existing = folder
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        what = "is a file" if existing == folder else f"is inside {existing}, which is a file"
+        raise ValueError(f"--storage {path} {what}; give a folder (it is made if missing)")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as e:
+        raise ValueError(f"--storage {path}: cannot write in {existing} ({e.strerror or e}); give a writable "
+                         "folder") from e
+
+
 def _check_options(options: Options) -> None:
+    check_storage(options.storage)
     if options.scheduler not in SCHEDULERS:
         raise ValueError(f"scheduler {options.scheduler!r} is unknown; allowed: {', '.join(SCHEDULERS)}")
     if options.in_process and storage.is_uri(options.storage):

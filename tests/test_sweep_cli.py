@@ -160,16 +160,17 @@ def test_version(capsys):
     assert code == 0 and out.strip() == f"gansweep {version('gansweep')}"
 
 
-def test_ui_serves_the_store_on_localhost_by_default(capsys, monkeypatch):
-    import subprocess
+def test_ui_serves_the_store_on_localhost_by_default(capsys, monkeypatch, tmp_path):
+    from sweep.cli import run as run_commands
 
     calls = []
-    monkeypatch.setattr(subprocess, "call", lambda cmd: calls.append(cmd) or 0)
-    code, out, _ = run_cli(capsys, "ui", "--mlflow-uri", "sqlite:////tmp/x/mlflow.db")
+    monkeypatch.setattr(run_commands, "serve_until_stopped", lambda cmd: calls.append(cmd) or 0)
+    (tmp_path / "mlflow.db").write_bytes(b"")  # an empty sqlite file is a store
+    code, out, _ = run_cli(capsys, "ui", "--mlflow-uri", f"sqlite:///{tmp_path}/mlflow.db")
     assert code == 0
     (cmd,) = calls
     assert cmd[1:4] == ["-m", "mlflow", "ui"]
-    assert cmd[cmd.index("--backend-store-uri") + 1] == "sqlite:////tmp/x/mlflow.db"
+    assert cmd[cmd.index("--backend-store-uri") + 1] == f"sqlite:///{tmp_path}/mlflow.db"
     assert cmd[cmd.index("--host") + 1] == "127.0.0.1" and cmd[cmd.index("--port") + 1] == "5000"
 
 

@@ -7,6 +7,8 @@ so `gansweep --help` and input errors stay quick.
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
 import subprocess
 import sys
 from urllib.parse import quote
@@ -143,7 +145,11 @@ def _finish(plan, result) -> int:
     counts = ", ".join(f"{n} {o}" for o, n in sorted(result.outcomes.items()))
     click.echo(f"trials: {counts}")
     click.echo(f"report: {plan.path}/report")
-    click.echo(f"browse: gansweep ui --mlflow-uri {plan.options.mlflow_uri}")
+    if result.mlflow_offline:
+        click.echo(f"MLflow: {plan.options.mlflow_uri} was unreachable, so the trials are not in it yet; when it "
+                   f"is up, backfill it: gansweep report {plan.path}")
+    else:
+        click.echo(f"browse: gansweep ui --mlflow-uri {plan.options.mlflow_uri}")
     if not result.ok:
         click.echo("gansweep: some trials failed or did not finish; `gansweep resume " + str(plan.path) +
                    "` reruns them", err=True)
@@ -193,12 +199,58 @@ def report(path, metric, mode, mlflow_uri, no_mlflow):
 def ui(mlflow_uri, experiment, host, port, workers):
     """The MLflow UI on the sweep's tracking store, with links straight to the runs table."""
     mlflow_uri = absolute_mlflow_uri(mlflow_uri)
+    with user_errors():
+        _check_store(mlflow_uri)
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", mlflow_uri, "--host", host,
            "--port", str(port), "--workers", str(workers)]
     click.echo(f"MLflow UI on http://{host}:{port}  ({mlflow_uri})")
     for line in ui_links(mlflow_uri, experiment, f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"):
         click.echo(line)
-    return subprocess.call(cmd)
+    return serve_until_stopped(cmd)
+
+
+def _check_store(mlflow_uri: str) -> None:
+    """A sqlite store must exist: MLflow would make an empty one at a mistyped path and serve it."""
+    prefix = "sqlite:///"
+    if mlflow_uri.startswith(prefix):
+        db = mlflow_uri[len(prefix):]
+        if not os.path.isfile(db):
+            where = "no such file" if os.path.isdir(os.path.dirname(db)) else \
+                f"no folder {os.path.dirname(db)}"
+            raise FileNotFoundError(f"no MLflow store at {db} ({where}); give the --mlflow-uri a sweep logged to "
+                                    "(`gansweep run` prints it)")
+
+
+def serve_until_stopped(cmd: list[str]) -> int:
+    """Run a server command in its own process group until it exits, or until this process gets SIGTERM or SIGINT:
+    then the whole group (the server and the workers it forked) is stopped, SIGTERM first, SIGKILL after 10 s.
+    Returns the server's exit status, or 128 + the signal's number."""
+    proc = subprocess.Popen(cmd, start_new_session=True)
+    got: list[int] = []
+
+    def stop(signum, frame):
+        got.append(signum)
+        raise KeyboardInterrupt
+
+    old = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        return 128 + (got[0] if got else signal.SIGINT)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        _stop_group(proc)
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    from sweep.execution.orphans import group_members, stop
+
+    proc.poll()  # reap the leader if it has exited, so that it does not count as alive
+    stop(group_members(proc.pid) or [proc.pid])
+    if group_members(proc.pid):  # forked while it was being stopped
+        stop(group_members(proc.pid), grace=2.0)
+    proc.poll()
 
 
 def ui_links(mlflow_uri: str, experiment: str, base: str) -> list[str]:

@@ -27,6 +27,7 @@ from gan.imagetable import write_image_table
 from gan.metrics.schema import leakage_keys
 from gan.runtime import CUBLAS_WORKSPACE, select_device
 from gan.train import grid_name
+from sweep.execution import orphans
 from sweep.execution.callback import MlflowTuneCallback, progress_reporter
 from sweep.mlflow import active
 from sweep.mlflow.tracker import SweepTracker, mlflow_params
@@ -44,6 +45,7 @@ class SweepResult:
 
     outcomes: Counter  # outcome -> trials
     files: list[Path] = field(default_factory=list)  # the report's files
+    mlflow_offline: str | None = None  # why MLflow could not be reached, when it went offline during the sweep
 
     @property
     def ok(self) -> bool:
@@ -276,7 +278,11 @@ def run_sweep(plan: Plan, *, resume: bool = False, report: bool = True, real_set
         storage.write_text(storage.join(plan.path, RECORD), json.dumps(plan.record(), indent=2, default=str))
     env = process_env(plan)
     os.environ.update(env)  # this process too: in-process trials and inputs prepared here
+    if resume:
+        orphans.stop_orphans(plan.path)  # what a SIGKILLed driver's Ray left running
     own_ray = use_ray and _init_ray(options, env)
+    if own_ray:
+        orphans.record_session(plan.path)
     resources = trial_resources(options, use_ray)
     preparation = submit_inputs(plan, real_sets, resources, use_ray)  # runs while MLflow is set up
     tracker = SweepTracker(options.mlflow_uri, experiment_name=options.experiment)
@@ -307,6 +313,7 @@ def run_sweep(plan: Plan, *, resume: bool = False, report: bool = True, real_set
         if report:
             result.files = _report(plan, tracker)
         tracker.end_sweep(sweep_status(result.outcomes) if completed else "FAILED")
+        result.mlflow_offline = tracker.offline_reason if tracker.offline else None
         active.deactivate(plan.path)
         if own_ray:
             import ray
