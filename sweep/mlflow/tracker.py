@@ -24,6 +24,7 @@ itself (a bad value) skips that one call with a warning and stays online.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -40,7 +41,22 @@ DEFAULT_EXPERIMENT = "gansweep"  # the MLflow experiment a sweep logs to unless 
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}  # MLflow 3: open on the runs table
 IMAGE_KEY = "samples"  # log_image key of the sample grids
 MODEL_DIR = "model"  # artifact folder of a trial's final generator weights
-BACKOFF = (0.5, 1.0, 2.0, 4.0)  # seconds between the attempts of a call that fails transiently
+DEFAULT_PATIENCE = 7.5  # seconds a call keeps retrying a transient failure before the tracker goes offline
+
+
+def backoff_for(patience: float) -> tuple[float, ...]:
+    """The waits between the attempts of a call that fails transiently: doubling from 0.5 s, each at most 30 s,
+    adding up to `patience` seconds (7.5 -> 0.5, 1, 2, 4; 0 -> one attempt). A tracking server that restarts
+    within the patience loses nothing: every call waits for it."""
+    waits, wait, left = [], 0.5, float(patience)
+    while left > 1e-9:
+        waits.append(min(wait, left))
+        left -= waits[-1]
+        wait = min(2 * wait, 30.0)
+    return tuple(waits)
+
+
+BACKOFF = backoff_for(DEFAULT_PATIENCE)  # seconds between the attempts of a call that fails transiently
 # MLflow error codes about the request itself: retrying cannot help.
 REQUEST_ERRORS = frozenset({"INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST",
                             "INVALID_STATE", "BAD_REQUEST", "PERMISSION_DENIED", "UNAUTHENTICATED",
@@ -58,6 +74,28 @@ def artifact_location(tracking_uri: str) -> str | None:
         return None
     db = Path(tracking_uri[len(prefix):]).expanduser().resolve()
     return (db.parent / "mlruns").as_uri()
+
+
+@contextlib.contextmanager
+def sqlite_init_lock(tracking_uri: str):
+    """For a sqlite store, hold an exclusive `flock` on its database file: two sweeps starting on a new store at once
+    would otherwise both run MLflow's schema migrations and break it ("table _alembic_tmp_experiments already
+    exists"). sqlite's own locks are POSIX record locks, which `flock` does not touch; the file is created empty
+    (an empty file is an empty sqlite database). Other URIs: no lock."""
+    prefix = "sqlite:///"
+    if not tracking_uri.startswith(prefix):
+        yield
+        return
+    import fcntl
+
+    db = Path(tracking_uri[len(prefix):]).expanduser()
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db, "ab") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def transient(error: Exception) -> bool:
@@ -152,15 +190,24 @@ class SweepTracker:
         if self._client is None:
             from mlflow.tracking import MlflowClient
 
-            self._client = MlflowClient(tracking_uri=self.tracking_uri)
+            with sqlite_init_lock(self.tracking_uri):  # MLflow builds a new sqlite store's schema on first use
+                client = MlflowClient(tracking_uri=self.tracking_uri)
+                client.search_experiments(max_results=1)
+            self._client = client
         return self._client
 
     def _experiment(self) -> str:
         if self._experiment_id is None:
             exp = self.client.get_experiment_by_name(self.experiment_name)
             if exp is None:
-                self._experiment_id = self.client.create_experiment(
-                    self.experiment_name, artifact_location=artifact_location(self.tracking_uri), tags=EXPERIMENT_KIND)
+                try:
+                    self._experiment_id = self.client.create_experiment(
+                        self.experiment_name, artifact_location=artifact_location(self.tracking_uri),
+                        tags=EXPERIMENT_KIND)
+                except Exception as e:  # another sweep made it between the look-up and now: use that one
+                    if getattr(e, "error_code", None) != "RESOURCE_ALREADY_EXISTS":
+                        raise
+                    self._experiment_id = self.client.get_experiment_by_name(self.experiment_name).experiment_id
             else:
                 self._experiment_id = exp.experiment_id
                 for k, v in EXPERIMENT_KIND.items():  # an experiment made by an older version, or by hand
