@@ -28,7 +28,7 @@ from gan.config import TrialConfig, flat
 from gan.metrics.schema import direction, rankable
 from search_spaces import Design, GridStudy, OptunaStudy, build_study
 from sweep.mlflow.active import source_version
-from sweep.mlflow.tracker import DEFAULT_EXPERIMENT, DEFAULT_URI
+from sweep.mlflow.tracker import DEFAULT_EXPERIMENT, DEFAULT_PATIENCE, DEFAULT_URI
 from trainables import storage
 
 RECORD = "gansweep.json"
@@ -43,6 +43,7 @@ class Options:
     name: str | None = None  # sweep folder name; default <study>-<timestamp>
     mlflow_uri: str = DEFAULT_URI  # MLflow tracking URI (a sqlite file or an http(s) server)
     experiment: str = DEFAULT_EXPERIMENT  # MLflow experiment
+    mlflow_patience: float = DEFAULT_PATIENCE  # seconds each MLflow call retries an unreachable store, then offline
     address: str | None = None  # join this Ray cluster ("auto" = the one this machine belongs to)
     in_process: bool = False  # run trials one by one in this process (debugging; no Ray workers)
     cpus_per_trial: float | None = None  # None = 1 under Ray; every core in-process

@@ -147,3 +147,15 @@ def test_an_offline_sweep_ends_with_the_backfill_command(capsys, tmp_path):
                     f"backfill it: gansweep report {tmp_path}/s")
     assert _finish(plan, SweepResult(Counter(finished=1))) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "browse: gansweep ui --mlflow-uri http://127.0.0.1:9"
+
+
+def test_mlflow_patience_sets_the_retry_waits(capsys):
+    from sweep.mlflow.tracker import BACKOFF, backoff_for
+
+    assert BACKOFF == backoff_for(7.5) == (0.5, 1.0, 2.0, 4.0) and backoff_for(0) == ()
+    waits = backoff_for(300)
+    assert sum(waits) == pytest.approx(300) and max(waits) == 30.0 and waits[:4] == BACKOFF
+    code, _, err = run_cli(capsys, "run", "demo", "--dry-run", "--mlflow-patience", "-1")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "--mlflow-patience" in err, err
+    plan = resolve_plan("demo", seeds=1, options=Options(mlflow_patience=60.0))
+    assert plan.record()["options"]["mlflow_patience"] == 60.0  # a resume and a report keep it

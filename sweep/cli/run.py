@@ -22,6 +22,8 @@ from sweep.plan import Options, absolute_mlflow_uri, dry_run_lines, plan_for_res
 
 _D = {f.name: f.default for f in dataclasses.fields(Options)}  # CLI defaults = the plan options' defaults
 
+_PATIENCE_HELP = ("How long each MLflow call retries an unreachable tracking store (a restarting server), with "
+                  "backoff, before the sweep goes on offline (then `gansweep report PATH` backfills).")
 _SWEEP_OPTIONS = [
     click.option("--storage", default=_D["storage"], show_default=True,
                  help="Local folder or storage URI (s3://...) for results, checkpoints and the donor cache."),
@@ -29,6 +31,8 @@ _SWEEP_OPTIONS = [
     click.option("--mlflow-uri", default=_D["mlflow_uri"], show_default=True,
                  help="MLflow tracking URI (a sqlite:/// file or an http(s):// server)."),
     click.option("--experiment", default=_D["experiment"], show_default=True, help="MLflow experiment name."),
+    click.option("--mlflow-patience", type=click.FloatRange(min=0), default=_D["mlflow_patience"], show_default=True,
+                 metavar="SECONDS", help=_PATIENCE_HELP),
 ]
 
 
@@ -88,13 +92,14 @@ def studies():
 @_add(_SWEEP_OPTIONS)
 def run(study, seeds, dataset, download, num_samples, only, settings, steps, image_size, extractor, inception_weights,
         metric, mode, scheduler, cpus_per_trial, gpus_per_trial, max_concurrent, max_failures, address, num_cpus,
-        in_process, dry_run, as_json, no_report, storage, name, mlflow_uri, experiment):
+        in_process, dry_run, as_json, no_report, storage, name, mlflow_uri, experiment, mlflow_patience):
     """Run STUDY (see `gansweep studies`) as a Ray Tune sweep, every trial tracked in MLflow."""
     flags = {"dataset": list(dataset) or None, "steps": steps, "extractor": extractor,
              "image_size": int(image_size) if image_size else None, "inception_weights": inception_weights,
              "download": True if download else None}
     overrides = {**_parse_settings(settings), **{k: v for k, v in flags.items() if v is not None}}
-    options = Options(storage=storage, name=name, mlflow_uri=mlflow_uri, experiment=experiment, address=address,
+    options = Options(storage=storage, name=name, mlflow_uri=mlflow_uri, experiment=experiment,
+                      mlflow_patience=mlflow_patience, address=address,
                       in_process=in_process, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
                       max_concurrent=max_concurrent, scheduler=scheduler, metric=metric, mode=mode,
                       max_failures=max_failures, num_cpus=num_cpus)
@@ -161,13 +166,15 @@ def _finish(plan, result) -> int:
 @click.argument("path")
 @click.option("--address", default=None, help="Ray cluster to resume on (default: as the sweep ran).")
 @click.option("--mlflow-uri", default=None, help="MLflow tracking URI (default: the sweep's).")
-def resume(path, address, mlflow_uri):
+@click.option("--mlflow-patience", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+              help=_PATIENCE_HELP[:-1] + "; default: the sweep's.")
+def resume(path, address, mlflow_uri, mlflow_patience):
     """Continue the sweep at PATH whose driver died: only what did not finish runs again. With --mlflow-uri, results
     go to that store from now on (what the old one had is backfilled there first)."""
     from sweep.execution.driver import run_sweep
 
     with user_errors():  # not a sweep folder, or configs this code resolves otherwise: one line, before any work
-        plan = plan_for_resume(path, address=address, mlflow_uri=mlflow_uri)
+        plan = plan_for_resume(path, address=address, mlflow_uri=mlflow_uri, mlflow_patience=mlflow_patience)
     return _finish(plan, run_sweep(plan, resume=True))
 
 

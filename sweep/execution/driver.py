@@ -30,7 +30,7 @@ from gan.train import grid_name
 from sweep.execution import orphans
 from sweep.execution.callback import MlflowTuneCallback, progress_reporter
 from sweep.mlflow import active
-from sweep.mlflow.tracker import SweepTracker, mlflow_params
+from sweep.mlflow.tracker import SweepTracker, backoff_for, mlflow_params
 from sweep.mlflow.backfill import backfill
 from sweep.plan import RECORD, Options, Plan, configs_changed, load_record, plan_for_resume, plan_from_record
 from sweep.records import INPUTS_FILE, read_sweep, sweep_status, trial_dirname, trial_name
@@ -285,7 +285,8 @@ def run_sweep(plan: Plan, *, resume: bool = False, report: bool = True, real_set
         orphans.record_session(plan.path)
     resources = trial_resources(options, use_ray)
     preparation = submit_inputs(plan, real_sets, resources, use_ray)  # runs while MLflow is set up
-    tracker = SweepTracker(options.mlflow_uri, experiment_name=options.experiment)
+    tracker = SweepTracker(options.mlflow_uri, experiment_name=options.experiment,
+                           backoff=backoff_for(options.mlflow_patience))
     active.activate(plan.path, tracker)
     tracker.start_sweep(plan.name, plan.path, plan.study.name,
                         params={"study": plan.study.name, "seeds": len({c.seed for c in plan.configs}),
@@ -370,7 +371,8 @@ def report_sweep(path: str, *, metric: str | None = None, mode: str | None = Non
         print(f"gansweep: warning: {changed}; reporting the trials as they ran", file=sys.stderr, flush=True)
     if not mlflow:
         return write_report(plan.path, plan.design, plan.metric, plan.mode).files
-    tracker = SweepTracker(plan.options.mlflow_uri, experiment_name=plan.options.experiment)
+    tracker = SweepTracker(plan.options.mlflow_uri, experiment_name=plan.options.experiment,
+                           backoff=backoff_for(plan.options.mlflow_patience))
     tracker.start_sweep(plan.name, plan.path, plan.study.name)
     backfill(plan.path, tracker)
     files = _report(plan, tracker)
