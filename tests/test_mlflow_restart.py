@@ -86,7 +86,7 @@ def test_a_server_restarted_within_the_patience_loses_nothing(server, tmp_path, 
     assert not tracker.offline
     _check_fake_runs(server.uri, parent, live=True)  # every run, point, grid and model once
     assert _client(server.uri).get_run(parent).info.status == "FINISHED"
-    again = SweepTracker(server.uri, EXPERIMENT)
+    again = SweepTracker(server.uri, EXPERIMENT, backoff=backoff_for(120))
     assert again.start_sweep("restart", str(path), "test") == parent
     assert backfill(path, again) == {  # nothing was missing
         "trials": len(fake.TRIALS), "runs_created": 0, "metrics_logged": 0, "grids_logged": 0}
@@ -99,7 +99,7 @@ def test_a_server_down_longer_than_the_patience_goes_offline_then_backfills(serv
     down = SweepTracker(f"http://127.0.0.1:{free_port()}", EXPERIMENT, backoff=backoff_for(1.0))
     assert down.start_sweep("late", str(exp), "test") is None and down.offline
     assert "unreachable after 3 attempts" in capsys.readouterr().err  # 0.5 s + 0.5 s of patience
-    up = SweepTracker(server.uri, EXPERIMENT)
+    up = SweepTracker(server.uri, EXPERIMENT, backoff=backoff_for(120))  # a loaded CI machine: slow answers
     parent = up.start_sweep("late", str(exp), "test")
     counts = backfill(exp, up)
     assert counts["runs_created"] == len(fake.TRIALS)
