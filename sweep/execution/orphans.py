@@ -93,7 +93,12 @@ def record_session(sweep_path: str) -> None:
     """Note in the sweep which Ray session this driver started (call after `ray.init` started a one-node Ray)."""
     import ray
 
-    session_dir = ray._private.worker.global_worker.node.get_session_dir_path()  # no public accessor in Ray 2.x
+    try:
+        session_dir = ray._private.worker.global_worker.node.get_session_dir_path()  # no public accessor in Ray 2.x
+    except AttributeError as e:
+        print(f"gansweep: warning: Ray's session folder is unknown ({e}); should this driver be killed, its Ray's "
+              "agents may outlive it (`ps -ef | grep ray::`)", file=sys.stderr, flush=True)
+        return
     storage.write_text(storage.join(sweep_path, RAY_SESSION),
                        json.dumps({"session_dir": session_dir, "host": socket.gethostname(), "driver": os.getpid()}))
 
