@@ -3,7 +3,8 @@
 `TrainState` holds everything needed to continue exactly: every network and its Adam optimiser by name (`nets`,
 `opts`: "G" and "D", plus "G2" and "D2" for stackgan128 or "SR" for dcgan64+srcnn), the counters (GAN iterations
 `step`, SRCNN iterations `sr_step`, training seconds `elapsed`, of which `sr_elapsed` in the SRCNN phase), and every
-RNG stream (`gens`: batch indices, noise, SRCNN crops; torch's global CPU/CUDA generators).
+RNG stream (`gens`: batch indices, noise, augmentation at D's input, SRCNN crops; torch's global CPU/CUDA
+generators), the EMA generators (`ema`, by the name of the raw one) and ADA's adaptive state (`daug`).
 
 Two files, both written atomically and read with `torch.load(weights_only=True)`: `save_state` / `load_state`, the
 whole state (what a trial resumes from), and `save_generator` / `load_generator`, the sampling side of a trained
@@ -14,12 +15,13 @@ live in `gan.train`.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from gan.config import TrialConfig, flat
+from gan.daug import GEN_NETS, DAug, ema_copy
 from gan.methods import build_networks, method_of
 from gan.runtime import configure_backends, resolve_precision, select_device
 from gan.steps import stream_seed
@@ -36,7 +38,9 @@ class TrainState:
     precision: str  # resolved: fp32 | bf16
     nets: dict[str, torch.nn.Module]  # every network of the method, by name ("G", "D", "G2", "D2", "SR")
     opts: dict[str, torch.optim.Optimizer]  # one optimiser per network, same keys
-    gens: dict[str, torch.Generator]  # named RNG streams: "batch" (CPU), "noise" (on the device), "sr" (CPU)
+    gens: dict[str, torch.Generator]  # named RNG streams: "batch" (CPU), "noise", "daug" (on the device), "sr" (CPU)
+    daug: DAug  # augmentation at the discriminators' input, with ADA's p per discriminator
+    ema: dict[str, torch.nn.Module] = field(default_factory=dict)  # EMA copies of the generators (cfg.ema > 0)
     step: int = 0  # GAN iterations done (one update of every adversarial network each)
     sr_step: int = 0  # SRCNN iterations done (dcgan64+srcnn; 0 otherwise)
     elapsed: float = 0.0  # training seconds so far, SRCNN phase included (evaluation excluded)
@@ -55,6 +59,12 @@ class TrainState:
     def method(self):
         """The `gan.methods.Method` this state trains."""
         return method_of(self.cfg)
+
+    @property
+    def scored_nets(self) -> dict[str, torch.nn.Module]:
+        """The networks sampling uses: every network, with each generator's EMA copy in its place when there is
+        one (`cfg.scored_generator`)."""
+        return {**self.nets, **self.ema}
 
     @property
     def sr_remaining(self) -> int:
@@ -82,6 +92,7 @@ class TrainState:
                 "sr_elapsed": self.sr_elapsed, "diverged": self.diverged,
                 "nets": {name: net.state_dict() for name, net in self.nets.items()},
                 "opts": {name: opt.state_dict() for name, opt in self.opts.items()},
+                "ema": {name: net.state_dict() for name, net in self.ema.items()}, "daug": self.daug.state_dict(),
                 "rng": rng, "config": flat(self.cfg)}
 
     def load_state_dict(self, sd: dict) -> None:
@@ -94,6 +105,10 @@ class TrainState:
         for name, net in self.nets.items():
             net.load_state_dict(sd["nets"][name])
             self.opts[name].load_state_dict(sd["opts"][name])
+        for name, net in self.ema.items():  # a checkpoint written before EMA existed: the average starts from G
+            net.load_state_dict(sd.get("ema", {}).get(name, sd["nets"][name]))
+        if "daug" in sd:
+            self.daug.load_state_dict(sd["daug"])
         self.step, self.sr_step = int(sd["step"]), int(sd["sr_step"])
         self.elapsed, self.sr_elapsed = float(sd["elapsed"]), float(sd["sr_elapsed"])
         self.diverged = bool(sd["diverged"])
@@ -133,9 +148,12 @@ def build_state(cfg: TrialConfig, device: torch.device | None = None) -> TrainSt
     nets, opts = build_networks(cfg, device)
     gens = {"batch": torch.Generator().manual_seed(stream_seed(cfg.seed, "batch")),
             "noise": torch.Generator(device=device).manual_seed(stream_seed(cfg.seed, "noise")),
+            "daug": torch.Generator(device=device).manual_seed(stream_seed(cfg.seed, "daug")),
             "sr": torch.Generator().manual_seed(stream_seed(cfg.seed, "sr"))}
+    ema = {name: ema_copy(net) for name, net in nets.items() if name in GEN_NETS} if cfg.ema > 0 else {}
+    daug = DAug(cfg, [name for name in nets if name.startswith("D")], device)
     configure_backends(device, cfg.deterministic)  # cuDNN benchmark, or deterministic kernels (gan.runtime)
-    return TrainState(cfg, device, resolve_precision(cfg.precision, device), nets, opts, gens)
+    return TrainState(cfg, device, resolve_precision(cfg.precision, device), nets, opts, gens, daug, ema)
 
 
 def _save_atomically(payload: dict, path) -> None:
@@ -161,10 +179,13 @@ def load_state(cfg: TrialConfig, path, device: torch.device | None = None) -> Tr
 
 def save_generator(state: TrainState, path) -> None:
     """The sampling side of a trained method (its generators and SRCNN, without discriminators or optimisers) with
-    the config that builds it: what a researcher loads to sample an arm later (`load_generator`). Written
-    atomically; plain tensors and values, so it loads with `weights_only=True`."""
+    the config that builds it: what a researcher loads to sample an arm later (`load_generator`). The raw
+    generators under "nets", their EMA copies under "ema", and which one is scored. Written atomically; plain
+    tensors and values, so it loads with `weights_only=True`."""
     nets = {name: net.state_dict() for name, net in state.nets.items() if name in GENERATOR_NETS}
-    _save_atomically({"nets": nets, "config": flat(state.cfg), "step": state.step}, path)
+    ema = {name: net.state_dict() for name, net in state.ema.items()}
+    _save_atomically({"nets": nets, "ema": ema, "scored_generator": state.cfg.scored_generator,
+                      "config": flat(state.cfg), "step": state.step}, path)
 
 
 def load_generator(path, device: torch.device | str = "cpu") -> TrainState:
@@ -177,5 +198,7 @@ def load_generator(path, device: torch.device | str = "cpu") -> TrainState:
     state = build_state(TrialConfig(**saved["config"]), torch.device(device))
     for name, weights in saved["nets"].items():
         state.nets[name].load_state_dict(weights)
+    for name, net in state.ema.items():
+        net.load_state_dict(saved.get("ema", {}).get(name, saved["nets"][name]))
     state.step = int(saved["step"])
     return state

@@ -10,7 +10,8 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from gan.augment import arm_label, check_da, da_label, parse_da
+from gan.augment import NONE, arm_label, check_da, da_label, parse_da
+from gan.daug import parse_policy
 from gan.methods import METHODS, SR_HIGH
 from gan.models.srcnn import RECEPTIVE_FIELD
 from gan.metrics.schema import EXTRACTOR_NAMES
@@ -36,6 +37,13 @@ class TrialConfig:
     pair_ratio: float = 0.5  # share of the first DA type when two are paired (0.5 = the study's 1:1)
     allow_repeats: bool = False  # let a deterministic op (flip, negpos) repeat base images when n_aug > n_real
     donor_steps: int = 2000  # training steps of the donor GAN whose samples feed the `generated` DA
+    # --- augmentation at the discriminator's input (gan.daug), for every method -----------------------------------
+    d_aug: str = "none"  # none | diffaugment (policy always on) | ada (each op with an adaptive probability p)
+    d_aug_policy: str = ""  # comma-separated gan.daug.OPS; "" = the mode's default (gan.daug.DEFAULT_POLICY)
+    ada_target: float = 0.6  # ADA: the r_t = E[sign D(real)] that p is steered to (Karras et al. 2020)
+    ada_images: int = 500_000  # ADA: images (steps x batch_size) over which p can go from 0 to 1 (their ada_kimg)
+    ada_interval: int = 4  # ADA: steps between two adjustments of p
+    ema: float = 0.999  # decay of the EMA generator that is scored and sampled (0 = score the raw generator)
     # --- study 2: the way to a large image --------------------------------------------------------------------------
     method: str = ""  # "" = a study-1 DA trial (a DCGAN at image_size); else a gan.methods.METHODS key (fixes the nets)
     time_budget: float = 0.0  # training seconds (SRCNN phase in, evaluation out); 0 = no budget: train all `steps`
@@ -72,8 +80,17 @@ class TrialConfig:
     def arm(self) -> str:
         """The arm this trial belongs to (seeds of one arm are replicates): the method for a study-2 trial (e.g.
         'stackgan128'), else the DA arm label, e.g. 'none', 'hflip@100', 'contrast+hflip@200'. The one place an arm
-        is named."""
-        return self.method or arm_label(self.da, self.n_aug, self.pair_ratio)
+        is named. A study-1 arm with augmentation at D's input adds it: 'ada', 'vflip@64+ada' (a method trial's d_aug is
+        a setting of the study, not part of its arm)."""
+        if self.method:
+            return self.method
+        label = arm_label(self.da, self.n_aug, self.pair_ratio)
+        return label if self.d_aug == "none" else self.d_aug if label == NONE else f"{label}+{self.d_aug}"
+
+    @property
+    def scored_generator(self) -> str:
+        """Which generator is sampled and scored: 'ema' (the EMA copy, when ema > 0) or 'raw'."""
+        return "ema" if self.ema > 0 else "raw"
 
     def replace(self, **changes) -> "TrialConfig":
         return dataclasses.replace(self, **changes)
@@ -106,8 +123,22 @@ def validate(cfg: TrialConfig) -> None:
         _fail(f"donor_steps must be a positive integer, got {cfg.donor_steps}")
     if not cfg.lr > 0:
         _fail(f"lr must be > 0, got {cfg.lr}")
+    _validate_daug(cfg)
     check_da(cfg.da, n_real=cfg.n_real, n_aug=cfg.n_aug, pair_ratio=cfg.pair_ratio, allow_repeats=cfg.allow_repeats)
     _validate_method(cfg)
+
+
+def _validate_daug(cfg: TrialConfig) -> None:
+    """d_aug and its policy, ADA's settings, the EMA decay."""
+    parse_policy(cfg.d_aug, cfg.d_aug_policy)  # raises on an unknown mode or op
+    if not 0 < cfg.ada_target < 1:
+        _fail(f"ada_target must be between 0 and 1 (exclusive; Karras et al. use 0.6), got {cfg.ada_target}")
+    if int(cfg.ada_images) != cfg.ada_images or cfg.ada_images < 1:
+        _fail(f"ada_images must be a positive integer (images for p to go from 0 to 1), got {cfg.ada_images}")
+    if int(cfg.ada_interval) != cfg.ada_interval or cfg.ada_interval < 1:
+        _fail(f"ada_interval must be a positive integer (steps between adjustments of p), got {cfg.ada_interval}")
+    if not (isinstance(cfg.ema, (int, float)) and not isinstance(cfg.ema, bool) and 0 <= cfg.ema < 1):
+        _fail(f"ema must be a decay in [0, 1) (0 = score the raw generator; e.g. 0.999), got {cfg.ema!r}")
 
 
 def _validate_method(cfg: TrialConfig) -> None:

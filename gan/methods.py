@@ -62,7 +62,7 @@ class Method:
     output_size: int  # side of the images `sample` returns
     nets: Callable  # cfg -> {name: freshly initialised network}; torch's global RNG seeded by the caller
     step: Callable  # (state, TrainData) -> one iteration's statistics (detached device tensor, named by `stats`)
-    sample: Callable  # (state, z) -> uint8 images (B, 3, output_size, output_size); eval mode set by the caller
+    sample: Callable  # (nets, z) -> uint8 images (B, 3, output_size, output_size); eval mode set by the caller
     about: str  # one line for reports
     stats: tuple[str, ...] = GAN_STATS  # names of `step`'s values; those starting with "loss" are checked for NaN
     srcnn: bool = False  # has an SRCNN phase (`srcnn_steps` iterations of nets["SR"] before the GAN's)
@@ -85,8 +85,8 @@ def _dcgan_step(size: int) -> Callable:
     return step
 
 
-def _dcgan_sample(state, z: torch.Tensor) -> torch.Tensor:
-    return to_uint8(state.nets["G"](z))
+def _dcgan_sample(nets, z: torch.Tensor) -> torch.Tensor:
+    return to_uint8(nets["G"](z))
 
 
 def _stackgan_nets(cfg) -> dict[str, nn.Module]:
@@ -110,8 +110,8 @@ def _stackgan_step(state, data: TrainData) -> torch.Tensor:
     return torch.cat([stage1, stage2])
 
 
-def _stackgan_sample(state, z: torch.Tensor) -> torch.Tensor:
-    return to_uint8(state.nets["G2"](state.nets["G"](z), z))
+def _stackgan_sample(nets, z: torch.Tensor) -> torch.Tensor:
+    return to_uint8(nets["G2"](nets["G"](z), z))
 
 
 def _srcnn_nets(cfg) -> dict[str, nn.Module]:
@@ -121,9 +121,9 @@ def _srcnn_nets(cfg) -> dict[str, nn.Module]:
     return nets
 
 
-def _srcnn_sample(state, z: torch.Tensor) -> torch.Tensor:
+def _srcnn_sample(nets, z: torch.Tensor) -> torch.Tensor:
     """G's 64x64 samples rounded to uint8 (as saved images would be), then upscaled by the SRCNN."""
-    return upscale(state.nets["SR"], to_uint8(state.nets["G"](z)))
+    return upscale(nets["SR"], to_uint8(nets["G"](z)))
 
 
 def upscale(sr: nn.Module, images: torch.Tensor) -> torch.Tensor:

@@ -3,7 +3,7 @@
 Each function takes a training state (`gan.checkpoint.TrainState`: `nets` and `opts` by name, `gens` the named RNG
 streams, `cfg`, `device`, `precision`) and returns its statistics as a detached tensor on the device (no host sync).
 RNG streams are seeded by name from the trial seed (`stream_seed`): "batch" (CPU: batch indices), "noise" (on the
-device: training z) and "sr" (CPU: SRCNN crops), so adding a network or a phase never shifts another's draws.
+device: training z), "daug" (on the device: augmentation at D's input) and "sr" (CPU: SRCNN crops), so adding a network or a phase never shifts another's draws.
 
 The adversarial update is the non-saturating GAN loss (Goodfellow et al. 2014, as in DCGAN): one discriminator
 update, then one generator update against the updated discriminator,
@@ -61,12 +61,16 @@ def draw_noise(state, batch_size: int) -> torch.Tensor:
 
 def adversarial_update(state, g: str, d: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     """One update of D = nets[d] then of G = nets[g], given a real batch and G's fakes (still attached to G's graph).
+    Every batch D sees goes through the trial's augmentation at D's input (`state.daug`, `gan.daug`; the identity
+    for d_aug none), real and fake, in both updates, with fresh draws from the device "daug" stream each time.
     Returns (loss_d, loss_g, d_real, d_fake) as one detached device tensor; d_fake is D's view before its update."""
     D, opt_d, opt_g = state.nets[d], state.opts[d], state.opts[g]
+    aug, gen = state.daug, state.gens["daug"]
     amp = autocast(state.device, state.precision)
     with amp:
-        logit_real, logit_fake = D(real), D(fake.detach())
+        logit_real, logit_fake = D(aug(real, d, gen)), D(aug(fake.detach(), d, gen))
     logit_real, logit_fake = logit_real.float(), logit_fake.float()  # losses in fp32
+    aug.observe(d, logit_real)  # ADA: r_t from D's view of the augmented real batch
     loss_d = (F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real))
               + F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake)))
     opt_d.zero_grad(set_to_none=True)
@@ -74,7 +78,7 @@ def adversarial_update(state, g: str, d: str, real: torch.Tensor, fake: torch.Te
     opt_d.step()
     # generator, non-saturating: make the updated D call the same fakes real
     with amp:
-        logit_gen = D(fake).float()
+        logit_gen = D(aug(fake, d, gen)).float()
     loss_g = F.binary_cross_entropy_with_logits(logit_gen, torch.ones_like(logit_gen))
     opt_g.zero_grad(set_to_none=True)
     loss_g.backward()

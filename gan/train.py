@@ -16,7 +16,10 @@ budgeted run stops depends on the machine's speed, so only its iterations, not i
 Sample grids are named by `grid_name(step)` wherever they are written (the local loop's folder, a trial's
 checkpoints), and `grid_step` reads the step back from a name.
 
-Deliberately left out: gradient penalties, EMA generators, multi-GPU, compile. `train` is the plain local loop of
+The EMA generators (`cfg.ema`) are updated after every GAN iteration (`gan.daug.update_ema`); sampling uses them
+(`TrainState.scored_nets`), training never does.
+
+Deliberately left out: gradient penalties, multi-GPU, compile. `train` is the plain local loop of
 `gansweep train` and of the sweep's donor GAN; Ray trainables drive `build_state`/`train_steps` themselves.
 """
 
@@ -37,6 +40,7 @@ from tqdm.auto import tqdm
 
 from gan.checkpoint import TrainState, build_state, save_state
 from gan.config import TrialConfig
+from gan.daug import ema_decay, update_ema
 from gan.methods import SR_HIGH, TrainData, prepare_data
 from gan.realsets import to_size
 from gan.runtime import autocast, select_device
@@ -53,7 +57,8 @@ clock = time.perf_counter  # the training clock (a module attribute so that test
 @dataclass
 class StepStats:
     """Means over the GAN iterations of one `train_steps` call. The four named statistics are the (first) G/D pair's;
-    `extra` holds the others of the method (stackgan128: stage II's, as loss_d2, loss_g2, d_real2, d_fake2)."""
+    `extra` holds the others of the method (stackgan128: stage II's, as loss_d2, loss_g2, d_real2, d_fake2) and,
+    with d_aug ada, ADA's p and last r_t after the call (`gan.daug.DAug.stats`: ada_p, ada_rt, ada_p_D2, ...)."""
 
     loss_d: float  # mean BCE(D(x), 1) + BCE(D(G(z)), 0)
     loss_g: float  # mean BCE(D(G(z)), 1), the non-saturating generator loss
@@ -131,6 +136,7 @@ def train_steps(state: TrainState, data, n_steps: int, cfg: TrialConfig | None =
     t0 = clock()
     for i in range(0 if state.out_of_time else n_steps):
         total += method.step(state, data)
+        _update_ema(state, state.step + i)
         done += 1
         if (i + 1) % check_every == 0 or i + 1 == n_steps:
             if not torch.isfinite(total[losses]).all():  # a NaN/inf in any loss ends training (a host sync)
@@ -145,10 +151,18 @@ def train_steps(state: TrainState, data, n_steps: int, cfg: TrialConfig | None =
     state.step += done
     state.elapsed += seconds
     state.diverged = state.diverged or diverged
-    named = dict(zip(method.stats, means))
+    named = {**dict(zip(method.stats, means)), **state.daug.stats()}
     return StepStats(*(named.pop(k) for k in ("loss_d", "loss_g", "d_real", "d_fake")),
                      images_per_s=done * state.cfg.batch_size / max(seconds, 1e-9), steps=done, seconds=seconds,
                      diverged=diverged, extra=named)
+
+
+def _update_ema(state: TrainState, step: int) -> None:
+    """Move every EMA generator towards its raw one after GAN iteration `step` (0-based)."""
+    if state.ema:
+        beta = ema_decay(state.cfg.ema, step)
+        for name, ema in state.ema.items():
+            update_ema(ema, state.nets[name], beta)
 
 
 def train_srcnn(state: TrainState, data: TrainData, n_steps: int) -> SRStats:
@@ -228,15 +242,17 @@ def sample(state: TrainState, z: torch.Tensor, batch_size: int = 256, *, size: i
     """The method's images from noise z, as uint8 (N, 3, S, S) on the CPU: S is the method's output size (stage II's
     128 for stackgan128, the SRCNN's 128 for dcgan64+srcnn), or `size` if given (brought there by the fixed resize
     `to_size`, e.g. 32x32 and 64x64 samples to the 128x128 evaluation size). Made in eval mode under inference_mode
-    at the state's precision; every network's mode is restored."""
-    modes = {name: net.training for name, net in state.nets.items()}
-    for net in state.nets.values():
+    at the state's precision, from `state.scored_nets` (the EMA generators when cfg.ema > 0); every network's mode is
+    restored."""
+    nets = state.scored_nets
+    modes = {name: net.training for name, net in nets.items()}
+    for net in nets.values():
         net.eval()
     try:
         with torch.inference_mode(), autocast(state.device, state.precision):
-            out = [state.method.sample(state, chunk.to(state.device)).cpu() for chunk in z.split(batch_size)]
+            out = [state.method.sample(nets, chunk.to(state.device)).cpu() for chunk in z.split(batch_size)]
     finally:
-        for name, net in state.nets.items():
+        for name, net in nets.items():
             net.train(modes[name])
     images = torch.cat(out).contiguous()
     return to_size(images, size) if size else images

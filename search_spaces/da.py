@@ -20,7 +20,8 @@ from search_spaces.builders import grid_study, optuna_study
 from search_spaces.space import Design, GridStudy, OptunaStudy
 
 # An arm is a DA choice; arms are compared within a dataset and DA count, against no DA.
-DA_DESIGN = Design(arm_fields=("da", "n_aug", "pair_ratio"), group_by=("dataset", "n_aug"), baseline=NONE)
+# An arm with augmentation at D's input (d_aug) is told apart by it; the baseline is no DA with d_aug none.
+DA_DESIGN = Design(arm_fields=("da", "n_aug", "pair_ratio", "d_aug"), group_by=("dataset", "n_aug"), baseline=NONE)
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Settings: every non-arm TrialConfig value a preset sets. Overrides replace any of them.
@@ -75,20 +76,24 @@ POMERANIAN = dict(dataset="folder:data/pomeranian", n_real=1000)
 
 @dataclass(frozen=True)
 class Arm:
-    """One ablation arm: a DA choice, its count as a multiple of n_real, and the pair split."""
+    """One ablation arm: a DA choice, its count as a multiple of n_real, the pair split, and the augmentation at
+    the discriminator's input (gan.daug)."""
 
     da: str  # 'none', 'hflip', 'contrast+hflip'
     count: float  # DA count / n_real (0 for none)
     pair_ratio: float = 0.5  # share of the first type in a pair
+    d_aug: str = "none"  # none | diffaugment | ada
 
     def resolve(self, settings: dict) -> dict:
-        return {"da": self.da, "n_aug": int(self.count * settings["n_real"] + 0.5), "pair_ratio": self.pair_ratio}
+        return {"da": self.da, "n_aug": int(self.count * settings["n_real"] + 0.5), "pair_ratio": self.pair_ratio,
+                "d_aug": self.d_aug}
 
     def label(self, settings: dict) -> str:
-        """As errors name it: 'none', 'hflip@1000', 'contrast+hflip@2000 ratio 0.25'."""
+        """As errors name it: 'none', 'hflip@1000', 'contrast+hflip@2000 ratio 0.25', 'vflip@1000+ada'."""
         fields = self.resolve(settings)
         ratio = f" ratio {self.pair_ratio:g}" if "+" in self.da else ""
-        return arm_label(self.da, fields["n_aug"], 0.5) + ratio
+        label = arm_label(self.da, fields["n_aug"], 0.5) + ratio
+        return label if self.d_aug == "none" else self.d_aug if label == NONE else f"{label}+{self.d_aug}"
 
 
 SINGLES = ("contrast", "negpos", "hflip", "vflip", "generated")
@@ -112,30 +117,64 @@ def ratio_arms() -> list[Arm]:
 
 
 # ----------------------------------------------------------------------------------------------------------------------
+# Augmentation at the discriminator's input (gan.daug): the field's answer to study 1, on the same seeds as its arms
+
+
+def daug_arms() -> list[Arm]:
+    """DiffAugment and ADA on the real set alone, and each with the leaking vflip added to the dataset at 1x (4 arms).
+    Their baseline is still `none` (no DA, d_aug none)."""
+    return [Arm("none", 0, d_aug="diffaugment"), Arm("none", 0, d_aug="ada"),
+            Arm("vflip", 1, d_aug="ada"), Arm("vflip", 1, d_aug="diffaugment")]
+
+
+# The `demo-daug` study: DEMO_SETTINGS, with ADA's speed scaled to its 300 steps x 16 images (stylegan2-ada's
+# 500k images would leave p near 0): p can go from 0 to 1 in 4800 images, one run's worth.
+DEMO_DAUG_SETTINGS = dict(DEMO_SETTINGS, ada_images=4800)
+
+
+def demo_daug_arms() -> list[Arm]:
+    """No DA, vflip added to the dataset, DiffAugment, ADA, and vflip added with ADA and with DiffAugment."""
+    return [Arm("none", 0), Arm("vflip", 1), *daug_arms()]
+
+
+def demo_daug(**kw) -> GridStudy:
+    return grid_study(
+        "demo-daug",
+        "Dataset DA against augmentation at the discriminator's input on the embedded LFW subset (the demo's "
+        "settings: 64 training faces, 36 held out, 32x32 width-16 DCGANs, 300 steps): none, vflip@64, DiffAugment, "
+        "ADA (p from 0 to 1 in 4800 images), vflip@64 + ADA, vflip@64 + DiffAugment; 3 seeds. Does vflip leak "
+        "into the generator when added to the dataset, and when D sees upside-down images through ADA (its rotate90 "
+        "with k = 2 is a vflip of the mirrored face) at p < 0.8? Ranked by KID; read leakage_vflip beside it.",
+        DA_DESIGN, [DEMO_DAUG_SETTINGS], demo_daug_arms(), **kw)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
 # Presets
 
 
 def _paper_description(where: str) -> str:
     return (f"The published DA ablation on 1000 real images ({where}): no DA; contrast, negpos, hflip, vflip and "
             "generated, each adding 1000 images; and the pairs of contrast, hflip and generated mixed 1:1 at 1000 "
-            "and 2000 added images (12 arms). GPU-cluster settings: 64x64 DCGAN (the study's GAN architecture; "
+            "and 2000 added images (the study's 12 arms); then DiffAugment and ADA at the discriminator's "
+            "input on the real set alone and with vflip at 1000 (4 arms). GPU-cluster settings: 64x64 DCGAN (the study's GAN architecture; "
             "--image-size 128 for its resolution), 20k steps at batch 64, Inception IS/FID/KID on 5000 samples "
             "every 1000 steps, against 5000 held-out images where the source has them. Ranked by KID.")
 
 
 def paper_celeba(**kw) -> GridStudy:
-    return grid_study("paper-celeba", _paper_description("CelebA"), DA_DESIGN, [{**GPU_SETTINGS, **CELEBA}], paper_arms(), **kw)
+    return grid_study("paper-celeba", _paper_description("CelebA"), DA_DESIGN, [{**GPU_SETTINGS, **CELEBA}],
+                      paper_arms() + daug_arms(), **kw)
 
 
 def paper_pomeranian(**kw) -> GridStudy:
     return grid_study("paper-pomeranian", _paper_description("Pomeranians; default folder:data/pomeranian"), DA_DESIGN,
-                      [{**GPU_SETTINGS, **POMERANIAN}], paper_arms(), **kw)
+                      [{**GPU_SETTINGS, **POMERANIAN}], paper_arms() + daug_arms(), **kw)
 
 
 def paper(**kw) -> GridStudy:
-    return grid_study("paper", _paper_description("CelebA and Pomeranians, 24 arms in all; override the datasets "
+    return grid_study("paper", _paper_description("CelebA and Pomeranians, 32 arms in all; override the datasets "
                                                   "with two --dataset values in that order"), DA_DESIGN,
-                      [{**GPU_SETTINGS, **CELEBA}, {**GPU_SETTINGS, **POMERANIAN}], paper_arms(), **kw)
+                      [{**GPU_SETTINGS, **CELEBA}, {**GPU_SETTINGS, **POMERANIAN}], paper_arms() + daug_arms(), **kw)
 
 
 def demo(**kw) -> GridStudy:
@@ -168,4 +207,4 @@ def optuna_da(**kw) -> OptunaStudy:
 
 
 DA_STUDIES = {"paper": paper, "paper-celeba": paper_celeba, "paper-pomeranian": paper_pomeranian, "demo": demo,
-              "ratios": ratios, "optuna-da": optuna_da}
+              "demo-daug": demo_daug, "ratios": ratios, "optuna-da": optuna_da}
