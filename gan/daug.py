@@ -129,22 +129,20 @@ def ada_brightness(x, p, gen, std: float = 0.2):
     return x + torch.randn(x.shape[0], 1, 1, 1, device=x.device, generator=gen, dtype=x.dtype) * std * mask
 
 
-def _log2_scale(x, p, gen, std):
+def _log2_scaled(x, p, gen, std, dims) -> torch.Tensor:
+    """With probability p, x scaled around its mean over `dims` by 2 ** N(0, std)."""
     mask = _chance(x, p, gen)
-    z = torch.randn(x.shape[0], 1, 1, 1, device=x.device, generator=gen, dtype=x.dtype)
-    return torch.exp2(z * std * mask)
+    scale = torch.exp2(torch.randn(x.shape[0], 1, 1, 1, device=x.device, generator=gen, dtype=x.dtype) * std)
+    mean = x.mean(dim=dims, keepdim=True)
+    return _mix(x, (x - mean) * scale + mean, mask)
 
 
 def ada_contrast(x, p, gen, std: float = 0.5):
-    scale = _log2_scale(x, p, gen, std)
-    mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    return (x - mean) * scale + mean
+    return _log2_scaled(x, p, gen, std, (1, 2, 3))
 
 
 def ada_saturation(x, p, gen, std: float = 1.0):
-    scale = _log2_scale(x, p, gen, std)
-    luma = x.mean(dim=1, keepdim=True)
-    return (x - luma) * scale + luma
+    return _log2_scaled(x, p, gen, std, (1,))  # around each pixel's grey value (the channel mean)
 
 
 OPS: dict[str, Callable] = {
