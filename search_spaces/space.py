@@ -232,7 +232,8 @@ class DASearch:
     `count_multiples` x n_real), and only when a pair is chosen is `pair_ratio` suggested (the first type's share,
     `ratio_low`..`ratio_high` in steps of `ratio_step`; pairs are unordered, so a range symmetric about 0.5 covers
     both orders). The values a branch does not suggest come back as constants (`n_aug=0` for none, `pair_ratio=0.5`
-    for a single type), so every suggestion is a complete set of arm fields. Suggested names are TrialConfig
+    for a single type, `d_aug="none"`: the search is over dataset-level DA), so every suggestion is a complete set
+    of arm fields. Suggested names are TrialConfig
     fields, because OptunaSearch puts every suggested value into the trial's config. No computation happens here.
     """
 
@@ -257,22 +258,22 @@ class DASearch:
     def __call__(self, trial) -> dict:
         da = trial.suggest_categorical("da", da_choices(self.types))
         if da == "none":
-            return {"n_aug": 0, "pair_ratio": 0.5}
+            return {"n_aug": 0, "pair_ratio": 0.5, "d_aug": "none"}
         trial.suggest_categorical("n_aug", self.counts)
         if "+" in da:
             trial.suggest_float("pair_ratio", self.ratio_low, self.ratio_high, step=self.ratio_step)
-            return {}
-        return {"pair_ratio": 0.5}
+            return {"d_aug": "none"}
+        return {"pair_ratio": 0.5, "d_aug": "none"}
 
     def points(self) -> Iterator[dict]:
-        """Every (da, n_aug, pair_ratio) the function can produce: what build-time validation checks."""
+        """Every (da, n_aug, pair_ratio, d_aug) the function can produce: what build-time validation checks."""
         for da in da_choices(self.types):
             if da == "none":
-                yield {"da": "none", "n_aug": 0, "pair_ratio": 0.5}
+                yield {"da": "none", "n_aug": 0, "pair_ratio": 0.5, "d_aug": "none"}
                 continue
             for n_aug in self.counts:
                 for ratio in self.ratios if "+" in da else (0.5,):
-                    yield {"da": da, "n_aug": n_aug, "pair_ratio": ratio}
+                    yield {"da": da, "n_aug": n_aug, "pair_ratio": ratio, "d_aug": "none"}
 
 
 @contextlib.contextmanager

@@ -211,7 +211,7 @@ def test_method_b_sample_is_srcnn_of_rounded_gan_sample(real):
     state = build_state(cfg, CPU)
     train_until(state, prepare_data(real, cfg, CPU))
     z = eval_noise(cfg, 4)
-    low = generate(state.G, z)  # the GAN's own 64x64 samples, uint8
+    low = generate(state.scored_nets["G"], z)  # the scored (EMA) GAN's own 64x64 samples, uint8
     with torch.no_grad():
         restored = state.nets["SR"](to_float(to_size(low, 128)))
     expected = restored.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8)
@@ -223,7 +223,7 @@ def test_dcgan_method_sample_is_generate(real):
     state = build_state(cfg, CPU)
     train_steps(state, prepare_data(real, cfg, CPU), 1)
     z = eval_noise(cfg, 5)
-    assert torch.equal(sample(state, z), generate(state.G, z))
+    assert torch.equal(sample(state, z), generate(state.ema["G"], z))  # the scored generator is the EMA one
 
 
 # ---------------------------------------------------------------------------------------------------------------------

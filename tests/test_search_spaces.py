@@ -24,7 +24,14 @@ def paper_arms(n: int) -> set[tuple]:
 
 
 def arms(configs, dataset=None) -> set[tuple]:
-    return {(c["da"], c["n_aug"], c["pair_ratio"]) for c in configs if dataset in (None, c["dataset"])}
+    """The dataset-level arms (d_aug none) as (da, n_aug, pair_ratio)."""
+    return {(c["da"], c["n_aug"], c["pair_ratio"]) for c in configs
+            if dataset in (None, c["dataset"]) and c["d_aug"] == "none"}
+
+
+def daug_arms(n: int) -> set[tuple]:
+    """The arms with augmentation at D's input that the paper presets add, as (da, n_aug, d_aug)."""
+    return {("none", 0, "diffaugment"), ("none", 0, "ada"), ("vflip", n, "ada"), ("vflip", n, "diffaugment")}
 
 
 def one_line_error(match: str, **kw) -> str:
@@ -44,8 +51,9 @@ def one_line_error(match: str, **kw) -> str:
 def test_paper_study_has_exactly_the_published_arms(name, dataset):
     dataset = resolve_source(dataset)  # relative roots are made absolute once, where the study is built
     space = build_study(name)
-    assert space.kind == "grid" and space.num_samples == len(space.configs) == 12 * 3  # 3 seeds by default
+    assert space.kind == "grid" and space.num_samples == len(space.configs) == 16 * 3  # 3 seeds by default
     assert arms(space.configs) == paper_arms(1000)
+    assert {(c["da"], c["n_aug"], c["d_aug"]) for c in space.configs if c["d_aug"] != "none"} == daug_arms(1000)
     assert {c["dataset"] for c in space.configs} == {dataset}
     assert sorted({c["seed"] for c in space.configs}) == [0, 1, 2]
     c = space.configs[0]
@@ -57,9 +65,9 @@ def test_paper_study_has_exactly_the_published_arms(name, dataset):
 
 def test_paper_is_the_union_of_both_datasets():
     space = build_study("paper", seeds=1)
-    assert space.num_samples == 24
-    assert space.trials_per_dataset() == {resolve_source("celeba:data/celeba"): 12,
-                                          resolve_source("folder:data/pomeranian"): 12}
+    assert space.num_samples == 32
+    assert space.trials_per_dataset() == {resolve_source("celeba:data/celeba"): 16,
+                                          resolve_source("folder:data/pomeranian"): 16}
     for name in ("paper-celeba", "paper-pomeranian"):
         single = build_study(name, seeds=1)
         ds = single.configs[0]["dataset"]
@@ -115,7 +123,8 @@ def test_every_config_of_every_study_is_complete_and_constructs_trialconfig():
             assert set(config) == FIELDS
             assert config["study"] == name
             TrialConfig(**config)
-    assert arm_counts() == {"paper": 72, "paper-celeba": 36, "paper-pomeranian": 36, "demo": 36, "ratios": 84,
+    assert arm_counts() == {"paper": 96, "paper-celeba": 48, "paper-pomeranian": 48, "demo": 36, "demo-daug": 18,
+                            "ratios": 84,
                             "optuna-da": 30, "paper-highres": 30, "demo-highres": 30}
 
 
@@ -129,7 +138,8 @@ def test_every_study_declares_how_its_arms_compare():
         assert design.baseline in {TrialConfig(**c).arm for c in build_study(name).possible_configs()}
         assert set(design.arm_fields) <= FIELDS and set(design.group_by) <= FIELDS
     d = design_of("demo")
-    assert (d.arm_fields, d.group_by, d.baseline) == (("da", "n_aug", "pair_ratio"), ("dataset", "n_aug"), "none")
+    assert (d.arm_fields, d.group_by, d.baseline) == (("da", "n_aug", "pair_ratio", "d_aug"), ("dataset", "n_aug"),
+                                                      "none")
     with pytest.raises(ValueError, match="unknown study 'nope'; allowed: paper"):
         design_of("nope")
 
@@ -184,7 +194,7 @@ def test_n_real_override_scales_the_counts():
 
 def test_multi_dataset_study_takes_one_dataset_per_dataset():
     space = build_study("paper", seeds=1, overrides={"dataset": ["celeba:/d/celeba", "folder:/d/pom"]})
-    assert space.trials_per_dataset() == {"celeba:/d/celeba": 12, "folder:/d/pom": 12}
+    assert space.trials_per_dataset() == {"celeba:/d/celeba": 16, "folder:/d/pom": 16}
     one_line_error(r"runs 2 dataset\(s\).*give 2", name="paper", overrides={"dataset": "lfw-subset"})
 
 
@@ -245,7 +255,7 @@ def test_grid_param_space_names_every_key():
     ps = space.param_space()
     assert set(ps) == FIELDS
     varying = {k for k, v in ps.items() if isinstance(v, Categorical)}
-    assert varying == {"dataset", "da", "n_aug", "seed"}
+    assert varying == {"dataset", "da", "n_aug", "d_aug", "seed"}
     for config in space.configs:
         for k, v in config.items():
             assert ps[k].is_valid(v) if k in varying else ps[k] == v
