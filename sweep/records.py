@@ -86,6 +86,15 @@ def arm_of(config: dict) -> str:
         return "?"
 
 
+def scored_generator_of(config: dict) -> str:
+    """Which generator a trial samples and scores (`TrialConfig.scored_generator`: 'ema' or 'raw'); '?' for a config
+    this version cannot read."""
+    try:
+        return TrialConfig(**config).scored_generator
+    except (TypeError, ValueError):
+        return "?"
+
+
 def trial_name(config: dict, trial_id: str) -> str:
     """What tables, logs and MLflow call a trial: its arm, seed and id, e.g. `hflip+contrast@200-s1-7c1f2_00004`."""
     return f"{arm_of(config)}-s{config.get('seed', 0)}-{trial_id}"

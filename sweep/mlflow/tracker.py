@@ -33,7 +33,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sweep.records import MLFLOW_STATUS, OUTCOMES, arm_of, metrics_of
+from sweep.records import MLFLOW_STATUS, OUTCOMES, arm_of, metrics_of, scored_generator_of
 from sweep.mlflow.active import source_version
 
 DEFAULT_URI = "sqlite:///mlflow.db"  # where a sweep logs unless told otherwise (`sweep.plan.Options`, the CLI)
@@ -464,7 +464,9 @@ class SweepTracker:
 
 
 def mlflow_params(config: dict, *, arm: bool = True) -> dict:
-    """MLflow params of a run: its flat config as strings, plus the arm for a trial (a donor is not an arm)."""
+    """MLflow params of a run: its flat config as strings, plus the arm for a trial (a donor is not an arm), and
+    which generator its samples come from (`scored_generator`: ema or raw)."""
     params = {k: _param(v) for k, v in config.items()}
+    params["scored_generator"] = scored_generator_of(config)
     return {**params, "arm": arm_of(config)} if arm else params
 

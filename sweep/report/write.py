@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import shutil
 import tempfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +35,7 @@ from search_spaces import Design
 from sweep.report import mosaic, plots, tables
 from sweep.survey import RATE_COLUMNS, NoVotes, survey_results, votes_path
 from sweep.survey.render import markdown as survey_markdown, plot as survey_plot
-from sweep.records import SweepFolder, read_inputs, read_sweep, reference_table
+from sweep.records import SweepFolder, read_inputs, read_sweep, reference_table, scored_generator_of
 from sweep.report.stats import ALPHA, MIN_SEEDS
 from trainables import storage
 
@@ -307,6 +308,18 @@ def best_per_group(summary: pd.DataFrame, design: Design, metric: str, mode: str
     return best
 
 
+def generator_note(records) -> str:
+    """Which generator the scores come from (`TrialConfig.scored_generator`), with the EMA decays, said once."""
+    scored = Counter((scored_generator_of(r.config), r.config.get("ema")) for r in records)
+    parts = []
+    for (kind, ema), n in sorted(scored.items(), key=str):
+        what = {"ema": f"the EMA generator (decay {ema}, warm-up min(decay, (1+t)/(10+t)))",
+                "raw": "the raw generator"}.get(kind, "unknown")
+        parts.append(f"{what} in {n} trial(s)")
+    return "Scored generator: " + "; ".join(parts) + \
+        " (the raw one is kept in each checkpoint)."
+
+
 def write_report(sweep_path, design: Design, metric: str, mode: str) -> Report:
     """Write the report of the sweep into `<SWEEP>/report/` (replacing an earlier one) and return it. For a sweep in remote storage (a URI) the
     files are written locally, uploaded to `<SWEEP>/report/`, and the local copies returned."""
@@ -326,7 +339,7 @@ def write_report(sweep_path, design: Design, metric: str, mode: str) -> Report:
               if k != metric and k in finals]
     summary = tables.summarize(finals, design, metric, mode, beside=beside)
     inputs = read_inputs(sweep_path)
-    notes = [*tables.reference_notes(inputs), *design.notes_for(r.arm for r in records)]
+    notes = [*tables.reference_notes(inputs), *design.notes_for(r.arm for r in records), generator_note(records)]
     summary = with_shares(summary, finals, design, ext)
     files = [out / "results.parquet", out / "summary.csv", out / "summary.md"]
     history.to_parquet(files[0], index=False)
