@@ -268,3 +268,19 @@ def test_paper_presets_and_demo_daug_have_the_arms():
     labels = [TrialConfig(**c).arm for c in demo.configs]
     assert labels[:6] == ["none", "vflip@64", "diffaugment", "ada", "vflip@64+ada", "vflip@64+diffaugment"]
     assert {c["ada_images"] for c in demo.configs} == {4800}
+
+
+def test_mlflow_params_and_the_report_say_which_generator_was_scored():
+    from gan.config import flat
+    from sweep.mlflow.tracker import mlflow_params
+    from sweep.report.write import generator_note
+
+    assert mlflow_params(flat(TrialConfig()))["scored_generator"] == "ema"
+    assert mlflow_params(flat(TrialConfig(ema=0.0)), arm=False)["scored_generator"] == "raw"
+
+    class Record:
+        def __init__(self, **kw):
+            self.config = flat(TrialConfig(**kw))
+
+    note = generator_note([Record(), Record(seed=1), Record(ema=0.0)])
+    assert "EMA generator (decay 0.999" in note and "in 2 trial(s)" in note and "raw generator in 1 trial(s)" in note
