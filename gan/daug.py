@@ -50,7 +50,8 @@ def _chance(x: torch.Tensor, p, gen: torch.Generator) -> torch.Tensor:
 
 
 def _mix(x, y, mask):
-    return x + (y - x) * mask if mask is not None else y
+    """y where mask is 1, x exactly where it is 0."""
+    return x + (y - x) * mask
 
 
 def _shift(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, pad: int, mode: str) -> torch.Tensor:

@@ -28,8 +28,8 @@ def test_studies_lists_arm_counts(capsys):
     code, out, _ = run_cli(capsys, "studies")
     assert code == 0
     counts = {line.split()[0]: int(line.split()[1]) for line in out.splitlines()}
-    assert counts == {"paper": 72, "paper-celeba": 36, "paper-pomeranian": 36, "demo": 36, "ratios": 84,
-                      "optuna-da": 30, "paper-highres": 30, "demo-highres": 30}  # grids: 3 seeds per arm
+    assert counts == {"paper": 96, "paper-celeba": 48, "paper-pomeranian": 48, "demo": 36, "demo-daug": 18,
+                      "ratios": 84, "optuna-da": 30, "paper-highres": 30, "demo-highres": 30}  # grids: 3 seeds/arm
 
 
 def test_dry_run_json_has_exactly_the_demo_arms(capsys):
@@ -62,7 +62,7 @@ def test_dry_run_reads_no_data(capsys, tmp_path):
     code, out, _ = run_cli(capsys, "run", "paper-celeba", "--dry-run", "--json", "--dataset", "celeba:nowhere")
     assert code == 0
     rows = [json.loads(line) for line in out.splitlines()]
-    assert len(rows) == 36 and all(r["dataset"].startswith("celeba:/") for r in rows)
+    assert len(rows) == 48 and all(r["dataset"].startswith("celeba:/") for r in rows)  # 16 arms x 3 seeds
 
 
 def test_dry_run_of_an_optuna_study_marks_sampled_points(capsys):

@@ -464,9 +464,8 @@ class SweepTracker:
 
 
 def mlflow_params(config: dict, *, arm: bool = True) -> dict:
-    """MLflow params of a run: its flat config as strings, plus the arm for a trial (a donor is not an arm), and
-    which generator its samples come from (`scored_generator`: ema or raw)."""
-    params = {k: _param(v) for k, v in config.items()}
-    params["scored_generator"] = scored_generator_of(config)
+    """MLflow params of a run: its flat config as strings, the generator its samples come from (ema or raw), and
+    the arm for a trial (a donor is not an arm)."""
+    params = {**{k: _param(v) for k, v in config.items()}, "scored_generator": scored_generator_of(config)}
     return {**params, "arm": arm_of(config)} if arm else params
 
