@@ -55,6 +55,8 @@ class Hypothesis:
     percent: bool = False  # the metric is a share: the answer shows it as a percentage
     expected: Callable[[str], str] | None = None  # extractor -> key of the value a generator that fits its training
     #                                              mixture would reach (shown beside the answer when reported)
+    measurable: Callable[[str], str] | None = None  # extractor -> key that is 1 on a trial whose instrument can see
+    #                                               the effect on its data (0: it cannot, and nothing is tested)
 
     def matches(self, config: dict) -> bool:
         """Whether a trial (its flat config) belongs to an arm this hypothesis is about."""
@@ -67,7 +69,8 @@ class Hypothesis:
         """JSON-safe: the key functions as their repr."""
         return {"name": self.name, "arm": dict(self.arm), "baseline": dict(self.baseline),
                 "metric": repr(self.metric), "direction": self.direction, "text": self.text,
-                "expected": repr(self.expected) if self.expected else None}
+                "expected": repr(self.expected) if self.expected else None,
+                "measurable": repr(self.measurable) if self.measurable else None}
 
 
 def _fields(pairs) -> str:
@@ -132,7 +135,7 @@ class Design:
             if error:
                 raise ValueError(f"{where}: {error}")
             for ext in sorted({c.get("extractor") for c in configs if h.matches(c)}):
-                for key in (h.metric(ext), *([h.expected(ext)] if h.expected else [])):
+                for key in (h.metric(ext), *(f(ext) for f in (h.expected, h.measurable) if f)):
                     if not known(key):
                         raise ValueError(f"{where}: metric {key!r} is not a key of gan.metrics.schema")
 

@@ -33,7 +33,8 @@ def test_final_plot_draws_what_the_rules_say(rep, sweep):
     floor = float(np.mean([hs.floor(s)[hs.KID] for s in hs.SEEDS]))
     fig = plots.final_figure(rep.summary, finals, hs.KID, design=DA_DESIGN, floors={("lfw-subset", 100): floor})
     (ax,) = fig.axes  # the baseline's own group (n_aug = 0) gets no empty panel
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["hflip@100", "contrast@100", "vflip@100"]
+    # nothing holds on 3 seeds of identical differences, so nothing ranks: the arms in name order
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["contrast@100", "hflip@100", "vflip@100"]
     bars = [c for c in ax.containers if hasattr(c, "errorbar")]
     assert [c.errorbar is not None for c in bars] == [True, True, False]  # vflip@100 has one seed: no error bar
     lines = {line.get_label(): line for line in ax.get_lines()}
@@ -41,9 +42,9 @@ def test_final_plot_draws_what_the_rules_say(rep, sweep):
     assert list(lines[f"none ({np.mean([hs.kid('none', s) for s in hs.SEEDS]):.4g})"].get_ydata())[0] == \
         pytest.approx(0.51)
     lost = [line for line in ax.get_lines() if line.get_marker() == "x" and len(line.get_xdata())]
-    assert len(lost) == 1 and list(lost[0].get_xdata()) == [1.0]  # contrast@100's diverged seed, at its bar
+    assert len(lost) == 1 and list(lost[0].get_xdata()) == [0.0]  # contrast@100's diverged seed, at its bar
     seeds = [line for line in ax.get_lines() if line.get_marker() == "o" and len(line.get_xdata())]
-    assert [len(line.get_xdata()) for line in seeds] == [3, 2, 1]  # every finished seed a dot
+    assert [len(line.get_xdata()) for line in seeds] == [2, 3, 1]  # every finished seed a dot
 
 
 def test_colours_are_distinct_for_twenty_arms():

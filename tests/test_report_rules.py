@@ -241,7 +241,7 @@ def test_the_mlflow_parent_carries_the_answer(sweep, tmp_path):
                                                        "smallest p is 0.25)")
     # the primaries: vflip has one seed (untested), negpos no arm; everything else is labelled exploratory
     assert tags["gansweep.answer"].startswith("vflip leaks (vflip@100 against none; dataset = lfw-subset, n_aug = "
-                                              "100): 90% of samples upside down against 60% for none; untested")
+                                              "100): 90.0% of samples upside down against 60.0% for none; untested")
     assert tags["gansweep.primary.negpos-leaks"] == "negpos leaks: not in this sweep (no arm with da=negpos)."
     assert tags["gansweep.exploratory"].startswith("exploratory: every comparison other than the primary")
     assert metrics["primary.vflip-leaks.holds"] == 0 and "primary.vflip-leaks.p_holm" not in metrics

@@ -4,7 +4,8 @@ Each (arm, context) a hypothesis matches in the sweep is one primary test: the a
 hypothesis's metric against its baseline's on the same seeds (`stats.paired`, in the hypothesis's direction), Holm's
 correction across the primary tests only. A test is left out of that family, and said so, when its metric is not
 measured in the sweep (absent or NaN on every finished seed: the instrument cannot see it on this data), when fewer
-than `stats.MIN_SEEDS` seeds finished on both sides, or when its arm is not in the sweep at all. Everything else
+than `stats.MIN_SEEDS` seeds finished on both sides, or when its arm is not in the sweep at all. A hypothesis with a
+`measurable` key is also not measurable when any finished seed of the arm or its baseline reports it other than 1. Everything else
 the report shows is exploratory.
 
 `evaluate` makes the results; `answer_markdown` the report's opening; `answer_text` and `mlflow_fields` what the
@@ -69,7 +70,9 @@ def evaluate(finals: pd.DataFrame, design: Design, extractor: str) -> list[Prima
             base = finals[(finals["context"] == context) & pd.Series([h.is_baseline(r) for r in records],
                                                                      index=finals.index)]
             a, b = scores(trials, key), scores(base, key)
-            status = ("not measurable" if not measured else
+            blind = h.measurable is not None and any(
+                v != 1.0 for part in (trials, base) for v in scores(part, h.measurable(extractor)).values())
+            status = ("not measurable" if not measured or blind else
                       "too few seeds" if len(set(a) & set(b)) < stats.MIN_SEEDS else "tested")
             complete = bool((trials["outcome"] == "finished").all() and len(base)
                             and (base["outcome"] == "finished").all())
@@ -92,13 +95,15 @@ def evaluate(finals: pd.DataFrame, design: Design, extractor: str) -> list[Prima
 def _value(h: Hypothesis, v: float) -> str:
     if pd.isna(v):
         return "–"
-    return f"{v:.0%}" if h.percent else f"{v:.3g}"
+    return f"{v:.1%}" if h.percent else f"{v:.3g}"
 
 
 def _diff(h: Hypothesis, v: float) -> str:
+    """A difference with its sign (a share's in percentage points); float noise around 0 reads as 0."""
     if pd.isna(v):
         return "–"
-    return f"{100 * v:+.0f} points" if h.percent else f"{v:+.3g}"
+    v = 0.0 if abs(v) < 1e-12 else v
+    return f"{100 * v:+.3g} points" if h.percent else f"{v:+.3g}"
 
 
 def _p(p: float) -> str:
@@ -122,8 +127,8 @@ def sentence(p: Primary) -> str:
     if p.status == "not in this sweep":
         return f"**{h.text}**: not in this sweep (no arm with {', '.join(f'{k}={v}' for k, v in h.arm)})."
     if p.status == "not measurable":
-        return (f"**{h.text}** ({where}): not measurable on this data: no trial reports `{p.key}` (its instrument "
-                "cannot see it here), so it is not tested.")
+        return (f"**{h.text}** ({where}): not measurable on this data: its instrument cannot see it here (no "
+                f"trial reports `{p.key}`, or a seed's probe is blind), so it is not tested.")
     what = f" {h.what}" if h.what else ""
     values = f"{_value(h, p.arm_mean)}{what} against {_value(h, p.base_mean)} for {p.baseline}"
     if p.status == "too few seeds":
