@@ -178,8 +178,6 @@ class GridStudy:
     kind = "grid"
     sampled = False  # `planned` is every trial (an Optuna study's is a sample of its space)
 
-    def __post_init__(self):
-        self.design.check(self.name, self.configs)
 
     @property
     def num_samples(self) -> int:
@@ -259,9 +257,6 @@ class OptunaStudy:
     sampled = True  # `planned` is a sample of the space (its trials are proposed while the sweep runs)
     PLANNED = 8  # sampled configs a plan holds: the space itself was validated point by point
 
-    def __post_init__(self):
-        if self.design.primaries:
-            self.design.check(self.name, self.possible_configs())
 
     def param_space(self) -> dict:
         return dict(self.constants)
