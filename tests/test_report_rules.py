@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 import pytest
 from statsmodels.stats.proportion import proportion_confint
@@ -22,6 +23,7 @@ from search_spaces.studies import DA_DESIGN
 from sweep.report.write import share_markdown, summary_markdown, value_markdown, write_report
 from sweep.report.tables import finals_table, gain_table, reference_notes, summarize, value_table
 from sweep.records import read_sweep
+from sweep.report import stats
 from tests import _report_sweep as hs
 
 GROUP = "## dataset = lfw-subset, n_aug = 100"
@@ -188,6 +190,10 @@ def test_gains_over_what_a_method_refines():
     md = "\n".join(value_markdown(spec, value_table(finals, design, spec.keys(None)), gain_table(
         finals, design, spec.gains), spec.keys(None), design))
     assert "PSNR gain (dB)" in md and "does not beat bicubic" in md
+    ssim = [-0.0, -0.01, -0.02]  # srcnn - bicubic per seed: 3 seeds, so the t-test
+    could = stats.detectable_dz(3) * float(np.std(ssim, ddof=1))
+    assert gains["ssim_srcnn_gain_dz"] == pytest.approx(np.mean(ssim) / np.std(ssim, ddof=1))
+    assert f"does not beat bicubic (p {st.ttest_1samp(ssim, 0).pvalue:.3f}; could detect >= {could:.2g})" in md
     one = gain_table(finals[finals["seed"] == 0], design, spec.gains).iloc[0]
     assert one["psnr_srcnn_beats"] is None
 

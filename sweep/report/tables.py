@@ -241,7 +241,8 @@ def value_table(finals: pd.DataFrame, design: Design, keys) -> pd.DataFrame:
 
 def gain_table(finals: pd.DataFrame, design: Design, gains: tuple[Gain, ...]) -> pd.DataFrame:
     """Per arm that reports both keys of any gain: the gain per seed (key - over, on the same seed's trial) as mean,
-    95% CI, seed count and paired-t p (`<key>_gain`, `_gain_ci95`, `_gain_n`, `_gain_p`), and `<key>_beats`: True
+    95% CI, seed count, p (`stats.paired`), d_z and the smallest detectable gain (`<key>_gain`, `_gain_ci95`,
+    `_gain_n`, `_gain_p`, `_gain_dz`, `_gain_detectable`: NaN when no gain could hold), and `<key>_beats`: True
     when the gain's sign is the good one for `key` and p < ALPHA, False when not, None with fewer than two seeds."""
     gains = [g for g in gains if _reported(finals, [g.key, g.over]) == [g.key, g.over]]
     if not gains:
@@ -253,7 +254,8 @@ def gain_table(finals: pd.DataFrame, design: Design, gains: tuple[Gain, ...]) ->
             cmp = stats.paired(scores(trials, g.key), scores(trials, g.over))
             good = cmp.delta > 0 if direction(g.key) == "max" else cmp.delta < 0
             row.update({f"{g.key}_gain": cmp.delta, f"{g.key}_gain_ci95": cmp.ci, f"{g.key}_gain_n": cmp.n,
-                        f"{g.key}_gain_p": cmp.p,
+                        f"{g.key}_gain_p": cmp.p, f"{g.key}_gain_dz": cmp.d_z,
+                        f"{g.key}_gain_detectable": cmp.detectable,
                         f"{g.key}_beats": None if cmp.n < stats.MIN_SEEDS else bool(good and cmp.p < stats.ALPHA)})
         rows.append(row)
     out = pd.DataFrame(rows)

@@ -268,9 +268,12 @@ def value_markdown(spec: ReportTable, values: pd.DataFrame, gains: pd.DataFrame,
                          f"{value} (Δ {_fmt(r[f'{k}_delta'])}, p {_p(r[f'{k}_p_holm'])})")
         for g in gain_specs:
             beats = r[f"{g.key}_beats"]
+            could = r[f"{g.key}_gain_detectable"]
+            could = "no gain could hold on these seeds" if pd.isna(could) else f"could detect >= {could:.2g}"
             verdict = f"fewer than {MIN_SEEDS} seeds: untested" if beats is None or pd.isna(beats) else \
-                (f"beats {g.versus}" if beats else f"does not beat {g.versus} (p {_p(r[f'{g.key}_gain_p'])})")
-            cells.append(f"{_fmt(r[f'{g.key}_gain'], r[f'{g.key}_gain_ci95'])}: {verdict}")
+                (f"beats {g.versus}" if beats else f"does not beat {g.versus} (p {_p(r[f'{g.key}_gain_p'])}; {could})")
+            cells.append(f"{_fmt(r[f'{g.key}_gain'], r[f'{g.key}_gain_ci95'])} (d_z {_dz(r[f'{g.key}_gain_dz'])}): "
+                         f"{verdict}")
         rows.append([*(str(r[g]) for g in design.group_by), r["arm"], *cells])
     header = [*design.group_by, "arm", *keys, *[g.title for g in gain_specs]]
     return [f"## {spec.title}", "", spec.intro, "", markdown_table(header, rows), ""]
