@@ -14,5 +14,5 @@ from search_spaces.highres import highres_arms
 from search_spaces.space import DASearch, Design, GridStudy, Hypothesis, OptunaStudy, da_choices
 from search_spaces.studies import DESIGNS, STUDIES, arm_counts, build_study, design_of
 
-__all__ = ["STUDIES", "DESIGNS", "Design", "Hypothesis", "GridStudy", "OptunaStudy", "DASearch", "build_study", "design_of",
-           "arm_counts", "da_choices", "paper_arms", "ratio_arms", "highres_arms"]
+__all__ = ["STUDIES", "DESIGNS", "Design", "Hypothesis", "GridStudy", "OptunaStudy", "DASearch", "build_study",
+           "design_of", "arm_counts", "da_choices", "paper_arms", "ratio_arms", "highres_arms"]

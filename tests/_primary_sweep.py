@@ -1,6 +1,6 @@
 """A real, tiny Ray Tune experiment for the primary hypotheses: study 1's design (`DA_DESIGN`: vflip leaks vflip,
-negpos leaks negpos) on the demo's 3 arms x 6 seeds, one report per trial whose values are a closed formula of (DA, seed), so
-the tests recompute every p, Δ and interval by hand.
+negpos leaks negpos) on the demo's 3 arms x 6 seeds, one report per trial whose values are a closed formula of
+(DA, seed), so the tests recompute every p, Δ and interval by hand.
 
     arm        leakage_vflip (of 100 samples)   leakage_negpos                KID
     none       (4 + s % 3) / 100                (10 + s) / 100                0.50 + 0.01 s

@@ -3,10 +3,10 @@
 Each (arm, context) a hypothesis matches in the sweep is one primary test: the arm's per-seed values of the
 hypothesis's metric against its baseline's on the same seeds (`stats.paired`, in the hypothesis's direction), Holm's
 correction across the primary tests only. A test is left out of that family, and said so, when its metric is not
-measured in the sweep (absent or NaN on every finished seed: the instrument cannot see it on this data), when fewer
-than `stats.MIN_SEEDS` seeds finished on both sides, or when its arm is not in the sweep at all. A hypothesis with a
-`measurable` key is also not measurable when any finished seed of the arm or its baseline reports it other than 1. Everything else
-the report shows is exploratory.
+measured in the sweep (absent or NaN in every trial: the instrument cannot see it on this data; with a `measurable`
+key, also when any finished seed of the arm or its baseline reports that key other than 1), when fewer than
+`stats.MIN_SEEDS` seeds finished on both sides, or when its arm is not in the sweep at all. Everything else the
+report shows is exploratory.
 
 `evaluate` makes the results; `answer_markdown` the report's opening; `answer_text` and `mlflow_fields` what the
 MLflow parent run carries.
