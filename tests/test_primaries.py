@@ -87,7 +87,7 @@ def test_names_are_unique_and_restricting_arms_keeps_the_primaries_that_still_re
         _study(twice)
     demo = build_study("demo")
     assert [h.name for h in demo.restrict(["none", "vflip@64"]).design.primaries] == ["vflip-leaks"]
-    assert demo.restrict(["none", "hflip@64"]).design.primaries == ()
+    assert demo.restrict(["none"]).design.primaries == ()
 
 
 # --- answered first, over seeds -------------------------------------------------------------------------------------
