@@ -70,6 +70,15 @@ def test_sign_flip_p_is_the_exact_enumeration(n):
     assert result.p == pytest.approx(brute_force_sign_flip([0.3, 0.1, 0.5, -0.1, 0.4, 0.2], "greater"))
 
 
+def test_many_seeds_sample_the_sign_assignments():
+    diffs = np.random.default_rng(3).normal(0.4, 1.0, stats.EXACT_MAX + 2).tolist()
+    p = stats.sign_flip_p(diffs, "greater")
+    assert p == stats.sign_flip_p(diffs, "greater")  # seeded
+    from scipy.stats import ttest_1samp
+
+    assert p == pytest.approx(ttest_1samp(diffs, 0, alternative="greater").pvalue, abs=0.02)  # the same question
+
+
 def test_the_test_is_chosen_by_whether_the_seeds_can_reach_alpha():
     assert stats.smallest_p(6, "greater") == 2 ** -6 and stats.smallest_p(6) == 2 ** -5
     assert stats.sign_flip_allowed(6, "greater", family=2)  # 0.0156 <= 0.025
