@@ -154,6 +154,7 @@ def grid_study(name: str, description: str, design: Design, datasets: Sequence[d
                 if key not in seen:
                     seen.add(key)
                     configs.append(config)
+    design.check(name, configs)  # the primary hypotheses resolve on these arms
     return GridStudy(name=name, description=description, design=design, configs=tuple(configs),
                      metric=metric_of(metric, per_dataset[0]), mode=mode)
 
@@ -178,6 +179,7 @@ def optuna_study(name: str, description: str, design: Design, dataset: dict, *, 
     for point in space.points():
         trial(name, settings, point, point["da"])
     constants = {k: v for k, v in flat(TrialConfig(**settings)).items() if k not in design.arm_fields}
+    design.check(name, [{**constants, **point} for point in space.points()])
     return OptunaStudy(name=name, description=description, design=design, define_by_run=space,
                        constants=constants, num_samples=num_samples, metric=metric_of(metric, settings), mode=mode)
 

@@ -15,13 +15,39 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gan.augment import NONE, arm_label
-from search_spaces.builders import grid_study, optuna_study
-from search_spaces.space import Design, GridStudy, OptunaStudy
+import dataclasses
 
+from gan.augment import NONE, arm_label
+from gan.metrics.schema import leakage_keys
+from search_spaces.builders import grid_study, optuna_study
+from search_spaces.space import Design, GridStudy, Hypothesis, OptunaStudy
+
+
+@dataclass(frozen=True)
+class LeakageShare:
+    """The key of DA type `da`'s leakage share under an extractor (`gan.metrics.schema.leakage_keys`)."""
+
+    da: str
+
+    def __call__(self, extractor: str) -> str:
+        return leakage_keys(extractor, self.da)[0]
+
+
+def _leaks(da: str, what: str) -> Hypothesis:
+    return Hypothesis(f"{da}-leaks", arm=(("da", da),), baseline=(("da", NONE),), metric=LeakageShare(da),
+                      direction="greater", text=f"{da} leaks", what=what, percent=True)
+
+
+# Study 1's primary hypotheses: the types the study saw leak into the generator leak into it here, measured by
+# their own leakage share against no DA, one-sided, Holm across these tests only.
+DA_PRIMARIES = (_leaks("vflip", "of samples upside down"), _leaks("negpos", "of samples colour-inverted"))
 # An arm is a DA choice; arms are compared within a dataset and DA count, against no DA.
 # An arm with augmentation at D's input (d_aug) is told apart by it; the baseline is no DA with d_aug none.
-DA_DESIGN = Design(arm_fields=("da", "n_aug", "pair_ratio", "d_aug"), group_by=("dataset", "n_aug"), baseline=NONE)
+DA_DESIGN = Design(arm_fields=("da", "n_aug", "pair_ratio", "d_aug"), group_by=("dataset", "n_aug"), baseline=NONE,
+                   primaries=DA_PRIMARIES)
+# The pairing-ratio grid and the Optuna search have no vflip or negpos arm to test: they are exploratory.
+DA_SEARCH_DESIGN = dataclasses.replace(DA_DESIGN, primaries=())
+SEARCH_STUDIES = ("ratios", "optuna-da")  # the presets of DA_SEARCH_DESIGN; every other DA preset has DA_DESIGN
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Settings: every non-arm TrialConfig value a preset sets. Overrides replace any of them.
@@ -193,7 +219,7 @@ def ratios(**kw) -> GridStudy:
         "Pairing ratios: each pair of contrast, hflip and generated with the first type's share at 0.25, 0.5 and "
         "0.75, adding 0.5x, 1x and 2x n_real images, plus no DA (28 arms; flips past n_real repeat base images). "
         "CelebA, GPU settings as paper-celeba. Ranked by KID.",
-        DA_DESIGN, [{**GPU_SETTINGS, **CELEBA, "allow_repeats": True}], ratio_arms(), **kw)
+        DA_SEARCH_DESIGN, [{**GPU_SETTINGS, **CELEBA, "allow_repeats": True}], ratio_arms(), **kw)
 
 
 def optuna_da(**kw) -> OptunaStudy:
@@ -202,7 +228,7 @@ def optuna_da(**kw) -> OptunaStudy:
         "Optuna TPE over DA choices: none, each single type or any pair of the five types; for a pair, the first "
         "type's share (0.25-0.75); the DA count (0.5x, 1x, 2x n_real). 30 trials by default on CelebA, GPU "
         "settings as paper-celeba. Minimises KID (--metric is_mean_<extractor> --mode max to maximise IS).",
-        DA_DESIGN, {**GPU_SETTINGS, **CELEBA, "allow_repeats": True}, **kw)
+        DA_SEARCH_DESIGN, {**GPU_SETTINGS, **CELEBA, "allow_repeats": True}, **kw)
 
 
 

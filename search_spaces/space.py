@@ -12,7 +12,8 @@ Two kinds of study with one interface (`name`, `description`, `design`, `metric`
   `param_space()` is the constants (Tune merges each suggestion into them); `search_alg()` is `OptunaSearch`.
 
 Every study declares its `Design`: which config fields make an arm, how arms are grouped for ranking and testing,
-and the baseline arm each group is compared with. The report reads the design and names no study's fields.
+the baseline arm each group is compared with, and its primary hypotheses (`Hypothesis`), checked against the
+study's configs when it is built. The report reads the design and names no study's fields.
 
 Ray and Optuna are imported only inside the methods that need them, so listing studies stays fast.
 """
@@ -28,7 +29,52 @@ from typing import Callable, Iterator
 
 from gan.augment import AUGMENTATIONS
 from gan.config import TrialConfig, flat
-from gan.metrics.schema import direction
+from gan.metrics.schema import direction, known
+
+
+ALTERNATIVES = ("greater", "less", "two-sided")  # a hypothesis's direction: the arm above, below, or either side
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """A primary hypothesis, declared by a study's `Design` before anything runs: on `metric`, the arms matching
+    `arm` differ from the baseline arms matching `baseline` (same context, paired by seed) in `direction`.
+
+    Arms are named by their arm fields, not by labels, so one hypothesis resolves on every study of a design (vflip
+    at any DA count, on every dataset): each (arm, context) it matches in a sweep is one primary test, and Holm's
+    correction runs across the primary tests only.
+    """
+
+    name: str  # short id, unique within the design: the report's and the MLflow keys' name ('vflip-leaks')
+    arm: tuple[tuple[str, object], ...]  # (arm field, value) pairs an arm must match, e.g. (("da", "vflip"),)
+    baseline: tuple[tuple[str, object], ...]  # (arm field, value) pairs of the arm it is compared with
+    metric: Callable[[str], str]  # extractor -> the metric key it is measured by (a key of gan.metrics.schema)
+    direction: str  # 'greater' (the arm's value above the baseline's), 'less' or 'two-sided' (`ALTERNATIVES`)
+    text: str  # the claim in words, as the report's answer opens with it ('vflip leaks')
+    what: str = ""  # what the value counts, after the number ('of samples read as upside down')
+    percent: bool = False  # the metric is a share: the answer shows it as a percentage
+    expected: Callable[[str], str] | None = None  # extractor -> key of the value a generator that fits its training
+    #                                              mixture would reach (shown beside the answer when reported)
+    measurable: Callable[[str], str] | None = None  # extractor -> key that is 1 on a trial whose instrument can see
+    #                                               the effect on its data (0: it cannot, and nothing is tested)
+
+    def matches(self, config: dict) -> bool:
+        """Whether a trial (its flat config) belongs to an arm this hypothesis is about."""
+        return all(config.get(k) == v for k, v in self.arm)
+
+    def is_baseline(self, config: dict) -> bool:
+        return all(config.get(k) == v for k, v in self.baseline)
+
+    def as_dict(self) -> dict:
+        """JSON-safe: the key functions as their repr."""
+        return {"name": self.name, "arm": dict(self.arm), "baseline": dict(self.baseline),
+                "metric": repr(self.metric), "direction": self.direction, "text": self.text,
+                "expected": repr(self.expected) if self.expected else None,
+                "measurable": repr(self.measurable) if self.measurable else None}
+
+
+def _fields(pairs) -> str:
+    return ", ".join(f"{k}={v}" for k, v in pairs)
 
 
 @dataclass(frozen=True)
@@ -38,6 +84,7 @@ class Design:
     Two trials belong to the same arm when they agree on every config field but the seed; seeds are replicates.
     An arm's baseline is the trial of arm `baseline` with the same seed and the same values of every field not in
     `arm_fields` (so a baseline is only ever compared with arms trained on the same data, size, budget, ...).
+    `primaries` are the hypotheses the study is run to answer; every other comparison is exploratory.
     """
 
     arm_fields: tuple[str, ...]  # config fields that tell arms apart (study 1: da, n_aug, pair_ratio)
@@ -46,6 +93,7 @@ class Design:
     # (arms, text): what a reader of the scores must know when the sweep has any of those arms (no arms: always);
     # the report prints each once, beside the reference
     notes: tuple[tuple[tuple[str, ...], str], ...] = ()
+    primaries: tuple[Hypothesis, ...] = ()  # the primary hypotheses, declared before anything runs
 
     def context(self, config: dict) -> tuple:
         """What an arm's trials must share with their baseline: every field but the arm fields and the seed."""
@@ -61,7 +109,54 @@ class Design:
         return [text for about, text in self.notes if not about or arms & set(about)]
 
     def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(dataclasses.replace(self, primaries=())),
+                "primaries": [h.as_dict() for h in self.primaries]}
+
+    def resolves(self, hypothesis: Hypothesis, configs) -> bool:
+        """Whether `configs` hold an arm the hypothesis names, with its baseline in that arm's every context."""
+        return _resolve_error(self, hypothesis, list(configs)) is None
+
+    def check(self, study: str, configs) -> None:
+        """Validate the primaries against the configs a study can run: unique names, arm fields of this design, a
+        known direction, an arm that exists with its baseline in every context it runs in, and a metric key the
+        schema knows for every extractor the configs use. ValueError with one line otherwise."""
+        configs = list(configs)
+        names = [h.name for h in self.primaries]
+        if len(set(names)) != len(names):
+            raise ValueError(f"study {study!r}: primary hypothesis names must be unique, got {', '.join(names)}")
+        for h in self.primaries:
+            where = f"study {study!r}, primary hypothesis {h.name!r}"
+            unknown = [k for k, _ in (*h.arm, *h.baseline) if k not in self.arm_fields]
+            if unknown:
+                raise ValueError(f"{where}: {unknown[0]!r} is not an arm field; allowed: {', '.join(self.arm_fields)}")
+            if h.direction not in ALTERNATIVES:
+                raise ValueError(f"{where}: direction {h.direction!r} is unknown; allowed: {', '.join(ALTERNATIVES)}")
+            error = _resolve_error(self, h, configs)
+            if error:
+                raise ValueError(f"{where}: {error}")
+            for ext in sorted({c.get("extractor") for c in configs if h.matches(c)}):
+                for key in (h.metric(ext), *(f(ext) for f in (h.expected, h.measurable) if f)):
+                    if not known(key):
+                        raise ValueError(f"{where}: metric {key!r} is not a key of gan.metrics.schema")
+
+    def keep_resolving(self, configs) -> "Design":
+        """The design with only the primaries `configs` still resolve (a study restricted to some of its arms)."""
+        configs = list(configs)
+        return dataclasses.replace(self, primaries=tuple(h for h in self.primaries if self.resolves(h, configs)))
+
+
+def _resolve_error(design: Design, h: Hypothesis, configs: list[dict]) -> str | None:
+    """Why `h` does not resolve on `configs` (None when it does)."""
+    arms = [c for c in configs if h.matches(c)]
+    if not arms:
+        labels = ", ".join(dict.fromkeys(TrialConfig(**c).arm for c in configs))
+        return f"no arm has {_fields(h.arm)}; the study's arms: {labels}"
+    bases = {design.context(c) for c in configs if h.is_baseline(c)}
+    lost = [c for c in arms if design.context(c) not in bases]
+    if lost:
+        return (f"arm {TrialConfig(**lost[0]).arm} has no baseline {_fields(h.baseline)} trained in the same "
+                "context (data, size, budget)")
+    return None
 
 
 def _check_metric_mode(metric: str, mode: str) -> None:
@@ -82,6 +177,7 @@ class GridStudy:
     mode: str  # 'min' or 'max'
     kind = "grid"
     sampled = False  # `planned` is every trial (an Optuna study's is a sample of its space)
+
 
     @property
     def num_samples(self) -> int:
@@ -139,7 +235,7 @@ class GridStudy:
         if unknown:
             raise ValueError(f"unknown arm {unknown[0]!r} in study {self.name}; allowed: {', '.join(labels)}")
         kept = tuple(c for c in self.configs if TrialConfig(**c).arm in only)
-        return dataclasses.replace(self, configs=kept)
+        return dataclasses.replace(self, configs=kept, design=self.design.keep_resolving(kept))
 
     def trials_per_dataset(self) -> dict[str, int]:
         return dict(Counter(c["dataset"] for c in self.configs))
@@ -160,6 +256,7 @@ class OptunaStudy:
     kind = "optuna"
     sampled = True  # `planned` is a sample of the space (its trials are proposed while the sweep runs)
     PLANNED = 8  # sampled configs a plan holds: the space itself was validated point by point
+
 
     def param_space(self) -> dict:
         return dict(self.constants)

@@ -67,21 +67,23 @@ def test_summary_matches_hand_computation(finals):
         assert row[f"{FID}_ci95"] == pytest.approx(T975_DF1 * statistics.stdev(fids) / math.sqrt(2))
         iss = [_final(da, seed, IS) for seed in fake.SEEDS]
         assert row[f"{IS}_mean"] == pytest.approx(statistics.mean(iss))
-    # hflip vs none, paired by seed: FID is 10 lower for every seed (no spread: p = 0, the difference holds)
+    # hflip vs none, paired by seed: FID is 10 lower for every seed; no spread, so the exact sign-flip p: 2 of the 4
+    # sign assignments are as extreme (two-sided), p = 0.5, never 0; two seeds cannot reach alpha, so nothing ranks
     h = s.loc["hflip@100"]
-    assert (h["delta"], h["delta_ci95"], h["n_pairs"], h["p"], h["p_holm"], h["holds"]) == (
-        pytest.approx(-10.0), 0.0, 2, 0.0, 0.0, True)
+    assert (h["delta"], h["delta_ci95"], h["n_pairs"], h["p"], h["p_holm"], h["test"], h["holds"]) == (
+        pytest.approx(-10.0), 0.0, 2, 0.5, 0.5, "sign-flip", False)
+    assert h["d_z"] == -math.inf and not h["reachable"] and math.isnan(h["detectable"])
     assert s.loc["none", "is_baseline"] and math.isnan(s.loc["none", "p"])
-    assert s.loc["hflip@100", "rank"] == 1 and pd.isna(s.loc["none", "rank"])  # the baseline is not ranked
+    assert pd.isna(s.loc["hflip@100", "rank"]) and pd.isna(s.loc["none", "rank"])  # ranks only where it holds
     # diverged and failed trials are counted, never averaged in, never ranked
     c, v = s.loc["contrast@100"], s.loc["vflip@100"]
     assert (c["diverged"], c["finished"], v["failed"], v["finished"]) == (1, 0, 1, 0)
     assert math.isnan(c[f"{FID}_mean"]) and pd.isna(c["rank"]) and pd.isna(v["rank"])
 
 
-def test_divergence_never_makes_an_arm_look_better():
-    """An arm with a diverged seed ranks after every arm whose seeds all finished, however good its mean; an arm
-    left with one finished seed does not rank at all; the baseline is never ranked."""
+def test_only_a_difference_that_holds_ranks_and_divergence_never_helps():
+    """An arm ranks only when its difference to the baseline holds; an arm with a diverged seed never holds however
+    good its mean; an arm left with one finished seed is not tested; the baseline is never ranked."""
     design = Design(arm_fields=("da",), group_by=("dataset",), baseline="none")
     rows = []
     for da, seed, fid, out in [("none", 0, 50.0, "finished"), ("none", 1, 52.0, "finished"),
@@ -92,7 +94,14 @@ def test_divergence_never_makes_an_arm_look_better():
         rows.append({"trial_id": f"{da}{seed}", "arm": da, "seed": seed, "outcome": out, "dataset": "d", "da": da,
                      "context": "[]", FID: fid if out == "finished" else math.nan})
     s = summarize(pd.DataFrame(rows), design, FID, "min").set_index("arm")
-    assert (s.loc["b", "rank"], s.loc["a", "rank"]) == (1, 2)
+    from scipy.stats import ttest_1samp
+
+    # b - none = -10, -11, -9: 3 seeds cannot reach alpha by sign flips, so the t-test; family: a and b (c has 1 pair)
+    p = ttest_1samp([-10.0, -11.0, -9.0], 0).pvalue
+    assert (s.loc["b", "test"], s.loc["b", "family"]) == ("t", 2) and s.loc["b", "p"] == pytest.approx(p)
+    assert s.loc["b", "p_holm"] == pytest.approx(2 * p) and s.loc["b", "holds"] and s.loc["b", "rank"] == 1
+    assert s.loc["b", "d_z"] == pytest.approx(-10.0)  # mean -10 over sd 1
+    assert pd.isna(s.loc["a", "rank"]) and not s.loc["a", "holds"]  # -40, -40 on its two survivors: p 0.5
     assert pd.isna(s.loc["none", "rank"]) and pd.isna(s.loc["c", "rank"])
     assert s.loc["c", f"{FID}_n"] == 1 and math.isnan(s.loc["c", f"{FID}_ci95"]) and math.isnan(s.loc["c", "p"])
 
@@ -103,15 +112,16 @@ def test_the_design_decides_groups_and_baselines():
     rows = []
     for budget in ("iterations", "seconds"):
         for method, base in (("dcgan64", 30.0), ("stackgan128", 25.0)):
-            for seed in (0, 1, 2):
-                value = base + seed + (6.0 if budget == "seconds" and method == "stackgan128" else 0.0)
+            for seed in (0, 1, 2):  # stackgan128 - dcgan64: -5, -4.5, -4 at equal iterations; 1, 1.5, 2 at equal time
+                value = base + seed + (0.5 * seed if method == "stackgan128" else 0.0) \
+                    + (6.0 if budget == "seconds" and method == "stackgan128" else 0.0)
                 rows.append({"trial_id": f"{budget}{method}{seed}", "arm": method, "seed": seed,
                              "outcome": "finished", "budget": budget, "method": method,
                              "context": json.dumps([budget]), FID: value})
     s = summarize(pd.DataFrame(rows), design, FID, "min")
     got = {(r["budget"], r["arm"]): (r["delta"], r["rank"]) for _, r in s.iterrows()}
-    assert got[("iterations", "stackgan128")] == (pytest.approx(-5.0), 1)
-    assert got[("seconds", "stackgan128")] == (pytest.approx(1.0), 1)  # worse than dcgan64, but the only arm ranked
+    assert got[("iterations", "stackgan128")] == (pytest.approx(-4.5), 1)
+    assert got[("seconds", "stackgan128")] == (pytest.approx(1.5), 1)  # worse than dcgan64, and the difference holds
     assert pd.isna(got[("seconds", "dcgan64")][1])  # the baseline is in each budget's group, and never ranked
     md = summary_markdown(s, design, FID, "min")
     assert "## budget = iterations" in md and "## budget = seconds" in md and "Δ vs dcgan64" in md
@@ -134,12 +144,16 @@ def test_write_report_files(exp):
                                                                        "vflip@100"}
     md = (exp / "report" / "summary.md").read_text()
     assert "Frechet distance" in md and "lower is better" in md and "Salimans et al. 2016" in md
-    assert "divergence never makes an arm look better" in md
-    assert "| hflip@100" in md and "-10 ± 0" in md and "✓" in md
-    assert rep.best == [{"dataset": "lfw-subset", "n_aug": 100, "arm": "hflip@100",
-                         FID: pytest.approx(statistics.mean(_final("hflip", s, FID) for s in fake.SEEDS)),
-                         "delta": pytest.approx(-10.0), "p_holm": 0.0, "holds": True,
-                         "verdict": "better than none (holds)"}]
+    assert "never ✓: its lost seeds might have been its worst" in md
+    assert "| hflip@100" in md and "-10 ± 0" in md and "no difference could hold on 2 seeds" in md
+    assert "| ✓" not in md
+    assert rep.best == [{"dataset": "lfw-subset", "n_aug": 100, "arm": None, FID: pytest.approx(math.nan, nan_ok=True),
+                         "delta": pytest.approx(math.nan, nan_ok=True), "p_holm": pytest.approx(math.nan, nan_ok=True),
+                         "holds": False, "verdict": "no arm better than none by a difference that holds: with 2 "
+                                                    "seeds no difference could hold (the exact sign-flip test's "
+                                                    "smallest p is 0.5)"}]
+    # neither primary can be tested: the fake trials report no leakage share
+    assert [p.status for p in rep.primaries] == ["not measurable", "not in this sweep"]
 
 
 def test_markdown_says_one_seed_cannot_rank(finals):

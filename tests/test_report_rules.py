@@ -6,10 +6,12 @@ answer on the MLflow parent run (driver._report) read back with MlflowClient."""
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 import pytest
 from statsmodels.stats.proportion import proportion_confint
@@ -21,6 +23,7 @@ from search_spaces.studies import DA_DESIGN
 from sweep.report.write import share_markdown, summary_markdown, value_markdown, write_report
 from sweep.report.tables import finals_table, gain_table, reference_notes, summarize, value_table
 from sweep.records import read_sweep
+from sweep.report import stats
 from tests import _report_sweep as hs
 
 GROUP = "## dataset = lfw-subset, n_aug = 100"
@@ -53,39 +56,50 @@ def table_rows(md: str, heading: str) -> list[list[str]]:
     return rows
 
 
-def test_baseline_shows_as_base_and_only_compared_arms_rank(rep, md):
+def test_baseline_shows_as_base_and_nothing_ranks_without_a_difference_that_holds(rep, md):
     s = rep.summary.set_index("arm")
-    assert pd.isna(s.loc["none", "rank"])
-    assert [s.loc[a, "rank"] for a in ("hflip@100", "contrast@100")] == [1, 2]
+    # hflip: KID 0.10 below none on each of 3 seeds (no spread): exact two-sided p = 2/8, so it cannot hold
+    assert (s.loc["hflip@100", "p"], s.loc["hflip@100", "holds"]) == (pytest.approx(0.25), False)
+    assert s["rank"].isna().all()
     rows = table_rows(md, GROUP)
-    assert [r[:2] for r in rows] == [["base", "none"], ["1", "hflip@100"], ["2", "contrast@100"],
+    assert [r[:2] for r in rows] == [["base", "none"], ["–", "contrast@100"], ["–", "hflip@100"],
                                      ["–", "vflip@100"], ["", "real images (floor)"]]
-    assert sum(r[0] == "1" for r in rows) == 1
+    assert {r[1]: r[9] for r in rows}["hflip@100"] == "no difference could hold on 3 seeds"
 
 
 def test_one_seed_cannot_rank(rep, md):
     v = rep.summary.set_index("arm").loc["vflip@100"]
     assert pd.isna(v["rank"]) and pd.isna(v[f"{hs.KID}_ci95"]) and pd.isna(v["p"]) and v["n_pairs"] == 1
     row = next(r for r in table_rows(md, GROUP) if r[1] == "vflip@100")
-    assert (row[0], row[5], row[6], row[7], row[8]) == ("–", "0.1", "-0.4", "–", "")  # one pair: no ±, no p
+    assert (row[0], row[5], row[6], row[7], row[8], row[9]) == ("–", "0.1", "-0.4", "–", "–", "")  # no ±, d_z, p
     assert "1 arm(s) have fewer than 2 finished seeds: they show no rank (–), no interval and no test" in md
 
 
-def test_survivors_of_a_lost_seed_never_hold(rep, md, sweep):
-    s = rep.summary.set_index("arm")
-    # contrast: both surviving seeds 0.20 below `none` (p = 0 after Holm), but its seed 2 diverged
-    c, h = s.loc["contrast@100"], s.loc["hflip@100"]
-    assert (c["delta"], c["p_holm"], c["significant"], c["complete"], c["holds"]) == (
-        pytest.approx(-0.2), 0.0, True, False, False)
-    assert (h["delta"], h["p_holm"], h["holds"]) == (pytest.approx(-0.1), 0.0, True)
-    cells = {r[1]: r[8] for r in table_rows(md, GROUP)}
-    assert (cells["hflip@100"], cells["contrast@100"]) == ("✓", "incomplete")
+def _finals(outcomes: dict, diffs=(-0.10, -0.12, -0.08, -0.11)) -> pd.DataFrame:
+    """4 seeds of `none` (KID 0.5 + 0.01 s) and of arm `a` (none + diffs[s]); `outcomes`: (arm, seed) -> outcome."""
+    rows = []
+    for arm, da in (("none", "none"), ("a", "hflip")):
+        for seed, d in enumerate(diffs):
+            out = outcomes.get((arm, seed), "finished")
+            value = 0.5 + 0.01 * seed + (d if arm == "a" else 0.0)
+            rows.append({"trial_id": f"{arm}{seed}", "arm": arm, "seed": seed, "outcome": out, "dataset": "d",
+                         "n_aug": 0, "da": da, "context": "[]", hs.KID: value if out == "finished" else math.nan})
+    return pd.DataFrame(rows)
+
+
+def test_survivors_of_a_lost_seed_never_hold(md):
+    design = Design(arm_fields=("da",), group_by=("dataset",), baseline="none")
+    full = summarize(_finals({}), design, hs.KID, "min").set_index("arm").loc["a"]
+    assert (full["test"], full["significant"], full["holds"], full["rank"]) == ("t", True, True, 1)
+    # a: its 3 surviving seeds are as clearly better, but its seed 3 diverged: shown, never ✓, never ranked
+    lost = summarize(_finals({("a", 3): "diverged"}), design, hs.KID, "min").set_index("arm").loc["a"]
+    assert (lost["significant"], lost["complete"], lost["holds"]) == (True, False, False) and pd.isna(lost["rank"])
+    assert "incomplete" in summary_markdown(summarize(_finals({("a", 3): "diverged"}), design, hs.KID, "min"),
+                                            design, hs.KID, "min")
     assert "every seed of the arm and of `none` finished" in md
     # a baseline that lost a seed: no arm of its group holds, however large its difference
-    finals = finals_table(read_sweep(sweep), DA_DESIGN)
-    finals.loc[(finals["arm"] == "none") & (finals["seed"] == 2), "outcome"] = "diverged"
-    t = summarize(finals, DA_DESIGN, hs.KID, "min").set_index("arm")
-    assert t.loc["hflip@100", "significant"] and not t.loc["hflip@100", "holds"]
+    base = summarize(_finals({("none", 3): "diverged"}), design, hs.KID, "min").set_index("arm").loc["a"]
+    assert base["significant"] and not base["holds"]
 
 
 def test_leakage_pools_counts_with_a_wilson_interval_beside_the_real_images(rep, md):
@@ -103,7 +117,7 @@ def test_leakage_pools_counts_with_a_wilson_interval_beside_the_real_images(rep,
     rows = {r[1]: r for r in table_rows(leak, "### dataset = lfw-subset, n_aug = 100")}
     assert rows["none"][2] == "0.60 [0.42, 0.75] (18/30)" and "±" not in leak
     assert rows["real images (floor)"][2:] == ["0.00 [0.00, 0.11] (0/30)", "0.10 [0.03, 0.26] (3/30)"]
-    assert rows["hflip@100"][2].startswith("0.50 [0.33, 0.67] (15/30), Δ -0.1, p <0.001 ✓")
+    assert rows["hflip@100"][2].startswith("0.50 [0.33, 0.67] (15/30), Δ -0.1, p 0.500")
     # each probe's cross-validated rates on real images, averaged over the seeds' probes
     tpr = sum(hs.probe(seed)[hs.VFLIP]["tpr"] for seed in hs.SEEDS) / len(hs.SEEDS)
     fpr = sum(hs.probe(seed)[hs.HFLIP]["fpr"] for seed in hs.SEEDS) / len(hs.SEEDS)
@@ -137,7 +151,7 @@ def test_floor_without_a_held_out_set_keeps_the_real_images_own_is(tmp_path):
     md = (sweep / "report" / "summary.md").read_text()
     real = table_rows(md, GROUP)[-1]
     assert real[1] == "real images (own IS only: no held-out set)"
-    assert real[5] == "–" and real[10].startswith("2.1 ± ")  # KID of a set to itself: none; IS: 2.0, 2.1, 2.2
+    assert real[5] == "–" and real[11].startswith("2.1 ± ")  # KID of a set to itself: none; IS: 2.0, 2.1, 2.2
     assert md.count("Reference for lfw-subset (seeds 0, 1, 2): the 100 training images themselves.") == 1
 
 
@@ -176,6 +190,10 @@ def test_gains_over_what_a_method_refines():
     md = "\n".join(value_markdown(spec, value_table(finals, design, spec.keys(None)), gain_table(
         finals, design, spec.gains), spec.keys(None), design))
     assert "PSNR gain (dB)" in md and "does not beat bicubic" in md
+    ssim = [-0.0, -0.01, -0.02]  # srcnn - bicubic per seed: 3 seeds, so the t-test
+    could = stats.detectable_dz(3) * float(np.std(ssim, ddof=1))
+    assert gains["ssim_srcnn_gain_dz"] == pytest.approx(np.mean(ssim) / np.std(ssim, ddof=1))
+    assert f"does not beat bicubic (p {st.ttest_1samp(ssim, 0).pvalue:.3f}; could detect >= {could:.2g})" in md
     one = gain_table(finals[finals["seed"] == 0], design, spec.gains).iloc[0]
     assert one["psnr_srcnn_beats"] is None
 
@@ -222,10 +240,17 @@ def _parent_after_report(sweep: Path, uri: str):
 def test_the_mlflow_parent_carries_the_answer(sweep, tmp_path):
     client, run = _parent_after_report(sweep, f"sqlite:///{tmp_path}/m.db")
     tags, metrics = run.data.tags, run.data.metrics
-    assert tags["gansweep.best.lfw-subset.100"] == "hflip@100"
-    assert tags["gansweep.verdict.lfw-subset.100"] == "hflip@100: better than none (holds)"
-    assert metrics["best_kid_mean_effnet.lfw-subset.100"] == pytest.approx(0.41)
-    assert metrics["best_delta.lfw-subset.100"] == pytest.approx(-0.1) and metrics["best_holds.lfw-subset.100"] == 1
+    # nothing holds on 3 seeds of identical differences: no best arm, the verdict says why
+    assert not any(k.startswith("gansweep.best") for k in tags)
+    assert tags["gansweep.verdict.lfw-subset.100"] == ("no arm better than none by a difference that holds: with 3 "
+                                                       "seeds no difference could hold (the exact sign-flip test's "
+                                                       "smallest p is 0.25)")
+    # the primaries: vflip has one seed (untested), negpos no arm; everything else is labelled exploratory
+    assert tags["gansweep.answer"].startswith("vflip leaks (vflip@100 against none; dataset = lfw-subset, n_aug = "
+                                              "100): 90.0% of samples upside down against 60.0% for none; untested")
+    assert tags["gansweep.primary.negpos-leaks"] == "negpos leaks: not in this sweep (no arm with da=negpos)."
+    assert tags["gansweep.exploratory"].startswith("exploratory: every comparison other than the primary")
+    assert metrics["primary.vflip-leaks.holds"] == 0 and "primary.vflip-leaks.p_holm" not in metrics
     assert metrics["seeds_per_arm"] == 3
     local = client.download_artifacts(run.info.run_id, "summary.json", str(tmp_path))
     logged = json.loads(Path(local).read_text())

@@ -34,6 +34,7 @@ from sweep.mlflow.tracker import SweepTracker, backoff_for, mlflow_params
 from sweep.mlflow.backfill import backfill
 from sweep.plan import RECORD, Options, Plan, configs_changed, load_record, plan_for_resume, plan_from_record
 from sweep.records import INPUTS_FILE, read_sweep, sweep_status, trial_dirname, trial_name
+from sweep.report import primaries
 from sweep.report.write import write_report
 from trainables import storage
 from trainables.inputs import data_key, input_key, load_real_sets, prepare_inputs
@@ -324,7 +325,8 @@ def run_sweep(plan: Plan, *, resume: bool = False, report: bool = True, real_set
 
 
 def _report(plan: Plan, tracker) -> list[Path]:
-    """Write the report and put its answer on the parent run: the per-arm table (with the pooled shares), per group
+    """Write the report and put its answer on the parent run: the primary hypotheses' answer
+    (`SweepTracker.sweep_answer`), the per-arm table (with the pooled shares), per group
     the best arm (tag `gansweep.best.<group>`), its score (`best_<metric>.<group>`), Δ and Holm p to the baseline and
     whether that difference holds (`best_holds.<group>`, and the verdict in words as `gansweep.verdict.<group>`),
     and the seeds per arm the plan resolved (`seeds_per_arm`, the fewest of any arm). A report failure must not hide
@@ -348,6 +350,8 @@ def _report(plan: Plan, tracker) -> list[Path]:
                         f"best_p_holm{group}": best["p_holm"], f"best_holds{group}": float(best["holds"])})
     tracker.sweep_summary(rep.summary.drop(columns=["context"]), metrics={**metrics, **rep.metrics}, tags=tags,
                           files=rep.files)
+    tracker.sweep_answer(primaries.answer_text(rep.primaries), primaries.mlflow_fields(rep.primaries),
+                         primaries.EXPLORATORY)
     return rep.files
 
 

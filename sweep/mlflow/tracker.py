@@ -14,7 +14,8 @@ entry or an image:
 What researchers see: the experiment is tagged as model training (MLflow 3 otherwise opens it as GenAI); each run has
 a role tag (`gansweep.role`: sweep, trial, donor); sample grids are logged with `log_image(key="samples", step=)` so
 the UI's image view compares arms step by step; a finished trial carries its generator weights (`model/`); the
-parent carries the per-arm summary as a table, the best arm and the report files.
+parent carries the answer to the primary hypotheses, the per-arm summary as a table, the best arm and the report
+files.
 
 MLflow must never fail a sweep: every call goes through `_call`. A transient error (server unreachable, 5xx, a
 locked database) is retried with exponential backoff; only when it persists does the tracker go offline for the rest
@@ -311,6 +312,16 @@ class SweepTracker:
         for path in files or ():
             if os.path.isfile(path):
                 self._call(self.client.log_artifact, self.parent_run_id, str(path), "report")
+
+    def sweep_answer(self, answer: str, primaries: dict[str, dict], exploratory: str) -> None:
+        """The answer to the study's primary hypotheses on the parent run: tag `gansweep.answer` (in words), per
+        primary test `gansweep.primary.<name>` (its verdict) and metrics `primary.<name>.<p_holm|delta|d_z|
+        detectable|holds>`, and `gansweep.exploratory` saying that every other figure on the run is exploratory."""
+        tags = {"gansweep.answer": answer, "gansweep.exploratory": exploratory,
+                **{f"gansweep.primary.{name}": f["verdict"] for name, f in primaries.items()}}
+        metrics = {f"primary.{name}.{k}": v for name, f in primaries.items() for k, v in f.items()
+                   if k not in ("verdict", "status") and v is not None and math.isfinite(v)}
+        self.sweep_summary(metrics=metrics, tags=tags)
 
     def end_sweep(self, status: str = "FINISHED") -> None:
         """Terminate the parent run. Trial runs this tracker opened that are still RUNNING in MLflow (the sweep was

@@ -1,7 +1,7 @@
 """The report's figures (matplotlib, Agg). Each reads the report's tables and the study's `Design`; none names a study's
 fields: panels are the design's groups (a group holding only the baseline gets no panel of its own: the baseline is
-drawn in every group it is compared with), bars are arms in rank order, the baseline is a dashed line and the real
-images' own score (the floor) a dotted one.
+drawn in every group it is compared with), bars are arms in rank order (ranked arms first, then by name), the
+baseline is a dashed line and the real images' own score (the floor) a dotted one.
 
 Honest marks: a 95% CI error bar only where an arm has two or more finished seeds; every finished seed's value as a
 dot; every seed that did not finish (diverged, failed, stopped, interrupted) as a red x at the foot of its bar, so

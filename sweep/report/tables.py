@@ -9,12 +9,11 @@ baseline) and takes keys and directions from `gan.metrics.schema`: it names no s
 The rules (`sweep.report.write.rules` prints them in summary.md):
   * seeds are replicates; an arm's value is the mean over its *finished* seeds (diverged, failed, stopped and
     interrupted trials are counted, never averaged in);
-  * an interval, a test and a rank need `stats.MIN_SEEDS` finished seeds; the baseline is not ranked (it is what
-    the ranked arms are compared with), so a rank number always means the same thing;
-  * arms whose seeds did not all finish rank after those whose seeds did, so divergence never makes an arm look
-    better;
+  * an interval and a test need `stats.MIN_SEEDS` finished seeds; every interval and test is over per-seed values;
   * a difference to the baseline "holds" when its Holm-adjusted p is below `stats.ALPHA` *and* every seed of the arm
-    and of its baseline finished: a test on the survivors of an arm that diverged would compare its lucky seeds.
+    and of its baseline finished: a test on the survivors of an arm that diverged would compare its lucky seeds;
+  * only arms whose difference holds are ranked (the baseline never is: it is what they are compared with); an arm
+    whose difference does not hold shows the smallest difference its seeds could have detected instead.
 """
 
 from __future__ import annotations
@@ -101,11 +100,13 @@ def shown_groups(summary: pd.DataFrame, design: Design) -> list[tuple[tuple, pd.
 def summarize(finals: pd.DataFrame, design: Design, metric: str, mode: str, beside=()) -> pd.DataFrame:
     """Per arm (and context): outcome counts, the mean and 95% CI of `metric` (and of each `beside` key) over
     finished seeds, what its budget bought (`COST_COLUMNS`), the difference to the baseline arm of the same context
-    paired by seed with its paired-t p-value, Holm-adjusted across the compared arms of each group, whether it holds
-    (see the module's rules), and the rank of each compared arm within its group."""
+    paired by seed (`stats.paired`, two-sided: these comparisons are exploratory) with its interval, d_z, test and
+    the smallest d_z and difference it could detect, its p Holm-adjusted across the compared arms of its group (the
+    group is the family), whether it holds (see the module's rules), and a rank within its group for the arms whose
+    difference holds."""
     if finals.empty:
         return pd.DataFrame()
-    rows = []
+    rows, pairs = [], []
     for (context, arm), trials in finals.groupby(["context", "arm"], sort=True):
         row = {k: trials[k].iloc[0] if k in trials else None for k in design.group_by}
         counts = trials["outcome"].value_counts()
@@ -117,29 +118,67 @@ def summarize(finals: pd.DataFrame, design: Design, metric: str, mode: str, besi
         for key in {k for column in COST_COLUMNS for k, _ in column.parts}:
             row[f"{key}_mean"] = stats.mean_ci(scores(trials, key).values())[0]
         base = finals[(finals["context"] == context) & (finals["arm"] == design.baseline)]
-        if arm == design.baseline or base.empty:
-            cmp, base_complete = stats.Paired(0, math.nan, math.nan, math.nan), False
-        else:
-            cmp = stats.paired(scores(trials, metric), scores(base, metric))
-            base_complete = bool((base["outcome"] == "finished").all())
-        row.update(n_pairs=cmp.n, delta=cmp.delta, delta_ci95=cmp.ci, p=cmp.p, base_complete=base_complete)
+        compared = arm != design.baseline and not base.empty
+        pairs.append((scores(trials, metric), scores(base, metric)) if compared else None)
+        row["base_complete"] = compared and bool((base["outcome"] == "finished").all())
         rows.append(row)
     out = pd.DataFrame(rows)
-    out["p_holm"] = math.nan
+    for column in ("n_pairs", "delta", "delta_ci95", "d_z", "p", "test", "reachable", "detectable_dz", "detectable",
+                   "p_holm", "family"):
+        out[column] = {"n_pairs": 0, "family": 0, "test": "", "reachable": False}.get(column, math.nan)
     out["rank"] = pd.array([pd.NA] * len(out), dtype="Int64")
     sign = 1 if mode == "min" else -1
     for _, g in groups(out, design):
-        compared = g[~g["is_baseline"]]
+        tested = [i for i in g.index if pairs[i] is not None and len(set(pairs[i][0]) & set(pairs[i][1])) >= 2]
+        for i in g.index:
+            if pairs[i] is None:
+                continue
+            cmp = stats.paired(*pairs[i], family=max(1, len(tested)))
+            out.loc[i, ["n_pairs", "delta", "delta_ci95", "d_z", "p", "test", "reachable", "detectable_dz",
+                        "detectable", "family"]] = [cmp.n, cmp.delta, cmp.ci, cmp.d_z, cmp.p, cmp.test, cmp.reachable,
+                                                    cmp.detectable_dz, cmp.detectable, cmp.family]
+        compared = out.loc[[i for i in g.index if pairs[i] is not None]]
         out.loc[compared.index, "p_holm"] = stats.holm(compared["p"])
-        ranked = compared[compared[f"{metric}_n"] >= stats.MIN_SEEDS]
+    out["significant"] = out["p_holm"] < stats.ALPHA
+    out["holds"] = out["significant"] & out["complete"] & out["base_complete"]
+    for _, g in groups(out, design):
+        ranked = g[g["holds"] & (g[f"{metric}_n"] >= stats.MIN_SEEDS)]
         ranked = ranked.assign(unfinished=ranked["n_trials"] - ranked["finished"],
                                order=ranked[f"{metric}_mean"] * sign).sort_values(RANK_KEYS)
         out.loc[ranked.index, "rank"] = range(1, len(ranked) + 1)
-    out["significant"] = out["p_holm"] < stats.ALPHA
-    out["holds"] = out["significant"] & out["complete"] & out["base_complete"]
     out = out.assign(_base=~out["is_baseline"])
     order = [*design.group_by, "_base", "rank", "arm"]
     return out.sort_values(order, na_position="last").drop(columns="_base").reset_index(drop=True)
+
+
+def best_per_group(summary: pd.DataFrame, design: Design, metric: str, mode: str) -> list[dict]:
+    """Per shown group: the best-ranked arm whose difference to the baseline holds and is an improvement, with its
+    score, Δ, p and verdict; `arm` None, and the verdict saying why, when no arm is better by a difference that
+    holds (with what the group's seeds could have detected)."""
+    best = []
+    for key, shown in shown_groups(summary, design):
+        entry = dict(zip(design.group_by, key))
+        arms = shown[~shown["is_baseline"]]
+        better = arms[arms["holds"] & ((arms["delta"] < 0) == (mode == "min"))].sort_values("rank")
+        if better.empty:
+            tested = arms[arms["n_pairs"] >= stats.MIN_SEEDS]
+            worse = ", ".join(arms[arms["holds"]]["arm"])
+            could = tested[tested["reachable"].astype(bool)]
+            n = int(tested["n_pairs"].max()) if len(tested) else 0
+            verdict = (f"unranked: no arm has {stats.MIN_SEEDS} finished seeds" if tested.empty else
+                       f"no arm better than {design.baseline} by a difference that holds"
+                       + (f"; worse (holds): {worse}" if worse else
+                          f": no detectable difference (could detect >= {could['detectable'].min():.2g} in "
+                          f"{metric}, d_z >= {could['detectable_dz'].min():.2g})" if len(could) else
+                          f": with {n} seeds no difference could hold (the exact sign-flip test's smallest p is "
+                          f"{stats.smallest_p(n):.2g})"))
+            best.append({**entry, "arm": None, metric: math.nan, "delta": math.nan, "p_holm": math.nan,
+                         "holds": False, "verdict": verdict})
+            continue
+        r = better.iloc[0]
+        best.append({**entry, "arm": r["arm"], metric: r[f"{metric}_mean"], "delta": r["delta"],
+                     "p_holm": r["p_holm"], "holds": True, "verdict": f"better than {design.baseline} (holds)"})
+    return best
 
 
 def _arm_rows(finals: pd.DataFrame, summary: pd.DataFrame):
@@ -202,7 +241,8 @@ def value_table(finals: pd.DataFrame, design: Design, keys) -> pd.DataFrame:
 
 def gain_table(finals: pd.DataFrame, design: Design, gains: tuple[Gain, ...]) -> pd.DataFrame:
     """Per arm that reports both keys of any gain: the gain per seed (key - over, on the same seed's trial) as mean,
-    95% CI, seed count and paired-t p (`<key>_gain`, `_gain_ci95`, `_gain_n`, `_gain_p`), and `<key>_beats`: True
+    95% CI, seed count, p (`stats.paired`), d_z and the smallest detectable gain (`<key>_gain`, `_gain_ci95`,
+    `_gain_n`, `_gain_p`, `_gain_dz`, `_gain_detectable`: NaN when no gain could hold), and `<key>_beats`: True
     when the gain's sign is the good one for `key` and p < ALPHA, False when not, None with fewer than two seeds."""
     gains = [g for g in gains if _reported(finals, [g.key, g.over]) == [g.key, g.over]]
     if not gains:
@@ -214,7 +254,8 @@ def gain_table(finals: pd.DataFrame, design: Design, gains: tuple[Gain, ...]) ->
             cmp = stats.paired(scores(trials, g.key), scores(trials, g.over))
             good = cmp.delta > 0 if direction(g.key) == "max" else cmp.delta < 0
             row.update({f"{g.key}_gain": cmp.delta, f"{g.key}_gain_ci95": cmp.ci, f"{g.key}_gain_n": cmp.n,
-                        f"{g.key}_gain_p": cmp.p,
+                        f"{g.key}_gain_p": cmp.p, f"{g.key}_gain_dz": cmp.d_z,
+                        f"{g.key}_gain_detectable": cmp.detectable,
                         f"{g.key}_beats": None if cmp.n < stats.MIN_SEEDS else bool(good and cmp.p < stats.ALPHA)})
         rows.append(row)
     out = pd.DataFrame(rows)

@@ -24,7 +24,7 @@ import math
 import shutil
 import tempfile
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -32,7 +32,7 @@ import pandas as pd
 from gan.metrics.schema import (COST_COLUMNS, REPORT_TABLES, ReportTable, describe, direction, extractor_of, known,
                                 lookup, metric_key)
 from search_spaces import Design
-from sweep.report import mosaic, plots, tables
+from sweep.report import mosaic, plots, primaries, tables
 from sweep.survey import RATE_COLUMNS, NoVotes, survey_results, votes_path
 from sweep.survey.render import markdown as survey_markdown, plot as survey_plot
 from sweep.records import SweepFolder, read_inputs, read_sweep, reference_table, scored_generator_of
@@ -49,6 +49,7 @@ class Report:
     best: list[dict]  # per group: its values, the rank-1 arm (None when nothing ranks), score, Δ, p, verdict
     notes: list[str]  # what the reader must know about the reference, said once
     metrics: dict  # figures for the MLflow parent run beyond the summary table (the survey's)
+    primaries: list[primaries.Primary] = field(default_factory=list)  # the primary tests, in declaration order
 
 
 def survey_section(sweep_path, out: Path) -> tuple[list[str], list[Path], dict, pd.DataFrame | None]:
@@ -96,16 +97,20 @@ def rules(metric: str, mode: str, baseline: str) -> list[str]:
     """The rules the tables follow, printed in summary.md (the code is `sweep.report.tables.summarize`)."""
     way = "ascending: lower is better" if mode == "min" else "descending: higher is better"
     return [
-        f"Ranked by `{metric}` ({way}) within each group. Only the compared arms are ranked: `{baseline}` shows "
-        f"as \"base\". An arm needs {MIN_SEEDS} finished seeds to rank (\"–\" otherwise: one seed is a single "
-        "draw, with no interval and no test); arms whose seeds did not all finish (diverged, failed, stopped) "
-        "rank after those whose seeds all did, so divergence never makes an arm look better.",
-        f"Values: mean over an arm's finished seeds ± half-width of the 95% t interval ({MIN_SEEDS}+ seeds). "
-        f"Δ: the arm minus `{baseline}` on the same seeds (paired), ± its 95% t interval; p: two-sided paired "
-        "t-test, Holm-adjusted across the arms of a group.",
+        f"Exploratory tables: each group's arms against `{baseline}` (shown as \"base\"), two-sided, Holm-adjusted "
+        "within the group (the group is its own family, apart from the primary hypotheses).",
+        f"Values: mean over an arm's finished seeds ± half-width of the 95% t interval ({MIN_SEEDS}+ seeds); every "
+        f"interval and test is over seeds. Δ: the arm minus `{baseline}` on the same seeds (paired), ± its 95% t "
+        "interval; d_z: Δ over the standard deviation of the per-seed differences. p: the exact sign-flip "
+        "permutation test where the seeds let it reach Holm's first threshold, the paired t-test otherwise; "
+        "identical differences get the exact sign-flip p (1/2^n one-sided), never 0.",
         f"holds ✓: p (Holm) < {ALPHA} *and* every seed of the arm and of `{baseline}` finished. A difference "
         "computed on the survivors of an arm that lost seeds is shown but marked \"incomplete\", never ✓: its "
-        "lost seeds might have been its worst.",
+        "lost seeds might have been its worst. Where a difference does not hold, the cell says the smallest "
+        "difference the arm's seeds and its group's Holm family could have detected at 80% power (statsmodels "
+        "TTestPower at the observed spread; approximate for the sign-flip test).",
+        f"Ranked by `{metric}` ({way}) within each group, among the arms whose difference holds only (\"–\" "
+        "otherwise): a rank without a difference that holds would order noise.",
     ]
 
 
@@ -116,7 +121,20 @@ def _rank(r) -> str:
 def _holds(r) -> str:
     if r["is_baseline"]:
         return ""
-    return "✓" if r["holds"] else ("incomplete" if r["significant"] else "")
+    if r["holds"]:
+        return "✓"
+    if r["significant"]:
+        return "incomplete"
+    if r["n_pairs"] < MIN_SEEDS:
+        return ""
+    if not r["reachable"]:
+        return f"no difference could hold on {int(r['n_pairs'])} seeds"
+    return f"no detectable difference (could detect >= {_fmt(r['detectable'], digits=2)}, d_z >= " \
+           f"{r['detectable_dz']:.2g})"
+
+
+def _dz(d) -> str:
+    return "–" if pd.isna(d) else (("∞" if d > 0 else "-∞") if math.isinf(d) else f"{d:.2g}")
 
 
 def _cost(r) -> list[str]:
@@ -145,13 +163,16 @@ def _rate(rates: pd.DataFrame | None, design: Design, key: tuple, arm: str) -> s
 
 
 def summary_markdown(summary: pd.DataFrame, design: Design, metric: str, mode: str, beside=(), notes=(),
-                     inputs=(), finals: pd.DataFrame | None = None, rates: pd.DataFrame | None = None) -> str:
-    """What the scores mean, the rules and the reference, then one table per group: its baseline, its arms by rank
-    and a row of the real images' own scores (from `inputs`, the driver's inputs.json). `rates`: the survey's
-    selection rates per group (columns: the design's group fields, arm, chosen, decided, rate, ci_low, ci_high),
-    shown as a column when given."""
+                     inputs=(), finals: pd.DataFrame | None = None, rates: pd.DataFrame | None = None,
+                     answer=()) -> str:
+    """The answer to the primary hypotheses (`answer`: `primaries.answer_markdown` lines), what the scores mean,
+    the rules and the reference, then one exploratory table per group: its baseline, its arms by rank and a row of
+    the real images' own scores (from `inputs`, the driver's inputs.json). `rates`: the survey's selection rates
+    per group (columns: the design's group fields, arm, chosen, decided, rate, ci_low, ci_high), shown as a column
+    when given."""
     way = lookup(metric)[0]
-    lines = ["# Sweep summary", "", f"- Ranking metric: {describe(metric)}."]
+    lines = ["# Sweep summary", "", *answer, "## Exploratory comparisons", "",
+             f"- Ranking metric: {describe(metric)}."]
     if way.why:
         lines.append(f"- Why this metric ranks: {way.why}.")
     lines += [*[f"- Beside it: {describe(k)}." for k in beside if known(k)],
@@ -168,23 +189,23 @@ def summary_markdown(summary: pd.DataFrame, design: Design, metric: str, mode: s
     unranked = summary[~summary["is_baseline"] & (summary[f"{metric}_n"] < MIN_SEEDS)]
     if len(unranked):
         lines += [f"**{len(unranked)} arm(s) have fewer than {MIN_SEEDS} finished seeds: they show no rank (–), no "
-                  "interval and no test, because a ranking on one seed is a single draw, not evidence (run with "
-                  "`--seeds 3` or more).**", ""]
+                  "interval and no test, because one seed is a single draw, not evidence (run with `--seeds 3` or "
+                  "more).**", ""]
     survey = ["selected (survey)"] if rates is not None else []
-    header = ["rank", "arm", *survey, "finished", "diverged", "failed", metric, f"Δ vs {design.baseline}",
+    header = ["rank", "arm", *survey, "finished", "diverged", "failed", metric, f"Δ vs {design.baseline}", "d_z",
               "p (Holm)", "holds", *beside, *[c.title for c in COST_COLUMNS]]
     for key, shown in tables.shown_groups(summary, design):
         rows = [[_rank(r), r["arm"], *([_rate(rates, design, key, r["arm"])] if survey else []),
                  f"{r['finished']}/{r['n_trials']}", r["diverged"], r["failed"],
                  _fmt(r[f"{metric}_mean"], r[f"{metric}_ci95"]),
                  "baseline" if r["is_baseline"] else _fmt(r["delta"], r["delta_ci95"]),
-                 "" if r["is_baseline"] else _p(r["p_holm"]), _holds(r),
+                 "" if r["is_baseline"] else _dz(r["d_z"]), "" if r["is_baseline"] else _p(r["p_holm"]), _holds(r),
                  *[_fmt(r[f"{b}_mean"], r[f"{b}_ci95"]) for b in beside], *_cost(r)] for _, r in shown.iterrows()]
         entries = tables.matched_inputs(list(inputs), finals[finals["context"].isin(shown["context"])]) \
             if finals is not None else []
         if entries:
             rows.append(["", tables.floor_label(entries), *([""] if survey else []), "", "", "",
-                         _fmt(*tables.floor_value(entries, metric)), "", "", "",
+                         _fmt(*tables.floor_value(entries, metric)), "", "", "", "",
                          *[_fmt(*tables.floor_value(entries, b)) for b in beside], *[""] * len(COST_COLUMNS)])
         title = tables.group_title(design, key, spaced=True)
         lines += [f"## {title}" if title else "## All arms", "", markdown_table(header, rows), ""]
@@ -248,9 +269,12 @@ def value_markdown(spec: ReportTable, values: pd.DataFrame, gains: pd.DataFrame,
                          f"{value} (Δ {_fmt(r[f'{k}_delta'])}, p {_p(r[f'{k}_p_holm'])})")
         for g in gain_specs:
             beats = r[f"{g.key}_beats"]
+            could = r[f"{g.key}_gain_detectable"]
+            could = "no gain could hold on these seeds" if pd.isna(could) else f"could detect >= {could:.2g}"
             verdict = f"fewer than {MIN_SEEDS} seeds: untested" if beats is None or pd.isna(beats) else \
-                (f"beats {g.versus}" if beats else f"does not beat {g.versus} (p {_p(r[f'{g.key}_gain_p'])})")
-            cells.append(f"{_fmt(r[f'{g.key}_gain'], r[f'{g.key}_gain_ci95'])}: {verdict}")
+                (f"beats {g.versus}" if beats else f"does not beat {g.versus} (p {_p(r[f'{g.key}_gain_p'])}; {could})")
+            cells.append(f"{_fmt(r[f'{g.key}_gain'], r[f'{g.key}_gain_ci95'])} (d_z {_dz(r[f'{g.key}_gain_dz'])}): "
+                         f"{verdict}")
         rows.append([*(str(r[g]) for g in design.group_by), r["arm"], *cells])
     header = [*design.group_by, "arm", *keys, *[g.title for g in gain_specs]]
     return [f"## {spec.title}", "", spec.intro, "", markdown_table(header, rows), ""]
@@ -287,27 +311,6 @@ def declared_tables(summary: pd.DataFrame, finals: pd.DataFrame, design: Design,
 # --- the report ---------------------------------------------------------------------------------------------------
 
 
-def best_per_group(summary: pd.DataFrame, design: Design, metric: str, mode: str) -> list[dict]:
-    """Per shown group: the rank-1 arm with its score, Δ, p and a verdict against the baseline; `arm` None (and
-    the verdict saying why) when no arm of the group can rank."""
-    best = []
-    for key, shown in tables.shown_groups(summary, design):
-        top = shown[shown["rank"] == 1]
-        entry = dict(zip(design.group_by, key))
-        if top.empty:
-            best.append({**entry, "arm": None, metric: math.nan, "delta": math.nan, "p_holm": math.nan,
-                         "holds": False, "verdict": f"unranked: no arm has {MIN_SEEDS} finished seeds"})
-            continue
-        r = top.iloc[0]
-        better = (r["delta"] < 0) == (mode == "min")
-        verdict = (f"{'better' if better else 'worse'} than {design.baseline} (holds)" if r["holds"] else
-                   f"difference to {design.baseline} incomplete: seeds did not finish" if r["significant"] else
-                   f"no difference to {design.baseline} that holds")
-        best.append({**entry, "arm": r["arm"], metric: r[f"{metric}_mean"], "delta": r["delta"],
-                     "p_holm": r["p_holm"], "holds": bool(r["holds"]), "verdict": verdict})
-    return best
-
-
 def generator_note(records) -> str:
     """Which generator the scores come from (`TrialConfig.scored_generator`), with the EMA decays, said once."""
     scored = Counter((scored_generator_of(r.config), r.config.get("ema")) for r in records)
@@ -341,12 +344,14 @@ def write_report(sweep_path, design: Design, metric: str, mode: str) -> Report:
     inputs = read_inputs(sweep_path)
     notes = [*tables.reference_notes(inputs), *design.notes_for(r.arm for r in records), generator_note(records)]
     summary = with_shares(summary, finals, design, ext)
+    answers = primaries.evaluate(finals, design, ext)
     files = [out / "results.parquet", out / "summary.csv", out / "summary.md"]
     history.to_parquet(files[0], index=False)
     summary.to_csv(files[1], index=False)
     survey_lines, survey_files, survey_metrics, rates = survey_section(sweep_path, out)
     markdown = [summary_markdown(summary, design, metric, mode, beside=beside, notes=notes, inputs=inputs,
-                                 finals=finals, rates=rates), *declared_tables(summary, finals, design, ext, inputs),
+                                 finals=finals, rates=rates, answer=primaries.answer_markdown(answers)),
+                *declared_tables(summary, finals, design, ext, inputs),
                 *survey_lines]
     files[2].write_text("\n".join(markdown))
     files += survey_files
@@ -376,8 +381,8 @@ def write_report(sweep_path, design: Design, metric: str, mode: str) -> Report:
         fs.delete_dir_contents(base, missing_dir_ok=True)
         pyarrow.fs.copy_files(str(out), base, source_filesystem=pyarrow.fs.LocalFileSystem(),
                               destination_filesystem=fs)
-    return Report(files=files, summary=summary, best=best_per_group(summary, design, metric, mode), notes=notes,
-                  metrics=survey_metrics)
+    return Report(files=files, summary=summary, best=tables.best_per_group(summary, design, metric, mode),
+                  notes=notes, metrics=survey_metrics, primaries=answers)
 
 
 def _training_table(folder: SweepFolder, inputs: list[dict]) -> str | None:
@@ -386,4 +391,4 @@ def _training_table(folder: SweepFolder, inputs: list[dict]) -> str | None:
     return folder.local(folder.join(*found[0].split("/"))) if found else None
 
 
-__all__ = ["Report", "write_report", "summary_markdown", "markdown_table", "rules", "best_per_group", "REPORT_DIR"]
+__all__ = ["Report", "write_report", "summary_markdown", "markdown_table", "rules", "REPORT_DIR"]
