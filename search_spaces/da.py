@@ -33,9 +33,15 @@ class LeakageShare:
         return leakage_keys(extractor, self.da)[0]
 
 
-def _leaks(da: str, what: str) -> Hypothesis:
-    return Hypothesis(f"{da}-leaks", arm=(("da", da),), baseline=(("da", NONE),), metric=LeakageShare(da),
-                      direction="greater", text=f"{da} leaks", what=what, percent=True)
+NO_DA = (("da", NONE), ("d_aug", "none"))  # the baseline arm: no dataset DA and nothing at D's input
+
+
+def _leaks(da: str, what: str, d_aug: str = "none", name: str = "", text: str = "") -> Hypothesis:
+    """`da` added to the dataset (or, with da none, the `d_aug` augmentation at D's input) raises the share of
+    samples that look transformed by `da`, against no DA at all."""
+    arm = (("da", da if d_aug == "none" else NONE), ("d_aug", d_aug))
+    return Hypothesis(name or f"{da}-leaks", arm=arm, baseline=NO_DA, metric=LeakageShare(da),
+                      direction="greater", text=text or f"{da} leaks", what=what, percent=True)
 
 
 # Study 1's primary hypotheses: the types the study saw leak into the generator leak into it here, measured by
@@ -48,6 +54,11 @@ DA_DESIGN = Design(arm_fields=("da", "n_aug", "pair_ratio", "d_aug"), group_by=(
 # The pairing-ratio grid and the Optuna search have no vflip or negpos arm to test: they are exploratory.
 DA_SEARCH_DESIGN = dataclasses.replace(DA_DESIGN, primaries=())
 SEARCH_STUDIES = ("ratios", "optuna-da")  # the presets of DA_SEARCH_DESIGN; every other DA preset has DA_DESIGN
+# demo-daug asks the same transform twice: vflip added to the dataset leaks (expected), and ADA, whose rotate90 at
+# k = 2 shows D upside-down faces, does not (expected at p < 0.8: its answer must say what it could have detected).
+DAUG_DESIGN = dataclasses.replace(DA_DESIGN, primaries=(
+    _leaks("vflip", "of samples upside down"),
+    _leaks("vflip", "of samples upside down", d_aug="ada", name="ada-leaks-vflip", text="ADA leaks vflip")))
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Settings: every non-arm TrialConfig value a preset sets. Overrides replace any of them.
@@ -171,7 +182,7 @@ def demo_daug(**kw) -> GridStudy:
         "ADA (p from 0 to 1 in 4800 images), vflip@64 + ADA, vflip@64 + DiffAugment; 3 seeds. Does vflip leak "
         "into the generator when added to the dataset, and when D sees upside-down images through ADA (its rotate90 "
         "with k = 2 is a vflip of the mirrored face) at p < 0.8? Ranked by KID; read leakage_vflip beside it.",
-        DA_DESIGN, [DEMO_DAUG_SETTINGS], demo_daug_arms(), **kw)
+        DAUG_DESIGN, [DEMO_DAUG_SETTINGS], demo_daug_arms(), **kw)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -234,3 +245,6 @@ def optuna_da(**kw) -> OptunaStudy:
 
 DA_STUDIES = {"paper": paper, "paper-celeba": paper_celeba, "paper-pomeranian": paper_pomeranian, "demo": demo,
               "demo-daug": demo_daug, "ratios": ratios, "optuna-da": optuna_da}
+# Each preset's design, known without building it (`search_spaces.design_of`).
+DA_DESIGNS = {n: DA_SEARCH_DESIGN if n in SEARCH_STUDIES else DAUG_DESIGN if n == "demo-daug" else DA_DESIGN
+              for n in DA_STUDIES}

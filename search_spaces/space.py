@@ -59,11 +59,12 @@ class Hypothesis:
     #                                               the effect on its data (0: it cannot, and nothing is tested)
 
     def matches(self, config: dict) -> bool:
-        """Whether a trial (its flat config) belongs to an arm this hypothesis is about."""
-        return all(config.get(k) == v for k, v in self.arm)
+        """Whether a trial (its flat config; a field it leaves out has TrialConfig's default) belongs to an arm this
+        hypothesis is about."""
+        return all(_field(config, k) == v for k, v in self.arm)
 
     def is_baseline(self, config: dict) -> bool:
-        return all(config.get(k) == v for k, v in self.baseline)
+        return all(_field(config, k) == v for k, v in self.baseline)
 
     def as_dict(self) -> dict:
         """JSON-safe: the key functions as their repr."""
@@ -71,6 +72,13 @@ class Hypothesis:
                 "metric": repr(self.metric), "direction": self.direction, "text": self.text,
                 "expected": repr(self.expected) if self.expected else None,
                 "measurable": repr(self.measurable) if self.measurable else None}
+
+
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrialConfig)}
+
+
+def _field(config: dict, name: str):
+    return config[name] if name in config else _DEFAULTS.get(name)
 
 
 def _fields(pairs) -> str:

@@ -10,14 +10,14 @@ from __future__ import annotations
 from typing import Callable
 
 from search_spaces.builders import EMBEDDED_SIZES  # noqa: F401  (re-exported: the tests check it against sources)
-from search_spaces.da import DA_DESIGN, DA_SEARCH_DESIGN, DA_STUDIES, SEARCH_STUDIES
+from search_spaces.da import DA_DESIGNS, DA_STUDIES
 from search_spaces.highres import HIGHRES_DESIGN, HIGHRES_STUDIES
 from search_spaces.space import Design, GridStudy, OptunaStudy
 
 # Registry: study name -> builder(seeds=None, overrides=None, num_samples=None) -> GridStudy | OptunaStudy.
 STUDIES: dict[str, Callable[..., GridStudy | OptunaStudy]] = {**DA_STUDIES, **HIGHRES_STUDIES}
 # Registry: study name -> how its arms compare (read without building the study).
-DESIGNS: dict[str, Design] = {**{n: DA_SEARCH_DESIGN if n in SEARCH_STUDIES else DA_DESIGN for n in DA_STUDIES},
+DESIGNS: dict[str, Design] = {**DA_DESIGNS,
                               **{n: HIGHRES_DESIGN for n in HIGHRES_STUDIES}}
 
 

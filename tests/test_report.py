@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from search_spaces import Design
-from search_spaces.studies import DA_DESIGN
+from search_spaces.da import DA_DESIGN
 from sweep.records import read_sweep
 from sweep.report.write import summary_markdown, write_report
 from sweep.report.tables import finals_table, results_table, summarize

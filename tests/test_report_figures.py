@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from gan.imagetable import read_image_table
-from search_spaces.studies import DA_DESIGN
+from search_spaces.da import DA_DESIGN
 from sweep.report import mosaic, plots
 from sweep.records import SweepFolder, read_sweep, reference_table
 from sweep.report.write import write_report

@@ -19,7 +19,7 @@ from statsmodels.stats.proportion import proportion_confint
 from gan.config import TrialConfig
 from gan.metrics.schema import REPORT_TABLES
 from search_spaces import Design
-from search_spaces.studies import DA_DESIGN
+from search_spaces.da import DA_DESIGN
 from sweep.report.write import share_markdown, summary_markdown, value_markdown, write_report
 from sweep.report.tables import finals_table, gain_table, reference_notes, summarize, value_table
 from sweep.records import read_sweep
