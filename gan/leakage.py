@@ -169,6 +169,21 @@ class LeakageProbe:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in fields})
 
 
+def template_calls(reference: torch.Tensor, images: torch.Tensor, da: str, seed: int = 0) -> torch.Tensor:
+    """A second instrument, independent of the probe: (N,) bool, whether each image's luma correlates better with
+    the transformed mean reference face than with the mean reference face itself (Pearson, `PROBE_SIZE` luma;
+    `reference`: real uint8 images). Nothing is fitted; it sees only what the average face shows (vflip, negpos)."""
+    template = luma_pixels(reference).mean(0, keepdim=True)
+    moved = luma_pixels(transform(reference, da, seed)).mean(0, keepdim=True)
+    x = luma_pixels(images)
+
+    def corr(t):
+        xc, tc = x - x.mean(1, keepdim=True), t - t.mean(1, keepdim=True)
+        return (xc * tc).sum(1) / (xc.norm(dim=1) * tc.norm(dim=1)).clamp_min(1e-12)
+
+    return corr(moved) > corr(template)
+
+
 def _search(x: np.ndarray, y: np.ndarray, groups: np.ndarray):
     """StandardScaler + LogisticRegression with C from `C_GRID` by grouped CV (log-loss), refitted on all rows."""
     from sklearn.linear_model import LogisticRegression

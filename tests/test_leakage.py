@@ -1,7 +1,8 @@
 """gan.leakage, proven by controls on the embedded LFW faces (the demo's data) and on noise:
 
 - positive control, no training: held-out faces with a known share q in {0, 0.25, 0.5} vflipped (negpos'd) score q
-  within 0.07, and within 0.07 of the probe's own expected value m tpr + (1 - m) fpr;
+  within 0.07, and within 0.07 of m tpr + (1 - m) fpr from the probe's nested-CV rates; a second instrument with
+  nothing fitted (a template check) reads the same shares;
 - negative control: held-out real faces score the probe's nested-CV false-positive rate;
 - blind probes say so: on noise no type is measurable, on faces contrast is not, and neither reports a share;
 - the rates are nested: every image is judged by a model (and a C) fitted without it; on noise the in-sample rates of
@@ -34,7 +35,7 @@ def faces():
     from gan import realsets
 
     images = realsets.load_real("lfw-subset", 100, 32, seed=0, cache_dir=False).images
-    return {"probe": leakage.fit_probe(images[:N_FIT], seed=0), "held": images[N_FIT:]}
+    return {"probe": leakage.fit_probe(images[:N_FIT], seed=0), "fit": images[:N_FIT], "held": images[N_FIT:]}
 
 
 def mixed(images, da, q, seed=7):
@@ -53,6 +54,17 @@ def test_positive_control_recovers_a_known_share_of_transformed_faces(faces, da)
         assert abs(score - q) <= TOLERANCE, (da, q, score)
         t = probe.da.index(da)
         assert abs(score - (q * probe.tpr[t] + (1 - q) * probe.fpr[t])) <= TOLERANCE  # the nested-CV rates agree
+
+
+@pytest.mark.parametrize("da", ["vflip", "negpos"])
+def test_a_template_check_agrees_with_the_probe_on_the_positive_control(faces, da):
+    """An instrument with nothing fitted (the mean face against the mean transformed face) reads the same shares."""
+    probe, held = faces["probe"], faces["held"]
+    for q in (0.0, 0.25, 0.5):
+        images = mixed(held, da, q)
+        template = float(leakage.template_calls(faces["fit"], images, da).float().mean())
+        assert abs(template - q) <= TOLERANCE, (da, q, template)
+        assert abs(template - probe.score(images)[schema.leakage_keys(None, da)[0]]) <= TOLERANCE
 
 
 def test_negative_control_real_faces_score_the_probes_false_positive_rate(faces):

@@ -203,7 +203,7 @@ class ReportTable:
     title: str  # section title
     intro: str  # what the values are, printed under the title
     names: tuple[str, ...]  # metric names in column order (an extractor's suffix is added where `per_extractor`)
-    per_extractor: bool = False  # the keys carry the extractor suffix (`leakage_vflip_effnet`)
+    per_extractor: bool = False  # the names get the extractor suffix (`psnr_srcnn` has none, `fid` would)
     share: bool = False  # leakage shares: per-seed values with their expected value and measurable flag
     compare: bool = True  # each arm's paired difference to the baseline, Holm-adjusted within its group
     gains: tuple[Gain, ...] = ()  # differences of two keys per seed, e.g. a method over the plain method it refines
