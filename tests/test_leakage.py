@@ -232,3 +232,23 @@ def test_a_generator_trained_on_grey_images_outputs_grey_and_on_colour_colour(fa
     old = {k: v for k, v in G.state_dict().items() if k != "grey"}  # weights saved before the flag: colour
     again.load_state_dict(old)
     assert not bool(again.grey)
+
+
+def test_a_trial_reports_the_share_its_own_training_mixture_scores(faces, tmp_path):
+    """vflip@20 on 20 faces: half the training set is upside down, so a generator that fits it would score about
+    0.5 on vflip and the none arm about the probe's FPR."""
+    from gan.config import TrialConfig
+    from gan.imagetable import ImageSet
+    from trainables.arm import expected_leakage, training_data
+    from trainables.inputs import TrialInputs
+
+    real = ImageSet.of(faces["held"][:20])
+    shared = TrialInputs(real=real, heldout=real, held_out=False, reference=dataclasses.replace(
+        reference_stats(real.images, CountingExtractor(), cache_dir=tmp_path), leakage=faces["probe"]))
+    key = schema.leakage_expected_key("vflip")
+    for da, n_aug, share in (("vflip", 20, 0.5), ("none", 0, 0.0)):
+        cfg = TrialConfig(dataset="lfw-subset", n_real=20, image_size=32, da=da, n_aug=n_aug)
+        data = training_data(cfg, shared, "cpu")
+        expected = expected_leakage(cfg, shared, data)
+        assert expected == faces["probe"].expected(data) and abs(expected[key] - share) <= TOLERANCE
+        assert schema.leakage_expected_key("contrast") not in expected  # blind: no expected value either
