@@ -100,7 +100,8 @@ def test_smoke_sweep_writes_mlflow_runs_and_report(tmp_path):
     (entry,) = read_inputs(sweep.path)
     assert entry["held_out"] and set(entry["probe"]) == {leakage_keys("effnet", da)[0] for da in LEAKAGE_DA}
     assert all(0 <= r["fpr"] <= 1 and 0 <= r["tpr"] <= 1 for r in entry["probe"].values())
-    assert "probe on real images (TPR / FPR)" in (Path(sweep.path) / "report" / "summary.md").read_text()
+    assert entry["probe"][leakage_keys("effnet", "vflip")[0]]["measurable"]  # upside-down faces: seen
+    assert "probe on held-out real images (TPR / FPR)" in (Path(sweep.path) / "report" / "summary.md").read_text()
 
 
 def test_killed_worker_resumes_from_checkpoint_with_same_numbers(tmp_path, chaos_dir):
