@@ -36,7 +36,7 @@ def run(mode: str, trials: int, steps: int, cpus: int, root: Path) -> dict:
     opts = Options(storage=str(root / mode), name=f"bench{steps}", mlflow_uri=f"sqlite:///{root}/{mode}.db",
                    in_process=in_process, cpus_per_trial=cpus if in_process else 1, num_cpus=cpus, verbose=0)
     seeds = -(-trials // len(ARMS))
-    plan = resolve_plan("demo", seeds=seeds, overrides=dict(steps=steps, eval_every=steps, donor_steps=steps),
+    plan = resolve_plan("demo-grid", seeds=seeds, overrides=dict(steps=steps, eval_every=steps, donor_steps=steps),
                         only=ARMS, options=opts)
     plan = dataclasses.replace(plan, study=dataclasses.replace(plan.study, configs=plan.study.configs[:trials]),
                                configs=plan.configs[:trials])

@@ -38,7 +38,8 @@ from gan.realsets import RESIZE, to_size
 from gan.steps import (GAN_STATS, adversarial_update, dcgan_update, draw_indices, draw_noise, gan_step,
                        sample_batch, stream_seed, to_float, to_uint8)
 
-__all__ = ["METHODS", "Method", "RESIZE", "TrainData", "build_networks", "get_method", "method_of", "prepare_data",
+__all__ = ["METHODS", "Method", "RESIZE", "TrainData", "build_networks", "get_method", "is_grey", "match_grey",
+           "method_of", "prepare_data",
            "srcnn_quality", "to_size", "upscale"]
 
 SR_LOW = 64  # SRCNN's input size: the size of method B's GAN
@@ -169,6 +170,20 @@ def build_networks(cfg, device: torch.device) -> tuple[dict[str, nn.Module], dic
                    torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2)))
             for name, net in nets.items()}
     return nets, opts
+
+
+def is_grey(images: torch.Tensor) -> bool:
+    """Whether uint8 images (N, 3, H, W) are grey: all three channels equal in every pixel."""
+    return bool((images[:, 0] == images[:, 1]).all() and (images[:, 1] == images[:, 2]).all())
+
+
+def match_grey(nets: dict[str, nn.Module], images: torch.Tensor) -> None:
+    """Grey data stays grey: every generator with a `grey` flag (`gan.models.dcgan.Generator`) outputs grey exactly
+    when its training images are grey, so colour noise a generator invents can dominate no score."""
+    grey = is_grey(images)
+    for net in nets.values():
+        if isinstance(getattr(net, "grey", None), torch.Tensor):
+            net.grey.fill_(grey)
 
 
 def prepare_data(images: torch.Tensor, cfg, device: torch.device | str) -> TrainData:

@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 from gan.checkpoint import TrainState, build_state, save_state
 from gan.config import TrialConfig
 from gan.daug import ema_decay, update_ema
-from gan.methods import SR_HIGH, TrainData, prepare_data
+from gan.methods import SR_HIGH, TrainData, match_grey, prepare_data
 from gan.realsets import to_size
 from gan.runtime import autocast, select_device
 from gan.steps import random_crops, srcnn_update, stream_seed, to_uint8
@@ -342,7 +342,9 @@ def train(cfg: TrialConfig, data_uint8, out_dir, *, device: torch.device | None 
     out_dir.mkdir(parents=True, exist_ok=True)
     device = device or (state.device if state is not None else select_device())
     state = state or build_state(cfg, device)
-    data = prepare_data(getattr(data_uint8, "images", data_uint8), cfg, device)  # an ImageSet or the tensor itself
+    images = getattr(data_uint8, "images", data_uint8)  # an ImageSet or the tensor itself
+    match_grey(state.nets, images)
+    data = prepare_data(images, cfg, device)
     z_grid = eval_noise(cfg, GRID_SAMPLES, device)
     bar = LineProgress(cfg.steps, state.step, desc) if progress == "lines" else \
         tqdm(total=cfg.steps, initial=state.step, desc=desc, unit="step", disable=progress == "off")

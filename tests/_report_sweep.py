@@ -4,14 +4,16 @@ number is a closed formula, so the report's tests can recompute each figure inde
 
 Study-1 design (groups: dataset and DA count; baseline `none`); one dataset, 3 seeds, one evaluation per trial:
 
-    none          seeds 0, 1, 2 finished   KID 0.50 + 0.01 s   vflip share (5 + s)/10   hflip share 1/10
+    none          seeds 0, 1, 2 finished   KID 0.50 + 0.01 s   vflip share (5 + s)/10
     hflip@100     seeds 0, 1, 2 finished   KID none - 0.10     vflip share (4 + s)/10   (the same Δ every seed: p = 0)
     contrast@100  seeds 0, 1 finished,     KID none - 0.20     survivors better than hflip, but a seed was lost
                   seed 2 diverged
     vflip@100     seed 0 finished          KID 0.10            one seed: cannot rank
 
-The real images (inputs.json floors, one per seed): KID 0.01 (s + 1), IS 2 + 0.1 s, vflip share 0/10, hflip 1/10;
-so `none`'s vflip share (0.6) is more than 0.3 above the real images' and the report must warn about it.
+The leakage probe sees vflip (TPR 0.9 + 0.02 s, FPR 0.1) and is blind to hflip (TPR 0.5, FPR 0.5 - 0.1 s): trials
+report no hflip share, only its measurable flag 0. Every arm's expected vflip share is m TPR + (1 - m) FPR with
+m = 0.5 for vflip@100 and 0 otherwise. The real images (inputs.json floors, one per seed): KID 0.01 (s + 1),
+IS 2 + 0.1 s, vflip share s/10.
 Final samples: 10 images of 32x32 per finished trial, each a flat colour `sample_value(trial_index, i)`.
 """
 
@@ -23,11 +25,14 @@ from pathlib import Path
 import torch
 
 from gan.imagetable import ImageSet, write_image_table
+from gan.metrics.schema import leakage_expected_key, leakage_keys, leakage_measurable_key
 from trainables.files import FINAL_SAMPLES_FILE
 
 EXT = "effnet"
 KID, FID, IS = f"kid_mean_{EXT}", f"fid_{EXT}", f"is_mean_{EXT}"
-VFLIP, HFLIP = f"leakage_vflip_{EXT}", f"leakage_hflip_{EXT}"
+VFLIP, HFLIP = leakage_keys(EXT, "vflip")[0], leakage_keys(EXT, "hflip")[0]
+VFLIP_EXPECTED, VFLIP_SEEN, HFLIP_SEEN = (leakage_expected_key("vflip"), leakage_measurable_key("vflip"),
+                                          leakage_measurable_key("hflip"))
 N_SAMPLES, SIZE, STEPS = 10, 32, 2
 SEEDS = (0, 1, 2)
 TRIALS = [("none", s, "finished") for s in SEEDS] + [("hflip", s, "finished") for s in SEEDS] + [
@@ -53,9 +58,14 @@ def vflip_called(da: str, seed: int) -> int:
     return {"none": 5 + seed, "hflip": 4 + seed, "contrast": 6, "vflip": 9}[da]
 
 
+def expected_vflip(da: str, seed: int) -> float:
+    m, rates = (0.5 if da == "vflip" else 0.0), probe(seed)[VFLIP]
+    return m * rates["tpr"] + (1 - m) * rates["fpr"]
+
+
 def metrics(da: str, seed: int) -> dict:
     return {KID: kid(da, seed), FID: 100 * kid(da, seed), IS: 1.5 + 0.1 * seed, VFLIP: vflip_called(da, seed) / 10,
-            HFLIP: 0.1}
+            VFLIP_EXPECTED: expected_vflip(da, seed), VFLIP_SEEN: 1.0, HFLIP_SEEN: 0.0}
 
 
 def sample_value(trial: int, i: int) -> int:
@@ -63,14 +73,15 @@ def sample_value(trial: int, i: int) -> int:
 
 
 def probe(seed: int) -> dict:
-    """The leakage probes' cross-validated rates on real images (inputs.json): vflip TPR 0.9 + 0.02 s, FPR 0.1;
-    hflip (the control) TPR 0.5, FPR 0.5 - 0.1 s."""
-    return {VFLIP: {"tpr": 0.9 + 0.02 * seed, "fpr": 0.1}, HFLIP: {"tpr": 0.5, "fpr": 0.5 - 0.1 * seed}}
+    """The leakage probes' nested-CV rates on real images (inputs.json): vflip TPR 0.9 + 0.02 s, FPR 0.1; hflip,
+    blind, TPR 0.5, FPR 0.5 - 0.1 s."""
+    return {VFLIP: {"tpr": 0.9 + 0.02 * seed, "fpr": 0.1, "c": 1.0, "measurable": True},
+            HFLIP: {"tpr": 0.5, "fpr": 0.5 - 0.1 * seed, "c": 0.01, "measurable": False}}
 
 
 def floor(seed: int) -> dict:
-    return {"n_samples": N_SAMPLES, "n_reference": 20, KID: 0.01 * (seed + 1), IS: 2.0 + 0.1 * seed, VFLIP: 0.0,
-            HFLIP: 0.1}
+    return {"n_samples": N_SAMPLES, "n_reference": 20, KID: 0.01 * (seed + 1), IS: 2.0 + 0.1 * seed,
+            VFLIP: seed / 10, VFLIP_SEEN: 1.0, HFLIP_SEEN: 0.0}
 
 
 def reference_images(seed: int) -> torch.Tensor:

@@ -33,7 +33,7 @@ def two_nodes():
 def test_sweep_spreads_over_both_nodes(tmp_path, two_nodes):
     opts = Options(storage=str(tmp_path / "results"), name="c", mlflow_uri=f"sqlite:///{tmp_path}/mlflow.db",
                    address=two_nodes.address, cpus_per_trial=0.5, gpus_per_trial=0.5, verbose=0)
-    sweep = resolve_plan("demo", seeds=1, overrides=TINY, only=["none", "hflip@64", "contrast@64", "vflip@64"],
+    sweep = resolve_plan("demo-grid", seeds=1, overrides=TINY, only=["none", "hflip@64", "contrast@64", "vflip@64"],
                          options=opts)
     assert run_sweep(sweep, report=False).ok
 

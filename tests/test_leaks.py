@@ -52,7 +52,7 @@ def test_unusable_storage_is_one_line_exit_2_before_ray(capsys, tmp_path, dry):
 
 def test_usable_storage_passes(capsys, tmp_path):
     for storage in (tmp_path / "new" / "deep", "s3://bucket/prefix"):  # made later / reached only when written
-        code, out, _ = run_cli(capsys, "run", "demo", "--dry-run", "--seeds", "1", "--storage", str(storage))
+        code, out, _ = run_cli(capsys, "run", "demo-grid", "--dry-run", "--seeds", "1", "--storage", str(storage))
         assert code == 0 and len(out.splitlines()) == 12
     assert not (tmp_path / "new").exists() and sorted(os.listdir(tmp_path)) == []  # the probe leaves nothing
 

@@ -268,22 +268,6 @@ def test_precision_recall_subsample_the_larger_set_to_the_smaller_ones_size():
     assert r2 is fake and torch.equal(f2, real[keep])
 
 
-# --- the schema ---------------------------------------------------------------------------------------------------------
-
-def test_schema_publishes_leakage_keys_and_directions():
-    assert schema.LEAKAGE_DA == ("vflip", "negpos", "contrast", "hflip")
-    share, lo, hi = schema.leakage_keys("effnet", "vflip")
-    assert (share, lo, hi) == ("leakage_vflip_effnet", "leakage_vflip_ci_lo_effnet", "leakage_vflip_ci_hi_effnet")
-    assert schema.direction(share) == "min" and schema.direction(lo) is None and schema.direction(hi) is None
-    assert schema.extractor_of("leakage_hflip_ci_hi_inception") == "inception"
-    assert share not in schema.extractor_keys("effnet")  # reported only with a probe
-    keys = schema.extractor_keys("effnet", with_leakage=True)
-    assert {k for da in schema.LEAKAGE_DA for k in schema.leakage_keys("effnet", da)} <= set(keys)
-    assert "leakage_negpos_effnet" in schema.rankable("effnet", with_leakage=True)
-    with pytest.raises(ValueError, match="allowed: vflip, negpos, contrast, hflip"):
-        schema.leakage_keys("effnet", "generated")
-
-
 # --- the effnet extractor ---------------------------------------------------------------------------------------------
 
 def test_effnet_is_the_imagenet_classifier(effnet):

@@ -18,7 +18,7 @@ def test_smoke_sweep_into_an_mlflow_server_on_postgresql(tmp_path):
     with postgres() as db, serve(mlflow_server(db, tmp_path / "artifacts", port),
                                  f"http://127.0.0.1:{port}/health", timeout=240):
         uri = f"http://127.0.0.1:{port}"
-        plan = resolve_plan("demo", seeds=1, overrides=TINY, only=("none", "hflip@64"),
+        plan = resolve_plan("demo-grid", seeds=1, overrides=TINY, only=("none", "hflip@64"),
                             options=Options(storage=str(tmp_path / "results"), name="pg", in_process=True,
                                             verbose=0, mlflow_uri=uri))
         result = run_sweep(plan)

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
     root = tmp_path_factory.mktemp("ui")
-    plan = resolve_plan("demo", seeds=1, overrides=TINY, only=("none", "hflip@64"),
+    plan = resolve_plan("demo-grid", seeds=1, overrides=TINY, only=("none", "hflip@64"),
                         options=Options(storage=str(root / "results"), name="smoke", in_process=True, verbose=0,
                                         mlflow_uri=f"sqlite:///{root}/mlflow.db"))
     assert run_sweep(plan, report=False).ok

@@ -34,7 +34,7 @@ def test_kill_driver_then_resume(tmp_path, mode):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     storage = tmp_path / "results"
     settings = [f"--set={k}={v}" for k, v in {**TINY, "steps": 40}.items() if k != "steps"] + ["--steps", "40"]
-    cmd = _gansweep("run", "demo", "--only", "none", "--only", "hflip@64", "--name", "sw", "--storage",
+    cmd = _gansweep("run", "demo-grid", "--only", "none", "--only", "hflip@64", "--name", "sw", "--storage",
                     str(storage), "--mlflow-uri", uri, "--num-cpus", "2", "--seeds", "1", *settings,
                     *(["--in-process"] if mode == "in-process" else []))
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

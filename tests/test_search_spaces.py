@@ -76,8 +76,8 @@ def test_paper_is_the_union_of_both_datasets():
         assert strip == [{k: v for k, v in c.items() if k != "study"} for c in single.configs]
 
 
-def test_demo_is_the_paper_scaled_to_lfw_subset():
-    space = build_study("demo")
+def test_demo_grid_is_the_paper_scaled_to_lfw_subset():
+    space = build_study("demo-grid")
     assert arms(space.configs) == paper_arms(64) and space.num_samples == 36
     c = space.configs[0]
     assert (c["dataset"], c["n_real"], c["n_heldout"], c["image_size"], c["extractor"]) == ("lfw-subset", 64, 36, 32,
@@ -85,6 +85,16 @@ def test_demo_is_the_paper_scaled_to_lfw_subset():
     assert c["n_real"] + c["n_heldout"] == 100  # every embedded face: training ones and the held-out reference
     assert (c["steps"], c["eval_every"], c["donor_steps"]) == (300, 300, 300)
     assert space.metric == "kid_mean_effnet"
+
+
+def test_demo_spends_its_budget_on_the_leakage_arms_and_seeds():
+    space = build_study("demo")
+    assert arms(space.configs) == {("none", 0, 0.5), ("vflip", 64, 0.5), ("negpos", 64, 0.5)}
+    assert sorted({c["seed"] for c in space.configs}) == list(range(6)) and space.num_samples == 18
+    c = space.configs[0]
+    assert (c["dataset"], c["n_real"], c["n_heldout"], c["image_size"]) == ("lfw-subset", 64, 36, 32)
+    assert c["steps"] // c["eval_every"] >= 3  # at least three evaluations: curves in MLflow
+    assert build_study("demo", seeds=2).num_samples == 6
 
 
 @pytest.mark.parametrize("name", ["paper-highres", "demo-highres"])
@@ -123,9 +133,8 @@ def test_every_config_of_every_study_is_complete_and_constructs_trialconfig():
             assert set(config) == FIELDS
             assert config["study"] == name
             TrialConfig(**config)
-    assert arm_counts() == {"paper": 96, "paper-celeba": 48, "paper-pomeranian": 48, "demo": 36, "demo-daug": 18,
-                            "ratios": 84,
-                            "optuna-da": 30, "paper-highres": 30, "demo-highres": 30}
+    assert arm_counts() == {"paper": 96, "paper-celeba": 48, "paper-pomeranian": 48, "demo": 18, "demo-grid": 36,
+                            "demo-daug": 36, "ratios": 84, "optuna-da": 30, "paper-highres": 30, "demo-highres": 30}
 
 
 def test_every_study_declares_how_its_arms_compare():
@@ -137,7 +146,7 @@ def test_every_study_declares_how_its_arms_compare():
         assert build_study(name).design == design
         assert design.baseline in {TrialConfig(**c).arm for c in build_study(name).possible_configs()}
         assert set(design.arm_fields) <= FIELDS and set(design.group_by) <= FIELDS
-    d = design_of("demo")
+    d = design_of("demo-grid")
     assert (d.arm_fields, d.group_by, d.baseline) == (("da", "n_aug", "pair_ratio", "d_aug"), ("dataset", "n_aug"),
                                                       "none")
     with pytest.raises(ValueError, match="unknown study 'nope'; allowed: paper"):
@@ -158,7 +167,7 @@ def test_optuna_suggestions_replay_when_told_the_same_results():
 
     first = run()
     assert len(first) == 6 and first == run()
-    grid = build_study("demo")
+    grid = build_study("demo-grid")
     assert [c for c, _ in grid.suggest("fid_effnet", "min")] == list(grid.configs)
 
 
@@ -167,12 +176,12 @@ def test_optuna_suggestions_replay_when_told_the_same_results():
 
 
 def test_seeds_repeat_every_arm():
-    space = build_study("demo", seeds=3)
+    space = build_study("demo-grid", seeds=3)
     assert space.num_samples == 36
     for arm in arms(space.configs):
         assert sorted(c["seed"] for c in space.configs if arms([c]) == {arm}) == [0, 1, 2]
     assert [c["seed"] for c in space.configs[:12]] == [0] * 12  # seed-major: one full comparison first
-    based = build_study("demo", seeds=2, overrides={"seed": 10})
+    based = build_study("demo-grid", seeds=2, overrides={"seed": 10})
     assert sorted({c["seed"] for c in based.configs}) == [10, 11]
 
 
@@ -184,7 +193,7 @@ def test_overrides_apply_and_strings_are_coerced():
     assert c["eval_every"] == 1000  # None = not given
     assert space.metric == "kid_mean_effnet"
     assert arms(space.configs) == paper_arms(1000)
-    assert build_study("demo", overrides={"donor_steps": 50}).configs[0]["donor_steps"] == 50
+    assert build_study("demo-grid", overrides={"donor_steps": 50}).configs[0]["donor_steps"] == 50
 
 
 def test_n_real_override_scales_the_counts():
@@ -208,12 +217,12 @@ def test_unknown_study_lists_the_valid_names():
 
 
 def test_unknown_override_lists_trialconfig_fields():
-    msg = one_line_error("unknown setting 'stepz'", name="demo", overrides={"stepz": 3})
+    msg = one_line_error("unknown setting 'stepz'", name="demo-grid", overrides={"stepz": 3})
     assert "steps" in msg and "image_size" in msg
 
 
 def test_arm_fields_cannot_be_overridden():
-    one_line_error("n_aug is set by each arm", name="demo", overrides={"n_aug": 3})
+    one_line_error("n_aug is set by each arm", name="demo-grid", overrides={"n_aug": 3})
     one_line_error("da is chosen by the search", name="optuna-da", overrides={"da": "hflip"})
 
 
@@ -229,12 +238,12 @@ def test_infeasible_arm_names_study_and_arm():
 
 
 def test_bad_values_are_one_line():
-    one_line_error("image_size 48 is not supported; allowed: 32, 64, 128", name="demo", overrides={"image_size": 48})
-    one_line_error("override steps='x' is not a valid int", name="demo", overrides={"steps": "x"})
-    one_line_error("extractor 'clip' is unknown", name="demo", overrides={"extractor": "clip"})
-    one_line_error("seeds must be a positive integer", name="demo", seeds=0)
+    one_line_error("image_size 48 is not supported; allowed: 32, 64, 128", name="demo-grid", overrides={"image_size": 48})
+    one_line_error("override steps='x' is not a valid int", name="demo-grid", overrides={"steps": "x"})
+    one_line_error("extractor 'clip' is unknown", name="demo-grid", overrides={"extractor": "clip"})
+    one_line_error("seeds must be a positive integer", name="demo-grid", seeds=0)
     one_line_error("--seeds applies to grid studies", name="optuna-da", seeds=2)
-    one_line_error("num_samples applies to Optuna studies only", name="demo", num_samples=5)
+    one_line_error("num_samples applies to Optuna studies only", name="demo-grid", num_samples=5)
 
 
 def test_embedded_size_matches_the_source():
@@ -324,7 +333,7 @@ def _fit(space, tmp_path, trainable, **tune_kw):
 def test_grid_points_reach_trials_exactly_once(ray_session, tmp_path):
     from ray import tune
 
-    full = build_study("demo", seeds=2)
+    full = build_study("demo-grid", seeds=2)
     # 4 points whose varying keys (da, n_aug, seed) all differ in some way.
     picked = (full.configs[0], full.configs[6], full.configs[11], full.configs[13])
     space = dataclasses.replace(full, configs=picked)

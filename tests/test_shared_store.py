@@ -22,7 +22,7 @@ def test_two_sweeps_into_one_new_store_at_once(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     settings = [f"--set={k}={v}" for k, v in TINY.items()]
     procs = {name: subprocess.Popen(
-        [sys.executable, "-m", "sweep", "run", "demo", "--in-process", "--seeds", "1", "--name", name, "--no-report",
+        [sys.executable, "-m", "sweep", "run", "demo-grid", "--in-process", "--seeds", "1", "--name", name, "--no-report",
          *[a for arm in ARMS for a in ("--only", arm)], *settings],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name in ("a", "b")}
     outs = {name: p.communicate(timeout=600) for name, p in procs.items()}

@@ -28,12 +28,14 @@ def test_studies_lists_arm_counts(capsys):
     code, out, _ = run_cli(capsys, "studies")
     assert code == 0
     counts = {line.split()[0]: int(line.split()[1]) for line in out.splitlines()}
-    assert counts == {"paper": 96, "paper-celeba": 48, "paper-pomeranian": 48, "demo": 36, "demo-daug": 18,
-                      "ratios": 84, "optuna-da": 30, "paper-highres": 30, "demo-highres": 30}  # grids: 3 seeds/arm
+    assert counts == {"paper": 96, "paper-celeba": 48, "paper-pomeranian": 48, "demo": 18, "demo-grid": 36,
+                      "demo-daug": 36,
+                      "ratios": 84, "optuna-da": 30, "paper-highres": 30,
+                      "demo-highres": 30}  # grids: 3 seeds per arm, the demos 6
 
 
 def test_dry_run_json_has_exactly_the_demo_arms(capsys):
-    code, out, _ = run_cli(capsys, "run", "demo", "--dry-run", "--json", "--seeds", "1")
+    code, out, _ = run_cli(capsys, "run", "demo-grid", "--dry-run", "--json", "--seeds", "1")
     assert code == 0
     rows = [json.loads(line) for line in out.splitlines()]
     arms = sorted((r["da"], r["n_aug"]) for r in rows)
@@ -48,7 +50,7 @@ def test_dry_run_json_has_exactly_the_demo_arms(capsys):
 
 
 def test_dry_run_overrides_seeds_and_only(capsys):
-    code, out, _ = run_cli(capsys, "run", "demo", "--dry-run", "--json", "--seeds", "3", "--steps", "50",
+    code, out, _ = run_cli(capsys, "run", "demo-grid", "--dry-run", "--json", "--seeds", "3", "--steps", "50",
                            "--image-size", "64", "--only", "none", "--only", "hflip@64", "--set", "eval_every=25")
     assert code == 0
     rows = [json.loads(line) for line in out.splitlines()]
@@ -74,17 +76,17 @@ def test_dry_run_of_an_optuna_study_marks_sampled_points(capsys):
 
 @pytest.mark.parametrize("argv,match", [
     (["run", "nosuch"], "unknown study 'nosuch'; allowed: paper, paper-celeba"),
-    (["run", "demo", "--image-size", "48"], "'48' is not one of '32', '64', '128'"),
-    (["run", "demo", "--dataset", "imagenet:/x"], "unknown dataset source 'imagenet:/x'; allowed: lfw-subset"),
-    (["run", "demo", "--extractor", "clip"], "'clip' is not one of 'effnet', 'inception'"),
-    (["run", "demo", "--only", "blur@100"], "unknown arm 'blur@100'"),
-    (["run", "demo", "--set", "n_real=1000"], "has 100 images but n_real=1000"),
+    (["run", "demo-grid", "--image-size", "48"], "'48' is not one of '32', '64', '128'"),
+    (["run", "demo-grid", "--dataset", "imagenet:/x"], "unknown dataset source 'imagenet:/x'; allowed: lfw-subset"),
+    (["run", "demo-grid", "--extractor", "clip"], "'clip' is not one of 'effnet', 'inception'"),
+    (["run", "demo-grid", "--only", "blur@100"], "unknown arm 'blur@100'"),
+    (["run", "demo-grid", "--set", "n_real=1000"], "has 100 images but n_real=1000"),
     (["run", "demo-highres", "--gpus-per-trial", "0.5"], "equal training time, which needs the same hardware"),
-    (["run", "demo", "--set", "nosuch=1"], "unknown setting 'nosuch'"),
-    (["run", "demo", "--metric", "accuracy"], "metric 'accuracy' is not reported by this study; allowed:"),
-    (["run", "demo", "--dataset", "celeba:/nonexistent/root"], "CelebA not found"),
+    (["run", "demo-grid", "--set", "nosuch=1"], "unknown setting 'nosuch'"),
+    (["run", "demo-grid", "--metric", "accuracy"], "metric 'accuracy' is not reported by this study; allowed:"),
+    (["run", "demo-grid", "--dataset", "celeba:/nonexistent/root"], "CelebA not found"),
     (["resume", "/nonexistent/sweep"], "is not a gansweep sweep folder"),
-    (["run", "demo", "--in-process", "--storage", "s3://bucket/x"], "--in-process writes trials to a local folder"),
+    (["run", "demo-grid", "--in-process", "--storage", "s3://bucket/x"], "--in-process writes trials to a local folder"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, argv, match):
     code, out, err = run_cli(capsys, *argv)
@@ -97,7 +99,7 @@ def test_a_new_sweep_never_writes_into_an_existing_one(capsys, tmp_path):
     existing = tmp_path / "results" / "mine"
     existing.mkdir(parents=True)
     (existing / "gansweep.json").write_text("{}")
-    code, _, err = run_cli(capsys, "run", "demo", "--storage", str(tmp_path / "results"), "--name", "mine")
+    code, _, err = run_cli(capsys, "run", "demo-grid", "--storage", str(tmp_path / "results"), "--name", "mine")
     assert code == 2 and "already holds a sweep; continue it with `gansweep resume" in err
     assert (existing / "gansweep.json").read_text() == "{}"
 
@@ -107,7 +109,7 @@ def test_unreadable_data_fails_before_ray_and_writes_nothing(capsys, tmp_path):
     bad.mkdir()
     for i in range(3):
         (bad / f"{i}.png").write_bytes(b"not a png")
-    code, _, err = run_cli(capsys, "run", "demo", "--dataset", f"folder:{bad}", "--set", "n_real=3",
+    code, _, err = run_cli(capsys, "run", "demo-grid", "--dataset", f"folder:{bad}", "--set", "n_real=3",
                            "--storage", str(tmp_path / "r"), "--mlflow-uri", f"sqlite:///{tmp_path}/m.db")
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "asked for n_real=3 images but" in err and "has only 0 readable (of 3)" in err
@@ -126,7 +128,7 @@ def test_a_folder_of_unreadable_images_is_one_line_exit_2_and_nothing_written(tm
     bad.mkdir()
     for name in ("a.png", "b.png"):
         (bad / name).write_bytes(b"junk bytes, not a png")
-    done = _gansweep(tmp_path, "run", "demo", "--dataset", f"folder:{bad}", "--storage", str(tmp_path / "r"),
+    done = _gansweep(tmp_path, "run", "demo-grid", "--dataset", f"folder:{bad}", "--storage", str(tmp_path / "r"),
                      "--mlflow-uri", f"sqlite:///{tmp_path}/m.db")
     assert done.returncode == 2, done.stderr
     assert done.stderr.splitlines() == [
@@ -184,7 +186,7 @@ def test_missing_inception_weights_fail_before_any_trial(capsys, monkeypatch, tm
         raise urllib.error.URLError("no network")
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
-    code, _, err = run_cli(capsys, "run", "demo", "--extractor", "inception", "--storage", str(tmp_path / "r"))
+    code, _, err = run_cli(capsys, "run", "demo-grid", "--extractor", "inception", "--storage", str(tmp_path / "r"))
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "Inception weights not found" in err and "--inception-weights PATH" in err
     assert not (tmp_path / "r").exists()  # nothing started, nothing written
@@ -196,7 +198,7 @@ def test_missing_inception_weights_fail_before_any_trial(capsys, monkeypatch, tm
 def recorded_sweep(root: Path, **edit) -> Path:
     """A sweep folder as `gansweep run` leaves it (record, two finished in-process trials), with the recorded config
     of trial 0 changed by `edit`: what the record holds when the study's preset changed since the sweep started."""
-    plan = resolve_plan("demo", seeds=1, overrides={"steps": 4}, only=("none", "hflip@64"),
+    plan = resolve_plan("demo-grid", seeds=1, overrides={"steps": 4}, only=("none", "hflip@64"),
                         options=Options(storage=str(root), name="s", mlflow_uri=f"sqlite:///{root}/m.db"))
     record = plan.record()
     record["configs"][0].update(edit)

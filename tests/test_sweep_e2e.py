@@ -37,7 +37,7 @@ def ray_session(chaos_dir):
     ray.shutdown()
 
 
-def sweep_in(tmp_path, study="demo", only=(), in_process=False, name="s", storage=None, **settings):
+def sweep_in(tmp_path, study="demo-grid", only=(), in_process=False, name="s", storage=None, **settings):
     opts = Options(storage=str(storage or tmp_path / "results"), name=name, cpus_per_trial=1,
                    mlflow_uri=f"sqlite:///{tmp_path}/mlflow.db", in_process=in_process, verbose=0)
     sweep = resolve_plan(study, seeds=1, overrides={**TINY, **settings}, only=tuple(only), options=opts)
@@ -54,7 +54,7 @@ def test_smoke_sweep_writes_mlflow_runs_and_report(tmp_path):
     assert len(parents) == 1
     parent = parents[0]
     assert parent.info.status == "FINISHED"
-    assert parent.data.tags["gansweep.study"] == "demo" and parent.data.tags["gansweep.sweep_path"] == sweep.path
+    assert parent.data.tags["gansweep.study"] == "demo-grid" and parent.data.tags["gansweep.sweep_path"] == sweep.path
     assert json.loads(parent.data.tags["gansweep.cluster_resources"])["CPU"] == 2
     trials = [r for r in children if r.data.tags["gansweep.role"] == "trial"]
     donors = [r for r in children if r.data.tags["gansweep.role"] == "donor"]
@@ -100,7 +100,8 @@ def test_smoke_sweep_writes_mlflow_runs_and_report(tmp_path):
     (entry,) = read_inputs(sweep.path)
     assert entry["held_out"] and set(entry["probe"]) == {leakage_keys("effnet", da)[0] for da in LEAKAGE_DA}
     assert all(0 <= r["fpr"] <= 1 and 0 <= r["tpr"] <= 1 for r in entry["probe"].values())
-    assert "probe on real images (TPR / FPR)" in (Path(sweep.path) / "report" / "summary.md").read_text()
+    assert entry["probe"][leakage_keys("effnet", "vflip")[0]]["measurable"]  # upside-down faces: seen
+    assert "probe on held-out real images (TPR / FPR)" in (Path(sweep.path) / "report" / "summary.md").read_text()
 
 
 def test_killed_worker_resumes_from_checkpoint_with_same_numbers(tmp_path, chaos_dir):
@@ -206,7 +207,7 @@ def test_optuna_study(tmp_path, in_process):
 def test_asha_stops_weak_arms_early(tmp_path):
     opts = Options(storage=str(tmp_path / "results"), name="a", mlflow_uri=f"sqlite:///{tmp_path}/mlflow.db",
                    scheduler="asha", max_concurrent=1, verbose=0)  # one at a time: a fixed rung order
-    sweep = resolve_plan("demo", seeds=1, overrides={**TINY, "steps": 8}, only=("none", "contrast@64", "negpos@64",
+    sweep = resolve_plan("demo-grid", seeds=1, overrides={**TINY, "steps": 8}, only=("none", "contrast@64", "negpos@64",
                                                                        "vflip@64"), options=opts)
     assert run_sweep(sweep, report=False).ok  # stopped early by a scheduler is not a failure
     opts = sweep.options
@@ -239,7 +240,7 @@ def test_sweep_to_a_storage_uri(tmp_path):
     """--storage as a URI (file:// here, s3:// on a cluster): results, donor cache and report go through pyarrow."""
     opts = Options(storage=f"file://{tmp_path}/remote", name="u", mlflow_uri=f"sqlite:///{tmp_path}/mlflow.db",
                    verbose=0)
-    sweep = resolve_plan("demo", seeds=1, overrides=TINY, only=("none", "generated@64"), options=opts)
+    sweep = resolve_plan("demo-grid", seeds=1, overrides=TINY, only=("none", "generated@64"), options=opts)
     assert sweep.path == f"file://{tmp_path}/remote/u"
     files = run_sweep(sweep).files
     opts = sweep.options

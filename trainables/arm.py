@@ -40,6 +40,13 @@ def training_data(cfg: TrialConfig, shared: TrialInputs, device):
     return composed.images.to(device)
 
 
+def expected_leakage(cfg: TrialConfig, shared: TrialInputs, data) -> dict:
+    """The leakage of a generator that reproduces this trial's training set `data` (`gan.leakage.LeakageProbe.
+    expected`); {} without a probe or for a method trial."""
+    probe = shared.reference.leakage
+    return {} if cfg.method or probe is None else probe.expected(data)
+
+
 def train_arm(config: dict, inputs: dict | None = None) -> None:
     """Train one trial. `inputs` maps `input_key(cfg)` to `TrialInputs` (or an ObjectRef to one)."""
     cfg = TrialConfig(**config)
@@ -59,6 +66,8 @@ def train_arm(config: dict, inputs: dict | None = None) -> None:
             state = load_state(cfg, Path(d) / STATE_FILE, device)
     else:
         state = build_state(cfg, device)
+    methods.match_grey(state.nets, shared.real.images)
+    expected = expected_leakage(cfg, shared, data)
 
     extractor = metrics.get_extractor(cfg.extractor, device, inception_weights=cfg.inception_weights or None)
     z = train.eval_noise(cfg, cfg.eval_samples, device)
@@ -81,6 +90,7 @@ def train_arm(config: dict, inputs: dict | None = None) -> None:
             return
         fake = train.sample(state, z, size=cfg.image_size)
         result.update(metrics.compute_metrics(fake, extractor, shared.reference, splits=splits, seed=cfg.seed))
+        result.update(expected)
         with tempfile.TemporaryDirectory() as d:
             save_state(state, Path(d) / STATE_FILE)
             train.save_grid(fake[:train.GRID_SAMPLES], Path(d) / train.grid_name(state.step))

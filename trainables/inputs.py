@@ -128,7 +128,7 @@ def prepare_inputs(cfgs: list[TrialConfig], real: ImageSet, heldout: ImageSet, d
     ref_images = heldout if held_out else real
     reference = metrics.reference_stats(ref_images.images, extractor, cache_dir=cache_dir)
     if not cfg.method:  # a DA study: how much of each appearance-changing DA shows in the samples
-        reference = leakage.with_leakage(reference, ref_images.images, extractor, cache_dir=cache_dir)
+        reference = leakage.with_leakage(reference, ref_images.images, cache_dir=cache_dir)
     inputs = TrialInputs(real=real, heldout=heldout, reference=reference, held_out=held_out,
                          notes=reference_notes(cfg, real, heldout, held_out))
     inputs.floor = floor_scores(cfg, inputs, extractor)

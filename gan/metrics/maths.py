@@ -184,9 +184,8 @@ def metrics_from_features(features: dict, extractor: str, reference=None, *, spl
     """All metrics from one set of generated-image features (`Extractor.features`); keys end in ``_<extractor>``.
 
     Always ``is_mean``/``is_std``; with ``reference`` (a `RealStats`) also ``fid``, ``kid_mean``, ``kid_std``
-    (NaN for small sets, see `kernel_distance`), ``precision``, ``recall``; and, when the reference carries a
-    leakage probe (``reference.leakage``, see `gan.leakage`), the leakage keys of `gan.metrics.schema`, scored on
-    the same pooled features. ``seed`` drives the IS shuffle, the KID subsets and the precision/recall subsample.
+    (NaN for small sets, see `kernel_distance`), ``precision``, ``recall``. (A reference's leakage probe reads the
+    images, not features: `gan.metrics.compute_metrics` adds its keys.) ``seed`` drives the IS shuffle, the KID subsets and the precision/recall subsample.
     FID runs on ``device`` (default: the CPU).
     """
     out = {}
@@ -200,11 +199,4 @@ def metrics_from_features(features: dict, extractor: str, reference=None, *, spl
         out["fid"] = reference.frechet.distance(pool, device)
         out["kid_mean"], out["kid_std"] = kernel_distance(pool, reference.pool, seed=seed)
         out["precision"], out["recall"] = precision_recall(pool, reference.pool, seed=seed)
-        probe = getattr(reference, "leakage", None)
-        if probe is not None:
-            if (probe.extractor, probe.weights_id) != (reference.extractor, reference.weights_id):
-                raise ValueError(f"the leakage probe was fitted on {probe.extractor!r} features (weights "
-                                 f"{probe.weights_id}), the reference is {reference.extractor!r} "
-                                 f"(weights {reference.weights_id})")
-            out.update(probe.score(pool))
     return {metric_key(k, extractor): float(v) for k, v in out.items()}

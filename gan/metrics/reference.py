@@ -97,7 +97,8 @@ def compute_metrics(fake_uint8: torch.Tensor, extractor: Extractor | str, refere
 
     Returns e.g. ``{'is_mean_effnet': ..., 'is_std_effnet': ..., 'fid_effnet': ..., 'kid_mean_effnet': ...,
     'kid_std_effnet': ..., 'precision_effnet': ..., 'recall_effnet': ...}`` (IS only when ``reference`` is None),
-    plus the leakage keys when ``reference.leakage`` holds a probe (scored on the same features). FID is computed
+    plus the leakage keys of `gan.metrics.schema.LEAKAGE_KEYS` when ``reference.leakage`` holds a probe (it reads
+    the same images' luma pixels, `gan.leakage`). FID is computed
     on the extractor's device. See `gan.metrics.maths.metrics_from_features` for each metric's protocol.
     """
     if isinstance(extractor, str):
@@ -107,5 +108,8 @@ def compute_metrics(fake_uint8: torch.Tensor, extractor: Extractor | str, refere
         raise ValueError(f"reference statistics were made with {reference.extractor!r} "
                          f"(weights {reference.weights_id}), not {extractor.name!r} (weights {extractor.weights_id})")
     features = extractor.features(fake_uint8, batch_size)
-    return metrics_from_features(features, extractor.name, reference, splits=splits, seed=seed,
-                                 device=extractor.device)
+    out = metrics_from_features(features, extractor.name, reference, splits=splits, seed=seed,
+                                device=extractor.device)
+    if reference is not None and reference.leakage is not None:
+        out.update(reference.leakage.score(fake_uint8))
+    return out

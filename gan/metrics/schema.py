@@ -66,23 +66,28 @@ SR_METRICS: tuple[Metric, ...] = (
     Metric("ssim_bicubic", None, "SSIM of plain bicubic x2 on the same images"),
 )
 
-# Leakage (gan.leakage): the DA types whose traces in generated images a probe on the extractor's features measures.
-# hflip is the control: a mirrored face or dog is still a plausible face or dog, so its probe stays near chance.
+# Leakage (gan.leakage): how many generated samples show a DA type's transform, by a pairwise probe on luma pixels.
+# The probe reads pixels, not an extractor's features, so its keys end in `LEAKAGE_PROBE` instead of an extractor.
 LEAKAGE_DA = ("vflip", "negpos", "contrast", "hflip")  # keys of gan.augment.AUGMENTATIONS (gan.leakage checks)
-LEAKAGE_CONTROL = "hflip"  # the type whose probe should stay near chance on faces (a mirrored face is still a face)
+LEAKAGE_PROBE = "luma"  # the leakage keys' suffix: the instrument (gan.leakage's probe on luma pixels)
 
-# Per DA type three keys: the share and the two ends of its 95% Wilson interval (`leakage_vflip_effnet`,
-# `leakage_vflip_ci_lo_effnet`, `leakage_vflip_ci_hi_effnet`). Reported only when the reference carries a probe.
+# Per DA type: the share called transformed and its 95% Wilson interval over that trial's samples (reported only when
+# the probe can see the type), the share a generator fitting its training mixture would score, and whether the probe
+# can see the type at all on this data (1/0, always reported when the reference carries a probe).
 LEAKAGE_METRICS: tuple[Metric, ...] = tuple(m for da in LEAKAGE_DA for m in (
-    Metric(f"leakage_{da}", "min",
-           f"share of generated samples a probe trained on real images calls {da}-transformed"
-           + (" (the control: images look natural mirrored, expect the probe's false-positive rate)"
-              if da == LEAKAGE_CONTROL else "")),
-    Metric(f"leakage_{da}_ci_lo", None, f"lower end of the 95% Wilson interval of leakage_{da}"),
-    Metric(f"leakage_{da}_ci_hi", None, f"upper end of the 95% Wilson interval of leakage_{da}"),
+    Metric(f"leakage_{da}", "min", f"share of generated samples the probe finds more {da}-transformed than their own "
+                                   f"{da} transform (gan.leakage); only where the probe can see {da}"),
+    Metric(f"leakage_{da}_ci_lo", None, f"lower end of the 95% Wilson interval of leakage_{da} (one trial's samples)"),
+    Metric(f"leakage_{da}_ci_hi", None, f"upper end of the 95% Wilson interval of leakage_{da} (one trial's samples)"),
+    Metric(f"leakage_{da}_expected", None, f"leakage_{da} of a generator that reproduces its training set: the "
+                                           "probe's share on the trial's own training images (m tpr + (1 - m) fpr "
+                                           f"for a share m of {da} images)"),
+    Metric(f"leakage_{da}_measurable", None, f"1 when the probe tells held-out originals from {da} transforms "
+                                             "(nested-CV tpr - fpr >= gan.leakage.MIN_SEPARATION), else 0"),
 ))
+LEAKAGE_KEYS = tuple(f"{m.name}_{LEAKAGE_PROBE}" for m in LEAKAGE_METRICS)  # every leakage key, as trials report it
 
-_BY_NAME = {m.name: m for m in (*FEATURE_METRICS, *LEAKAGE_METRICS)}
+_BY_NAME = {m.name: m for m in FEATURE_METRICS}
 
 
 def metric_key(name: str, extractor: str) -> str:
@@ -92,26 +97,47 @@ def metric_key(name: str, extractor: str) -> str:
     return f"{name}_{extractor}"
 
 
-def extractor_keys(extractor: str, *, with_reference: bool = True, with_leakage: bool = False) -> tuple[str, ...]:
-    """The keys one evaluation with `extractor` reports (IS only without a reference set; the leakage keys only
-    when the reference carries a leakage probe)."""
+def extractor_keys(extractor: str, *, with_reference: bool = True) -> tuple[str, ...]:
+    """The feature-metric keys one evaluation with `extractor` reports (IS only without a reference set). A reference
+    carrying a leakage probe adds keys of `LEAKAGE_KEYS`."""
     names = [m.name for m in FEATURE_METRICS if with_reference or m.name.startswith("is_")]
-    if with_reference and with_leakage:
-        names += [m.name for m in LEAKAGE_METRICS]
     return tuple(metric_key(n, extractor) for n in names)
 
 
-def leakage_keys(extractor: str, da: str) -> tuple[str, str, str]:
-    """(share, interval low, interval high) keys of one DA type: ``leakage_vflip_effnet``, ..."""
+def _leakage_key(da: str, part: str = "") -> str:
     if da not in LEAKAGE_DA:
         raise ValueError(f"no leakage metric for DA {da!r}; allowed: {', '.join(LEAKAGE_DA)}")
-    return tuple(metric_key(f"leakage_{da}{part}", extractor) for part in ("", "_ci_lo", "_ci_hi"))
+    return f"leakage_{da}{part}_{LEAKAGE_PROBE}"
+
+
+def leakage_keys(extractor: str | None, da: str) -> tuple[str, str, str]:
+    """(share, interval low, interval high) keys of one DA type: ``leakage_vflip_luma``, ... The share is the
+    per-trial value seeds replicate. `extractor` does not enter the keys (the probe reads pixels): it is accepted so
+    that callers naming every key per extractor can name these the same way."""
+    return tuple(_leakage_key(da, part) for part in ("", "_ci_lo", "_ci_hi"))
+
+
+def leakage_da(key: str) -> str | None:
+    """The DA type whose leakage share `key` is (``leakage_vflip_luma`` -> ``vflip``); None for any other key."""
+    return next((da for da in LEAKAGE_DA if key == _leakage_key(da)), None)
+
+
+def leakage_expected_key(da: str) -> str:
+    """The key of what a generator fitting its training mixture would score on `da` (``leakage_vflip_expected_luma``)."""
+    return _leakage_key(da, "_expected")
+
+
+def leakage_measurable_key(da: str) -> str:
+    """The key saying whether the probe can see `da` on this data (1) or not (0): ``leakage_vflip_measurable_luma``.
+    Where it is 0 the trial reports no share for `da`, and nothing about `da` may be tested."""
+    return _leakage_key(da, "_measurable")
 
 
 def _table() -> dict[str, tuple[Metric, str | None]]:
     table = {m.name: (m, None) for m in (*TRAINING_METRICS, *SR_METRICS)}
+    table.update({f"{m.name}_{LEAKAGE_PROBE}": (m, None) for m in LEAKAGE_METRICS})
     for ext in EXTRACTOR_NAMES:
-        for m in (*FEATURE_METRICS, *LEAKAGE_METRICS):
+        for m in FEATURE_METRICS:
             table[metric_key(m.name, ext)] = (m, ext)
     return table
 
@@ -137,13 +163,13 @@ def direction(key: str) -> str | None:
 
 
 def extractor_of(key: str) -> str | None:
-    """The extractor a feature-metric key was computed with; None for a training metric."""
+    """The extractor a feature-metric key was computed with; None for any other key (training, SR, leakage)."""
     return lookup(key)[1]
 
 
-def rankable(extractor: str, *, with_leakage: bool = False) -> tuple[str, ...]:
+def rankable(extractor: str) -> tuple[str, ...]:
     """The keys of `extractor` that have a direction: what a sweep may rank or optimise by."""
-    return tuple(k for k in extractor_keys(extractor, with_leakage=with_leakage) if direction(k) is not None)
+    return tuple(k for k in extractor_keys(extractor) if direction(k) is not None)
 
 
 def describe(key: str) -> str:
@@ -177,12 +203,10 @@ class ReportTable:
     title: str  # section title
     intro: str  # what the values are, printed under the title
     names: tuple[str, ...]  # metric names in column order (an extractor's suffix is added where `per_extractor`)
-    per_extractor: bool = False  # the keys carry the extractor suffix (`leakage_vflip_effnet`)
-    share: bool = False  # values are shares of a trial's scored samples (`eval_samples`): pooled over seeds as counts
+    per_extractor: bool = False  # the names get the extractor suffix (`psnr_srcnn` has none, `fid` would)
+    share: bool = False  # leakage shares: per-seed values with their expected value and measurable flag
     compare: bool = True  # each arm's paired difference to the baseline, Holm-adjusted within its group
     gains: tuple[Gain, ...] = ()  # differences of two keys per seed, e.g. a method over the plain method it refines
-    floor_gap: float | None = None  # warn when the baseline's share exceeds the real images' by more than this
-    floor_warning: str = ""  # the warning, formatted with baseline, key, base (share), real (share)
 
     def keys(self, extractor: str | None) -> tuple[str, ...]:
         """The report keys of this table under `extractor`."""
@@ -192,21 +216,18 @@ class ReportTable:
 REPORT_TABLES: tuple[ReportTable, ...] = (
     ReportTable(
         "Leakage of each DA into the samples",
-        f"Share of an arm's final samples that a probe trained on real images calls transformed "
-        f"({', '.join(d for d in LEAKAGE_DA if d != LEAKAGE_CONTROL)}; {LEAKAGE_CONTROL} is the control, which faces "
-        "cannot reveal): its finished seeds' samples "
-        "pooled, with a 95% Wilson interval on the pooled counts (share x `eval_samples` per seed) and the number "
-        "called transformed / scored. Δ: the arm minus the baseline, paired by seed, with its Holm-adjusted "
-        "paired-t p. A leak shows as a share well above the baseline's. The real images row is the probe on real "
-        "training images it never saw (the floor): its false-positive rate on real photos. The probe row: its "
-        "cross-validated rates on the reference's real images, the share of transformed copies it recognises (TPR) and "
-        "of originals it calls transformed (FPR), averaged over the seeds' probes; a probe with a TPR near its FPR "
-        "cannot see that DA type at all.",
-        tuple(m.name for m in LEAKAGE_METRICS if m.direction), per_extractor=True, share=True,
-        floor_gap=0.3,
-        floor_warning="**Warning:** `{baseline}` scores {base:.2f} on `{key}` against {real:.2f} for the real images: "
-                      "the probe reacts to artefacts of generated images, not to the transform, so the leakage "
-                      "shares of this sweep mean little for that DA type."),
+        "Share of an arm's final samples that the leakage probe (`gan.leakage`: a linear probe on luma pixels fitted "
+        "on the reference's real images) finds more transformed than their own transform, s(x) > s(T x): the mean of "
+        "the per-seed shares with a 95% t interval over seeds (seeds are the replicates; samples are never pooled "
+        "across them). Beside it, in brackets after *exp*, the share a generator that fits its training mixture would "
+        "score: the probe's share on the arm's own training images (m TPR + (1 - m) FPR for a share m transformed "
+        "by that type; it also counts how other types' images look to the probe): a share well below it means the generator did not learn the mixture, never that the DA is safe. Δ: the arm minus "
+        "the baseline, paired by seed, with its Holm-adjusted p (exploratory; the study's primary hypotheses are "
+        "tested in the answer section). The real images row is the probe on real training images it never saw (the "
+        "negative control: the baseline should score like them, the probe's FPR). The probe row gives its "
+        "nested-cross-validated TPR / FPR on held-out real images; a DA type whose TPR - FPR is below "
+        "gan.leakage.MIN_SEPARATION cannot be seen on this data: it reads *not measurable* and is never tested.",
+        tuple(leakage_keys(None, da)[0] for da in LEAKAGE_DA), share=True),
     ReportTable(
         "Super-resolution: the SRCNN against plain bicubic",
         "Held-out real images downscaled to 64 and brought back to 128 by the trained SRCNN or by plain bicubic, "

@@ -10,7 +10,7 @@ paper's network (ngf*8 at 4x4 ... ngf at 32x32), 32x32 drops the widest block an
 Convs have no bias (BatchNorm follows them, as in the paper). Weights are drawn from N(0, 0.02), BatchNorm scales
 from N(1, 0.02) with zero shifts.
 
-Deliberately left out: spectral norm, self-attention, conditional inputs, progressive growing.
+A generator trained on a grey set outputs grey (the `grey` buffer). Deliberately left out: spectral norm, self-attention, conditional inputs, progressive growing.
 """
 
 from __future__ import annotations
@@ -43,10 +43,18 @@ class Generator(nn.Module):
         layers += [nn.ConvTranspose2d(width, 3, 4, 2, 1, bias=False), nn.Tanh()]  # last doubling, to RGB in [-1,1]
         self.net = nn.Sequential(*layers)
         self.image_size, self.nz = image_size, nz
+        # True for a grey training set (`gan.methods.match_grey`): the three channels are averaged into one grey
+        # image, so neither D nor any metric ever sees colour the data cannot have. Saved with the weights.
+        self.register_buffer("grey", torch.tensor(False))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """z: (B, nz) or (B, nz, 1, 1) -> images (B, 3, S, S) in [-1, 1]."""
-        return self.net(z.view(z.shape[0], self.nz, 1, 1))
+        """z: (B, nz) or (B, nz, 1, 1) -> images (B, 3, S, S) in [-1, 1] (three equal channels when `grey`)."""
+        x = self.net(z.view(z.shape[0], self.nz, 1, 1))
+        return torch.where(self.grey, x.mean(1, keepdim=True).expand_as(x), x)  # no host sync on the flag
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        state_dict.setdefault(prefix + "grey", torch.tensor(False))  # weights saved before the flag: colour
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 class Discriminator(nn.Module):

@@ -24,7 +24,6 @@ from pathlib import Path
 
 from gan.config import TrialConfig
 from gan.imagetable import write_image_table
-from gan.metrics.schema import leakage_keys
 from gan.runtime import CUBLAS_WORKSPACE, select_device
 from gan.train import grid_name
 from sweep.execution import orphans
@@ -212,12 +211,9 @@ def record_inputs(plan: Plan, prepared: dict, tracker) -> None:
 
 
 def probe_rates(probe) -> dict:
-    """A leakage probe's cross-validated rates on real images, by the metric key of its DA type: {key: {"tpr": share
-    of transformed images it calls transformed, "fpr": share of originals it calls transformed}}; {} without one."""
-    if probe is None:
-        return {}
-    return {leakage_keys(probe.extractor, da)[0]: {"tpr": float(tpr), "fpr": float(fpr)}
-            for da, tpr, fpr in zip(probe.da, probe.tpr, probe.fpr)}
+    """A leakage probe's nested-cross-validated rates on real images, by the share key of its DA type
+    (`gan.leakage.LeakageProbe.rates`: tpr, fpr, the chosen C, measurable); {} without one."""
+    return {} if probe is None else probe.rates()
 
 
 INPUT_FIELDS = ("dataset", "n_real", "n_heldout", "image_size", "seed", "extractor")  # what decides an input's data

@@ -1,7 +1,7 @@
 """The report's tables as pandas frames: every report of every trial (`results_table`), one row per trial
-(`finals_table`), one row per arm against the study's baseline (`summarize`), shares of scored samples pooled over
-seeds (`share_table`), values of further keys (`value_table`), per-seed gains of one key over another (`gain_table`),
-the real images' own scores (`floor_value`, `floor_share`) and the reference notes said once (`reference_notes`).
+(`finals_table`), one row per arm against the study's baseline (`summarize`), leakage shares over seeds with the
+value a generator fitting its mixture would reach (`share_table`), values of further keys (`value_table`), per-seed gains of one key over another (`gain_table`),
+the real images' own scores (`floor_value`) and the reference notes said once (`reference_notes`).
 
 Everything here reads trials through `sweep.records`, compares them by the study's `Design` (arm fields, groups,
 baseline) and takes keys and directions from `gan.metrics.schema`: it names no study's fields.
@@ -23,7 +23,8 @@ import math
 
 import pandas as pd
 
-from gan.metrics.schema import COST_COLUMNS, Gain, direction
+from gan.metrics.schema import (COST_COLUMNS, Gain, direction, leakage_da, leakage_expected_key,
+                                leakage_measurable_key)
 from search_spaces import Design
 from sweep.report import stats
 from sweep.records import OUTCOMES, TrialRecord
@@ -203,22 +204,34 @@ def _per_key(finals: pd.DataFrame, design: Design, keys, base: list[str], column
 
 
 def share_table(finals: pd.DataFrame, design: Design, keys) -> pd.DataFrame:
-    """Per arm, for each share key the trials report: the share pooled over finished seeds (`stats.pooled_share`
-    on share x `SAMPLES_FIELD` per seed) with its Wilson interval and counts (`<key>_share`, `_share_lo`,
-    `_share_hi`, `_called`, `_scored`), and the paired difference of the per-seed shares to the baseline with its
-    Holm-adjusted p (`<key>_delta`, `_p_holm`, `_holds`). Empty when no trial reports any of `keys`."""
-    keys = _reported(finals, keys)
+    """Per arm, for each leakage share key the trials report (`gan.metrics.schema.leakage_keys`): seeds are the
+    replicates, so the mean of the per-seed shares with its 95% t interval over finished seeds (`<key>_share`,
+    `_share_ci95`, `_share_n`; `_share_lo` / `_share_hi` its ends), the mean of the per-seed expected values of a
+    generator fitting its mixture (`<key>_expected`), whether every finished seed's probe could see the type
+    (`<key>_measurable`: False when any could not; then no share, Δ or p is shown for it), and the paired
+    difference of the per-seed shares to the baseline with its Holm-adjusted p (`<key>_delta`, `_p_holm`,
+    `_holds`). Empty when no trial reports any of `keys`."""
+    flags = {k: leakage_measurable_key(leakage_da(k)) for k in keys}
+    keys = [k for k in keys if _reported(finals, [k, flags[k]])]
     if not keys:
         return pd.DataFrame()
 
     def columns(key: str, s: pd.DataFrame) -> pd.DataFrame:
-        pooled = []
-        for _, trials in _arm_rows(finals, s):
-            sizes = {int(seed): n for seed, n in zip(trials["seed"], trials[SAMPLES_FIELD])}
-            pooled.append(stats.pooled_share((v, sizes[seed]) for seed, v in scores(trials, key).items()))
-        cols = {"share": [p.share for p in pooled], "share_lo": [p.low for p in pooled],
-                "share_hi": [p.high for p in pooled], "called": [p.k for p in pooled], "scored": [p.n for p in pooled],
-                "delta": s["delta"], "p_holm": s["p_holm"], "holds": s["holds"]}
+        expected_key = leakage_expected_key(leakage_da(key))
+        cols = {c: [] for c in ("share", "share_ci95", "share_n", "share_lo", "share_hi", "expected", "measurable")}
+        for r, trials in _arm_rows(finals, s):
+            seen = list(scores(trials, flags[key]).values())
+            measurable = bool(seen) and min(seen) == 1.0
+            mean, ci, n = stats.mean_ci(scores(trials, key).values()) if measurable else (math.nan, math.nan, 0)
+            cols["share"].append(mean)
+            cols["share_ci95"].append(ci)
+            cols["share_n"].append(n)
+            cols["share_lo"].append(mean - ci)
+            cols["share_hi"].append(mean + ci)
+            cols["expected"].append(stats.mean_ci(scores(trials, expected_key).values())[0] if measurable else math.nan)
+            cols["measurable"].append(measurable if seen else None)
+        see = pd.Series(cols["measurable"], index=s.index).fillna(False).astype(bool)
+        cols.update(delta=s["delta"].where(see), p_holm=s["p_holm"].where(see), holds=s["holds"] & see)
         return s[["context", "arm"]].assign(**{f"{key}_{c}": list(v) for c, v in cols.items()})
 
     return _per_key(finals, design, keys, ["is_baseline", "rank"], columns)
@@ -276,11 +289,6 @@ def matched_inputs(inputs: list[dict], trials: pd.DataFrame) -> list[dict]:
 def floor_value(entries: list[dict], key: str) -> tuple[float, float]:
     """(mean, 95% CI over inputs: one per seed) of the real images' own `key`; NaN where no entry has it."""
     return stats.mean_ci([e["floor"][key] for e in entries if key in e["floor"]])[:2]
-
-
-def floor_share(entries: list[dict], key: str) -> stats.Share:
-    """The real images' share of `key`, pooled over inputs like an arm's (each scored `n_samples` images)."""
-    return stats.pooled_share((e["floor"][key], e["floor"]["n_samples"]) for e in entries if key in e["floor"])
 
 
 def floor_label(entries: list[dict]) -> str:

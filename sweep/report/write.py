@@ -212,46 +212,54 @@ def summary_markdown(summary: pd.DataFrame, design: Design, metric: str, mode: s
     return "\n".join(lines)
 
 
+def _pm(mean, ci) -> str:
+    """A share with its t interval over seeds, two decimals: '0.46 ± 0.08' ('0.46' with one seed)."""
+    return f"{mean:.2f}" if pd.isna(ci) else f"{mean:.2f} ± {ci:.2f}"
+
+
 def _share_cell(r, key: str, compare: bool) -> str:
+    seen = r[f"{key}_measurable"]
+    if seen is not None and not pd.isna(seen) and not seen:
+        return "not measurable"
     if pd.isna(r[f"{key}_share"]):
         return "–"
-    text = f"{r[f'{key}_share']:.2f} [{r[f'{key}_share_lo']:.2f}, {r[f'{key}_share_hi']:.2f}] " \
-           f"({int(r[f'{key}_called'])}/{int(r[f'{key}_scored'])})"
+    text = f"{_pm(r[f'{key}_share'], r[f'{key}_share_ci95'])} (exp {r[f'{key}_expected']:.2f}; " \
+           f"{int(r[f'{key}_share_n'])} seeds)"
     if compare and not r["is_baseline"]:
         text += f", Δ {_fmt(r[f'{key}_delta'], digits=2)}, p {_p(r[f'{key}_p_holm'])}" \
                 + (" ✓" if r[f"{key}_holds"] else "")
     return text
 
 
+def _probe_cell(rates: list[dict]) -> str:
+    """The probes' nested-CV rates averaged over seeds, or "not measurable (...)" when any seed's probe is blind."""
+    if not rates:
+        return "–"
+    tpr, fpr = (sum(r[k] for r in rates) / len(rates) for k in ("tpr", "fpr"))
+    blind = not all(r.get("measurable", True) for r in rates)
+    return f"{'not measurable: ' if blind else ''}{tpr:.2f} / {fpr:.2f}"
+
+
 def share_markdown(spec: ReportTable, summary: pd.DataFrame, keys, design: Design, finals: pd.DataFrame,
                    inputs: list[dict]) -> list[str]:
-    """Per group, in the ranking table's order (baseline, then arms by rank): each arm's pooled share per key (the
-    `sweep.report.tables.share_table` columns merged into `summary`) and the real images' pooled share; then a warning for
-    each key where the baseline's share is more than `spec.floor_gap` above the real images'."""
+    """Per group, in the ranking table's order (baseline, then arms by rank): each arm's seed-level share per key
+    with the expected value beside it (the `sweep.report.tables.share_table` columns merged into `summary`), the
+    real images' share (mean and t interval over seeds' inputs) and the probes' rates."""
     keys = [k for k in keys if f"{k}_share" in summary]
     lines = [f"## {spec.title}", "", spec.intro, ""]
-    warnings = []
     for key, shown in tables.shown_groups(summary, design):
         rows = [[_rank(r), r["arm"], *[_share_cell(r, k, spec.compare) for k in keys]] for _, r in shown.iterrows()]
         entries = tables.matched_inputs(inputs, finals[finals["context"].isin(shown["context"])])
-        real = {k: tables.floor_share(entries, k) for k in keys}
-        if any(share.n for share in real.values()):
-            rows.append(["", tables.floor_label(entries), *[
-                "–" if not real[k].n else f"{real[k].share:.2f} [{real[k].low:.2f}, {real[k].high:.2f}] "
-                f"({real[k].k}/{real[k].n})" for k in keys]])
+        real = {k: tables.floor_value(entries, k) for k in keys}
+        if any(not math.isnan(v[0]) for v in real.values()):
+            rows.append(["", tables.floor_label(entries), *["–" if math.isnan(real[k][0]) else
+                                                            _pm(*real[k]) for k in keys]])
         probes = {k: [e["probe"][k] for e in entries if k in e.get("probe", {})] for k in keys}
         if any(probes.values()):  # how well each probe tells transformed from original real images
-            rows.append(["", "probe on real images (TPR / FPR)", *[
-                "–" if not probes[k] else f"{sum(r['tpr'] for r in probes[k]) / len(probes[k]):.2f} / "
-                f"{sum(r['fpr'] for r in probes[k]) / len(probes[k]):.2f}" for k in keys]])
-        for _, b in shown[shown["is_baseline"]].iterrows():
-            warnings += [spec.floor_warning.format(baseline=design.baseline, key=k, base=b[f"{k}_share"],
-                                                   real=real[k].share)
-                         for k in keys if spec.floor_gap is not None and real[k].n
-                         and b[f"{k}_share"] > real[k].share + spec.floor_gap]
+            rows.append(["", "probe on held-out real images (TPR / FPR)", *[_probe_cell(probes[k]) for k in keys]])
         title = tables.group_title(design, key, spaced=True) or "all arms"
         lines += [f"### {title}", "", markdown_table(["rank", "arm", *keys], rows), ""]
-    return lines + [*dict.fromkeys(f"- {w}" for w in warnings), *([""] if warnings else [])]
+    return lines
 
 
 def value_markdown(spec: ReportTable, values: pd.DataFrame, gains: pd.DataFrame, keys, design: Design) -> list[str]:
@@ -281,7 +289,7 @@ def value_markdown(spec: ReportTable, values: pd.DataFrame, gains: pd.DataFrame,
 
 
 def with_shares(summary: pd.DataFrame, finals: pd.DataFrame, design: Design, extractor: str) -> pd.DataFrame:
-    """`summary` with the pooled shares of every share table of `gan.metrics.schema.REPORT_TABLES` the trials
+    """`summary` with the seed-level shares of every share table of `gan.metrics.schema.REPORT_TABLES` the trials
     report, beside each arm (so summary.csv and the MLflow table hold the numbers the report prints)."""
     for spec in REPORT_TABLES:
         shares = tables.share_table(finals, design, spec.keys(extractor)) if spec.share else pd.DataFrame()
