@@ -18,18 +18,24 @@ from dataclasses import dataclass
 import dataclasses
 
 from gan.augment import NONE, arm_label
-from gan.metrics.schema import leakage_keys
+from gan.metrics.schema import leakage_expected_key, leakage_keys, leakage_measurable_key
 from search_spaces.builders import grid_study, optuna_study
 from search_spaces.space import Design, GridStudy, Hypothesis, OptunaStudy
 
 
 @dataclass(frozen=True)
 class LeakageShare:
-    """The key of DA type `da`'s leakage share under an extractor (`gan.metrics.schema.leakage_keys`)."""
+    """A key of DA type `da`'s leakage under an extractor, from `gan.metrics.schema`: its share (`leakage_keys`),
+    the share a generator fitting its mixture would reach, or whether the probe can see `da` on this data."""
 
-    da: str
+    da: str  # a key of gan.metrics.schema.LEAKAGE_DA
+    part: str = "share"  # 'share', 'expected' (a generator fitting its mixture) or 'measurable' (1 / 0)
 
     def __call__(self, extractor: str) -> str:
+        if self.part == "expected":
+            return leakage_expected_key(self.da)
+        if self.part == "measurable":
+            return leakage_measurable_key(self.da)
         return leakage_keys(extractor, self.da)[0]
 
 
@@ -41,7 +47,8 @@ def _leaks(da: str, what: str, d_aug: str = "none", name: str = "", text: str = 
     samples that look transformed by `da`, against no DA at all."""
     arm = (("da", da if d_aug == "none" else NONE), ("d_aug", d_aug))
     return Hypothesis(name or f"{da}-leaks", arm=arm, baseline=NO_DA, metric=LeakageShare(da),
-                      direction="greater", text=text or f"{da} leaks", what=what, percent=True)
+                      direction="greater", text=text or f"{da} leaks", what=what, percent=True,
+                      expected=LeakageShare(da, "expected"), measurable=LeakageShare(da, "measurable"))
 
 
 # Study 1's primary hypotheses: the types the study saw leak into the generator leak into it here, measured by
