@@ -25,6 +25,7 @@ from pathlib import Path
 from gan.config import TrialConfig
 from gan.imagetable import write_image_table
 from gan.metrics.schema import leakage_keys
+from gan.realsets import resolve_split
 from gan.runtime import CUBLAS_WORKSPACE, select_device
 from gan.train import grid_name
 from sweep.execution import orphans
@@ -199,6 +200,7 @@ def record_inputs(plan: Plan, prepared: dict, tracker) -> None:
         write_image_table(os.path.join(work, table), inp.reference_images,
                           metadata={"input": key, "held_out": inp.held_out})
         entries.append({"key": key, "match": {k: getattr(cfg, k) for k in INPUT_FIELDS}, "held_out": inp.held_out,
+                        "reference": cfg.reference, "split": resolve_split(cfg.dataset, cfg.split),
                         "n_reference": len(inp.reference), "reference_table": f"inputs/{table}",
                         "notes": inp.notes, "floor": inp.floor, "probe": probe_rates(inp.reference.leakage)})
         for k, v in inp.floor.items():
@@ -207,7 +209,9 @@ def record_inputs(plan: Plan, prepared: dict, tracker) -> None:
     storage.write_text(storage.join(plan.path, INPUTS_FILE), json.dumps(entries, indent=2, default=float))
     tracker.sweep_summary(metrics={f"floor_{k}": sum(v) / len(v) for k, v in floors.items()
                                    if k not in ("n_samples", "n_reference")},
-                          tags={"gansweep.reference": " ".join(n for e in entries for n in e["notes"])[:5000]})
+                          tags={"gansweep.reference": " ".join(n for e in entries for n in e["notes"])[:5000],
+                                "gansweep.reference_set": ",".join(sorted({e["reference"] for e in entries})),
+                                "gansweep.split": ",".join(sorted({e["split"] for e in entries}))})
 
 
 def probe_rates(probe) -> dict:
