@@ -100,3 +100,25 @@ def test_a_source_that_cannot_spare_the_reference_fails_in_one_line_unless_train
                     "computed.")
     with pytest.raises(ValueError, match="reference 'both' is unknown; allowed: heldout, train"):
         cfg.replace(reference="both")
+
+
+def test_the_floor_is_scored_at_the_arms_sample_count_or_drops_what_depends_on_it(tmp_path, monkeypatch):
+    """With eval_samples <= n_real the floor scores exactly eval_samples training images, every metric kept; with
+    more the whole training set is scored and FID / precision / recall are dropped and said so."""
+    monkeypatch.setattr(inputs_module.leakage, "with_leakage", lambda reference, *args, **kwargs: reference)
+    base = TrialConfig(dataset="lfw-subset", n_real=32, n_heldout=12, eval_samples=24, is_splits=2)
+    real, heldout = load_split(base.dataset, base.n_real, base.n_heldout, base.image_size, base.seed, cache_dir=False)
+    same = prepare_inputs([base], real, heldout, donor_dir=None, cache_dir=str(tmp_path), device="cpu", threads=1)
+    assert same.floor["n_samples"] == 24 and "dropped" not in same.floor
+    assert {"fid_effnet", "kid_mean_effnet", "precision_effnet", "recall_effnet"} <= set(same.floor)
+    assert not any(n.startswith("Floor for") for n in same.notes)
+
+    more = base.replace(eval_samples=48)
+    short = prepare_inputs([more], real, heldout, donor_dir=None, cache_dir=str(tmp_path), device="cpu", threads=1)
+    assert short.floor["n_samples"] == 32
+    assert short.floor["dropped"] == ["fid_effnet", "precision_effnet", "recall_effnet"]
+    assert not {"fid_effnet", "precision_effnet", "recall_effnet"} & set(short.floor)
+    assert {"kid_mean_effnet", "is_mean_effnet"} <= set(short.floor)
+    assert short.notes[-1] == ("Floor for lfw-subset (seed 0): only 32 training images for the arms' 48 samples, so its "
+                               "fid_effnet, precision_effnet, recall_effnet (which depend on the sample count) are "
+                               "left out; its KID (unbiased at any count) and IS are shown.")

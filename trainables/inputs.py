@@ -157,6 +157,7 @@ def prepare_inputs(cfgs: list[TrialConfig], real: ImageSet, heldout: ImageSet, d
     inputs = TrialInputs(real=real, heldout=heldout, reference=reference, held_out=held_out,
                          notes=reference_notes(cfg, real, heldout, held_out))
     inputs.floor = floor_scores(cfg, inputs, extractor)
+    inputs.notes += floor_notes(cfg, inputs.floor)
     if needs_donor(cfgs):
         inputs.generated, inputs.donor = load_or_train_donor(donor_config(cfg), real, donor_dir, dev, cache_dir)
     return inputs
@@ -176,16 +177,35 @@ def reference_notes(cfg: TrialConfig, real: ImageSet, heldout: ImageSet, held_ou
             "A GAN that copies its training images scores as a perfect one here, and no floor can be computed."]
 
 
+# Metrics whose value depends on the number of samples scored (FID's bias; the k-NN radii of precision/recall): a
+# floor scored on fewer images than a trial's `eval_samples` leaves them out rather than show an incomparable value.
+N_DEPENDENT = ("fid", "precision", "recall")
+
+
 def floor_scores(cfg: TrialConfig, inputs: TrialInputs, extractor) -> dict:
     """The real training images scored as if they were samples (as many as a trial scores, fixed seed) against the
     reference: the floor no arm can be expected to beat. Against a training-set reference only their IS means
-    anything (the distances would be of a set to itself)."""
+    anything (the distances would be of a set to itself). A training set smaller than `eval_samples` is scored
+    whole, and its `N_DEPENDENT` scores are dropped (listed under "dropped"; `floor_notes` says so)."""
     n = min(cfg.eval_samples, len(inputs.real))
     pick = torch.randperm(len(inputs.real), generator=torch.Generator().manual_seed(cfg.seed))[:n].sort().values
     images = inputs.real.images[pick]
     scores = metrics.compute_metrics(images, extractor, inputs.reference if inputs.held_out else None,
                                      splits=min(cfg.is_splits, n), seed=cfg.seed)
-    return {"n_samples": n, "n_reference": len(inputs.reference), **scores}
+    dropped = [metrics.metric_key(m, cfg.extractor) for m in N_DEPENDENT] if n < cfg.eval_samples else []
+    scores = {k: v for k, v in scores.items() if k not in dropped}
+    return {"n_samples": n, "n_reference": len(inputs.reference), **scores,
+            **({"dropped": dropped} if dropped and inputs.held_out else {})}
+
+
+def floor_notes(cfg: TrialConfig, floor: dict) -> list[str]:
+    """What a reader of the floor row must know: whether it was scored at the arms' sample count, and if not which
+    of its scores are left out."""
+    if not floor.get("dropped"):
+        return []
+    return [f"Floor for {cfg.dataset} (seed {cfg.seed}): only {floor['n_samples']} training images for the arms' "
+            f"{cfg.eval_samples} samples, so its {', '.join(floor['dropped'])} (which depend on the sample count) are "
+            "left out; its KID (unbiased at any count) and IS are shown."]
 
 
 def load_or_train_donor(dcfg: TrialConfig, real: ImageSet, donor_dir: str | None, device,

@@ -208,7 +208,7 @@ def record_inputs(plan: Plan, prepared: dict, tracker) -> None:
     storage.upload_dir(work, storage.join(plan.path, "inputs"))
     storage.write_text(storage.join(plan.path, INPUTS_FILE), json.dumps(entries, indent=2, default=float))
     tracker.sweep_summary(metrics={f"floor_{k}": sum(v) / len(v) for k, v in floors.items()
-                                   if k not in ("n_samples", "n_reference")},
+                                   if k not in ("n_samples", "n_reference", "dropped")},
                           tags={"gansweep.reference": " ".join(n for e in entries for n in e["notes"])[:5000],
                                 "gansweep.reference_set": ",".join(sorted({e["reference"] for e in entries})),
                                 "gansweep.split": ",".join(sorted({e["split"] for e in entries}))})
