@@ -2,8 +2,8 @@
 
 Trials with the same `input_key` share one `TrialInputs`. The driver loads every real set itself before Ray starts
 (`load_real_sets`, so bad data fails in one line, not inside a Ray task), then prepares each input once
-(`prepare_inputs`: reference statistics, the leakage probe, the real-vs-reference floor and the donor GAN, as a Ray
-task with a trial's resources) and hands the lot to every trial through `tune.with_parameters` (the object store),
+(`prepare_inputs`: reference statistics, the leakage and memorisation probes, the real-vs-reference floor and the
+donor GAN, as a Ray task with a trial's resources) and hands the lot to every trial through `tune.with_parameters` (the object store),
 never through `param_space`.
 
 The reference (`TrialConfig.reference`) is the held-out set by default: `n_heldout` real images drawn after the
@@ -36,6 +36,7 @@ from gan.cache import cache_root, image_hash
 from gan.checkpoint import load_state
 from gan.config import TrialConfig, flat
 from gan.imagetable import ImageSet
+from gan.metrics.memorisation import memorisation_probe
 from gan.runtime import configure_backends, select_device, set_threads
 from trainables import storage
 
@@ -157,6 +158,11 @@ def prepare_inputs(cfgs: list[TrialConfig], real: ImageSet, heldout: ImageSet, d
     inputs = TrialInputs(real=real, heldout=heldout, reference=reference, held_out=held_out,
                          notes=reference_notes(cfg, real, heldout, held_out))
     inputs.floor = floor_scores(cfg, inputs, extractor)
+    if held_out:  # memorisation needs fresh real images to calibrate against: only with a held-out reference
+        train_pool = metrics.reference_stats(real.images, extractor, cache_dir=cache_dir).pool
+        probe = memorisation_probe(train_pool, reference.pool, extractor.name, seed=cfg.seed)
+        inputs.reference = dataclasses.replace(reference, memorisation=probe)
+        inputs.floor[metrics.metric_key("memorisation", extractor.name)] = probe.heldout_score
     inputs.notes += floor_notes(cfg, inputs.floor)
     if needs_donor(cfgs):
         inputs.generated, inputs.donor = load_or_train_donor(donor_config(cfg), real, donor_dir, dev, cache_dir)

@@ -186,7 +186,8 @@ def metrics_from_features(features: dict, extractor: str, reference=None, *, spl
     Always ``is_mean``/``is_std``; with ``reference`` (a `RealStats`) also ``fid``, ``kid_mean``, ``kid_std``
     (NaN for small sets, see `kernel_distance`), ``precision``, ``recall``; and, when the reference carries a
     leakage probe (``reference.leakage``, see `gan.leakage`), the leakage keys of `gan.metrics.schema`, scored on
-    the same pooled features. ``seed`` drives the IS shuffle, the KID subsets and the precision/recall subsample.
+    the same pooled features; when it carries a memorisation probe (``reference.memorisation``), ``memorisation``.
+    ``seed`` drives the IS shuffle, the KID subsets and the precision/recall subsample.
     FID runs on ``device`` (default: the CPU).
     """
     out = {}
@@ -207,4 +208,9 @@ def metrics_from_features(features: dict, extractor: str, reference=None, *, spl
                                  f"{probe.weights_id}), the reference is {reference.extractor!r} "
                                  f"(weights {reference.weights_id})")
             out.update(probe.score(pool))
+        memo = getattr(reference, "memorisation", None)
+        if memo is not None:
+            if memo.extractor != extractor:
+                raise ValueError(f"the memorisation probe holds {memo.extractor!r} features, not {extractor!r}")
+            out.update(memo.score(pool))
     return {metric_key(k, extractor): float(v) for k, v in out.items()}

@@ -82,7 +82,14 @@ LEAKAGE_METRICS: tuple[Metric, ...] = tuple(m for da in LEAKAGE_DA for m in (
     Metric(f"leakage_{da}_ci_hi", None, f"upper end of the 95% Wilson interval of leakage_{da}"),
 ))
 
-_BY_NAME = {m.name: m for m in (*FEATURE_METRICS, *LEAKAGE_METRICS)}
+# Memorisation (gan.metrics.memorisation): reported when the reference carries a probe (a held-out reference).
+MEMORISATION_METRICS: tuple[Metric, ...] = (
+    Metric("memorisation", None, "share of generated samples closer to a training image than 95% of held-out real "
+                                 "images are (0.05 expected without memorisation, 1 for a copier); read beside "
+                                 "quality, never ranked"),
+)
+
+_BY_NAME = {m.name: m for m in (*FEATURE_METRICS, *LEAKAGE_METRICS, *MEMORISATION_METRICS)}
 
 
 def metric_key(name: str, extractor: str) -> str:
@@ -111,7 +118,7 @@ def leakage_keys(extractor: str, da: str) -> tuple[str, str, str]:
 def _table() -> dict[str, tuple[Metric, str | None]]:
     table = {m.name: (m, None) for m in (*TRAINING_METRICS, *SR_METRICS)}
     for ext in EXTRACTOR_NAMES:
-        for m in (*FEATURE_METRICS, *LEAKAGE_METRICS):
+        for m in (*FEATURE_METRICS, *LEAKAGE_METRICS, *MEMORISATION_METRICS):
             table[metric_key(m.name, ext)] = (m, ext)
     return table
 

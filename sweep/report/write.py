@@ -32,6 +32,7 @@ from gan.metrics.schema import (COST_COLUMNS, REPORT_TABLES, ReportTable, descri
                                 lookup, metric_key)
 from search_spaces import Design
 from sweep.report import mosaic, plots, tables
+from sweep.report.memorisation import memorisation_section
 from sweep.survey import RATE_COLUMNS, NoVotes, survey_results, votes_path
 from sweep.survey.render import markdown as survey_markdown, plot as survey_plot
 from sweep.records import SweepFolder, read_inputs, read_sweep, reference_table
@@ -334,7 +335,7 @@ def write_report(sweep_path, design: Design, metric: str, mode: str) -> Report:
     survey_lines, survey_files, survey_metrics, rates = survey_section(sweep_path, out)
     markdown = [summary_markdown(summary, design, metric, mode, beside=beside, notes=notes, inputs=inputs,
                                  finals=finals, rates=rates), *declared_tables(summary, finals, design, ext, inputs),
-                *survey_lines]
+                *memorisation_section(finals, design, ext, inputs), *survey_lines]
     files[2].write_text("\n".join(markdown))
     files += survey_files
     for key in [metric, *beside]:
