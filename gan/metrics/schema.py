@@ -49,6 +49,8 @@ TRAINING_METRICS: tuple[Metric, ...] = (
     Metric("d_real", None, "mean D(x) on real batches"),
     Metric("d_fake", None, "mean D(G(z)) before the D update"),
     Metric("images_per_s", None, "real images consumed per training second"),
+    Metric("iters_per_s", None, "GAN iterations per training second since the last report (equal-time trials of "
+                                "one method should agree: they ran on the same hardware)"),
     Metric("train_seconds", None, "training seconds so far, evaluation excluded"),
     Metric("diverged", None, "1 when a non-finite loss ended training"),
     Metric("sr_step", None, "SRCNN iterations done (dcgan64+srcnn)"),
