@@ -240,4 +240,5 @@ class CostColumn:
 COST_COLUMNS: tuple[CostColumn, ...] = (
     CostColumn("iterations", (("step", ""), ("sr_step", "SR"))),
     CostColumn("train time", (("train_seconds", ""),), seconds=True),
+    CostColumn("iterations / s", (("iters_per_s", ""),)),  # the clock's speed: one method's trials should agree
 )
