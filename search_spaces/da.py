@@ -117,21 +117,21 @@ def ratio_arms() -> list[Arm]:
 
 
 def _paper_description(where: str) -> str:
-    return (f"The published DA ablation on 1000 real images ({where}): no DA; contrast, negpos, hflip, vflip and "
-            "generated, each adding 1000 images; and the pairs of contrast, hflip and generated mixed 1:1 at 1000 "
-            "and 2000 added images (12 arms). GPU-cluster settings: 64x64 DCGAN (the study's GAN architecture; "
+    return (f"The published DA ablation on n_real real images ({where}): no DA; contrast, negpos, hflip, vflip and "
+            "generated, each adding n_real images; and the pairs of contrast, hflip and generated mixed 1:1 at n_real "
+            "and 2 n_real added images (12 arms). GPU-cluster settings: 64x64 DCGAN (the study's GAN architecture; "
             "--image-size 128 for its resolution), 20k steps at batch 64, Inception IS/FID/KID on 5000 samples "
             "every 1000 steps, against held-out images (5000 CelebA faces; 200 Pomeranians). Ranked by KID.")
 
 
 def paper_celeba(**kw) -> GridStudy:
-    return grid_study("paper-celeba", _paper_description("CelebA"), DA_DESIGN, [{**GPU_SETTINGS, **CELEBA}], paper_arms(), **kw)
+    return grid_study("paper-celeba", _paper_description("1000 CelebA faces"), DA_DESIGN, [{**GPU_SETTINGS, **CELEBA}], paper_arms(), **kw)
 
 
 def paper_pomeranian(**kw) -> GridStudy:
-    return grid_study("paper-pomeranian", _paper_description("Pomeranians; default folder:data/pomeranian, of whose "
-                                                             "1000 images 800 train, DA counts 800 and 1600, and "
-                                                             "200 are the held-out reference"), DA_DESIGN,
+    return grid_study("paper-pomeranian", _paper_description("800 Pomeranians of a 1000-image "
+                                                             "folder, default folder:data/pomeranian, the other 200 "
+                                                             "held out"), DA_DESIGN,
                       [{**GPU_SETTINGS, **POMERANIAN}], paper_arms(), **kw)
 
 
