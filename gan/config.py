@@ -15,11 +15,13 @@ from gan.daug import parse_policy
 from gan.methods import METHODS, SR_HIGH
 from gan.models.srcnn import RECEPTIVE_FIELD
 from gan.metrics.schema import EXTRACTOR_NAMES
+from gan.realsets import resolve_split
 from gan.sources import parse_source
 
 IMAGE_SIZES = (32, 64, 128)
 PRECISIONS = ("auto", "fp32", "bf16")
 MODELS = ("dcgan",)
+REFERENCES = ("heldout", "train")
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,10 @@ class TrialConfig:
     #                              | oxford-pet:ROOT[:BREED]
     n_real: int = 100  # real images drawn from the source (chosen deterministically from `seed`)
     n_heldout: int = 0  # real images held out after them in the same seeded order: the metrics' reference (0 = none)
+    reference: str = "heldout"  # the metrics' reference: heldout (n_heldout images the GAN never sees; a source that
+    #                             cannot spare them fails before training) | train (the training images, said so)
+    split: str = "auto"  # which images may be held out: identity (no person on both sides; celeba, lfw) | subfolder
+    #                      (folders: no top sub-folder on both sides) | image | auto (identity where known, else image)
     image_size: int = 32  # training resolution (32, 64 or 128); with a `method`: the real set's and evaluation's size
     download: bool = False  # let torchvision download celeba/oxford-pet/lfw when the folder is missing
     # --- dataset-level augmentation ---------------------------------------------------------------------------------
@@ -103,6 +109,9 @@ def _fail(msg: str):
 def validate(cfg: TrialConfig) -> None:
     """Every check that can run without reading data. Raises ValueError with one line."""
     parse_source(cfg.dataset)  # raises on an unknown source kind
+    if cfg.reference not in REFERENCES:
+        _fail(f"reference {cfg.reference!r} is unknown; allowed: {', '.join(REFERENCES)}")
+    resolve_split(cfg.dataset, cfg.split)  # raises on a split the source cannot make
     if cfg.image_size not in IMAGE_SIZES:
         _fail(f"image_size {cfg.image_size} is not supported; allowed: {', '.join(map(str, IMAGE_SIZES))}")
     if cfg.precision not in PRECISIONS:

@@ -8,7 +8,10 @@ the draw is a prefix of one permutation, the set for `n_real=500` is the first h
 the same seed.
 
 `load_split` also draws a *held-out* set: the next images of the same seeded order after the training ones, which
-the GAN never sees (the metrics' reference). A source too small to spare them gives fewer (possibly none).
+the GAN never sees (the metrics' reference). A source too small to spare them gives fewer (possibly none). The
+`split` (`SPLITS`) decides which images may be held out: `identity` (the default for CelebA and LFW) skips every
+image whose person (`Catalog.group`) is in the training set, so no one is on both sides; `subfolder` (folders) does
+the same by top sub-folder; `image` holds out any image. The training set is the same under every split.
 
 Preprocessing: centre crop to a square (the source's `Catalog.crop`, else the largest centred square), then bicubic
 resize with antialiasing (`to_size`: torchvision.transforms.v2.functional.resize on the uint8 image, always on the
@@ -76,18 +79,44 @@ def _skipped_text(skipped: list[str]) -> str:
     return f"{len(skipped)} unreadable image file(s): {shown}"
 
 
-def draw(catalog: Catalog, n: int, image_size: int, seed: int, *, need: int | None = None) -> ImageSet:
+SPLITS = ("auto", "identity", "subfolder", "image")  # `auto`: identity where the source knows people, else image
+IDENTITY_SOURCES = ("celeba", "lfw")  # sources whose Catalog.group is a person
+
+
+def resolve_split(spec: str, split: str = "auto") -> str:
+    """The split a source gets: `auto` -> identity for celeba/lfw, image otherwise. ValueError (one line) for an
+    unknown split or one the source cannot make."""
+    kind = parse_source(spec).kind
+    allowed = ("identity", "image") if kind in IDENTITY_SOURCES else ("subfolder", "image") if kind == "folder" \
+        else ("image",)
+    if split == "auto":
+        return "identity" if kind in IDENTITY_SOURCES else "image"
+    if split not in SPLITS:
+        raise ValueError(f"split {split!r} is unknown; allowed: {', '.join(SPLITS)}")
+    if split not in allowed:
+        needs = "celeba, lfw" if split == "identity" else "folder"
+        raise ValueError(f"split {split!r} needs a source that knows it ({needs}); {kind} allows: auto, "
+                         f"{', '.join(allowed)}")
+    return split
+
+
+def draw(catalog: Catalog, n: int, image_size: int, seed: int, *, need: int | None = None,
+         disjoint: bool = False) -> ImageSet:
     """Decode up to `n` images of the catalog in seeded-permutation order, skipping unreadable ones.
 
-    Fewer than `need` (default: all `n`) readable images is a ValueError whose one line also names the unreadable
-    files; between `need` and `n`, the set is short. A complete set with files skipped warns once (`SkippedImages`).
+    The first `need` (default: all `n`) are the training images; with `disjoint`, an image after them whose
+    `Catalog.group` is among the training images' is passed over. Fewer than `need` readable images is a ValueError
+    whose one line also names the unreadable files; between `need` and `n`, the set is short. A complete set with
+    files skipped warns once (`SkippedImages`).
     """
     need = n if need is None else need
     order = torch.randperm(catalog.size, generator=torch.Generator().manual_seed(int(seed))).tolist()
-    images, index, skipped = [], [], []
+    images, index, skipped, seen = [], [], [], set()
     for i in order:
         if len(images) == n:
             break
+        if disjoint and len(images) >= need and catalog.group(i) in seen:
+            continue
         try:
             img = catalog.decode(i)
         except (OSError, ValueError, SyntaxError) as e:  # PIL: truncated/unidentified files, bad headers
@@ -95,6 +124,8 @@ def draw(catalog: Catalog, n: int, image_size: int, seed: int, *, need: int | No
             continue
         images.append(preprocess(img, image_size, catalog.crop))
         index.append(i)
+        if disjoint and len(images) <= need:
+            seen.add(catalog.group(i))
     if len(images) < need:
         readable = catalog.size - len(skipped)
         why = f"; skipped {_skipped_text(skipped)}" if skipped else ""
@@ -108,10 +139,13 @@ def draw(catalog: Catalog, n: int, image_size: int, seed: int, *, need: int | No
                     index=tuple(index))
 
 
-def _cache_key(spec: str, n: int, image_size: int, seed: int, fingerprint: list) -> str:
-    """sha256 (16 hex) over everything that made the set: source, count, size, seed, preprocessing, files."""
+def _cache_key(spec: str, n: int, image_size: int, seed: int, fingerprint: list, split: tuple = ()) -> str:
+    """sha256 (16 hex) over everything that made the set: source, count, size, seed, preprocessing, files, and
+    (for a disjoint split) the split and the training count it is disjoint from."""
     payload = dict(format=FORMAT_VERSION, source=spec, n_real=n, image_size=image_size, seed=seed,
                    interpolation=INTERPOLATION, celeba_crop=CELEBA_CROP, lfw_crop=LFW_CROP, files=fingerprint)
+    if split:
+        payload["split"] = list(split)
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -123,18 +157,20 @@ def _check_counts(n_real, n_heldout, image_size) -> None:
 
 
 def load_split(spec: str, n_real: int, n_heldout: int, image_size: int, seed: int, *, download: bool = False,
-               cache_dir: str | os.PathLike | bool | None = None) -> tuple[ImageSet, ImageSet]:
+               cache_dir: str | os.PathLike | bool | None = None, split: str = "auto") -> tuple[ImageSet, ImageSet]:
     """The training images and the held-out images of one source, from one seeded order.
 
     The first `n_real` readable images of the seeded permutation are the training set (exactly what `load_real`
     gives); the next up to `n_heldout` readable ones are held out. A source with fewer images gives a shorter
-    held-out set (possibly empty); fewer than `n_real` readable images is a ValueError. `cache_dir`: None or True =
+    held-out set (possibly empty); fewer than `n_real` readable images is a ValueError. `split` (`resolve_split`)
+    decides which images may be held out. `cache_dir`: None or True =
     the cache root (`gan.cache.cache_root`); a path = that folder; False = no cache. The embedded sources are never
     cached (recomputing them is faster than reading a file).
     """
     _check_counts(n_real, n_heldout, image_size)
     n_real, n_heldout, image_size, seed = int(n_real), int(n_heldout), int(image_size), int(seed)
     src = parse_source(resolve_source(spec))
+    disjoint = resolve_split(spec, split) != "image" and n_heldout > 0
     kind = SOURCES[src.kind]
     catalog = None
     if download and kind.downloads:
@@ -146,13 +182,14 @@ def load_split(spec: str, n_real: int, n_heldout: int, image_size: int, seed: in
     total = n_real + n_heldout
     if kind.cache and cache_dir is not False:
         base = cache_root(None if cache_dir in (None, True) else cache_dir)
-        key = _cache_key(src.spec, total, image_size, seed, kind.fingerprint(src))
+        key = _cache_key(src.spec, total, image_size, seed, kind.fingerprint(src),
+                         (resolve_split(spec, split), n_real) if disjoint else ())
         path = base / "sets" / f"{key}.parquet"
     if path is not None and path.exists():
         drawn = read_image_table(path)
     else:
         catalog = catalog or kind.open(src)
-        drawn = draw(catalog, total, image_size, seed, need=n_real)
+        drawn = draw(catalog, total, image_size, seed, need=n_real, disjoint=disjoint)
         if path is not None:
             write_image_table(path, drawn, metadata=dict(source=src.spec, n=total, image_size=image_size,
                                                          seed=seed, format=FORMAT_VERSION))

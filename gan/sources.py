@@ -10,7 +10,9 @@ A *source string* says where the real images come from:
     lfw:ROOT                    torchvision LFWPeople (10fold, funneled), files in ROOT/lfw-py/
 
 `SOURCES` maps each kind to how it is opened (a `Catalog`: the source's full ordering, how to decode image i, and
-the centre crop its images get) and to a cheap fingerprint of its files (what the set cache keys on). Drawing a
+the centre crop its images get, and who each image shows where the source knows it: `Catalog.group`, CelebA's
+identity_CelebA.txt, LFW's person folders, a folder's top sub-folders; the embedded LFW subset carries no names)
+and to a cheap fingerprint of its files (what the set cache keys on). Drawing a
 seeded set from a catalog, preprocessing and caching it is `gan.realsets`' job.
 
 Centre crops (`Catalog.crop`): CelebA 178x178, the full width of its 178x218 aligned faces, as in the PyTorch DCGAN
@@ -113,6 +115,7 @@ class Catalog:
     crop: int | None  # centre-crop side before the resize; None = the largest centred square
     where: str  # for messages: the folder or dataset this is
     name: Callable[[int], str] = str  # i -> a human name for image i (file name), for the skip warning
+    group: Callable[[int], str] | None = None  # i -> its person (celeba, lfw) or sub-folder (folder); None: unknown
 
 
 def _decode_item(dataset, i: int) -> torch.Tensor:
@@ -199,8 +202,9 @@ def _open_folder(src: Source) -> Catalog:
     files = list_image_files(src.root)
     if not files:
         raise ValueError(f"no images ({', '.join(e[1:] for e in IMAGE_EXTENSIONS)}) under {src.root}")
+    rel = [f.relative_to(src.root) for f in files]  # group: the top sub-folder (a file at the top is its own)
     return Catalog(size=len(files), decode=lambda i: decode_image(files[i]), crop=None, where=src.root,
-                   name=lambda i: files[i].relative_to(src.root).as_posix())
+                   name=lambda i: rel[i].as_posix(), group=lambda i: rel[i].parts[0])
 
 
 def _fingerprint_folder(src: Source) -> list:
@@ -236,8 +240,9 @@ def _open_celeba(src: Source, download: bool = False) -> Catalog:
     ds = _torchvision(lambda: CelebA(src.root, split="all", target_type=[], download=download),
                       f"{src.root}/celeba", "its list files must be the original Google Drive releases "
                       "(torchvision checks their md5; Kaggle's CSV versions do not match)")
+    people = ds.identity[:, 0].tolist()  # identity_CelebA.txt, which torchvision reads whatever target_type is
     return Catalog(size=len(ds), decode=lambda i: _decode_item(ds, i), crop=CELEBA_CROP, where=f"{src.root}/celeba",
-                   name=lambda i: ds.filename[i])
+                   name=lambda i: ds.filename[i], group=lambda i: f"celeba identity {people[i]}")
 
 
 def _fingerprint_celeba(src: Source) -> list:
@@ -327,7 +332,8 @@ def _open_lfw(src: Source, download: bool = False) -> Catalog:
                       "they must be the original releases (torchvision checks the md5 of lfw-funneled.tgz, "
                       "people.txt and lfw-names.txt)")
     return Catalog(size=len(ds), decode=lambda i: _decode_item(ds, i), crop=LFW_CROP, where=f"{src.root}/lfw-py",
-                   name=lambda i: os.path.basename(ds.data[i]))
+                   name=lambda i: os.path.basename(ds.data[i]),
+                   group=lambda i: os.path.basename(os.path.dirname(ds.data[i])))  # lfw_funneled/<person>/
 
 
 def _fingerprint_lfw(src: Source) -> list:

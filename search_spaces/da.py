@@ -85,7 +85,7 @@ GPU_SETTINGS = dict(
     eval_samples=5000,  # the study scored 1000 samples; 5000 shrinks FID's bias (eval_samples=1000 to match)
     is_splits=10,
     extractor="inception",
-    n_heldout=5000,  # the reference: CelebA can spare them; a 1000-image folder cannot (the report then says so)
+    n_heldout=5000,  # the reference: CelebA can spare them (a smaller source sets its own; see POMERANIAN)
 )
 
 # The `demo-grid` study: the paper's 12 arms on the embedded LFW subset, sized so that 3 seeds (36 trials, 3 donors)
@@ -122,9 +122,10 @@ DEMO_ARMS = ("none", "vflip", "negpos")  # the baseline and the two arms of the 
 
 CELEBA = dict(dataset="celeba:data/celeba", n_real=1000)
 # The study took 1000 Pomeranians from Oxford-IIIT Pet *and* a Google image search: Oxford alone has about 200, so
-# the default is a folder you fill with 1000 Pomeranian photos. Oxford only: --dataset
-# oxford-pet:data/oxford-pet:Pomeranian with n_real at most its size (DA counts scale with n_real).
-POMERANIAN = dict(dataset="folder:data/pomeranian", n_real=1000)
+# the default is a folder you fill with 1000 Pomeranian photos, of which 800 train and 200 are the held-out reference
+# (DA counts scale with n_real: 800 and 1600). Oxford only: --dataset oxford-pet:data/oxford-pet:Pomeranian with
+# n_real + n_heldout at most its size, e.g. --set n_real=160 --set n_heldout=40.
+POMERANIAN = dict(dataset="folder:data/pomeranian", n_real=800, n_heldout=200)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -211,21 +212,24 @@ def demo_daug(*, seeds: int | None = None, **kw) -> GridStudy:
 
 
 def _paper_description(where: str) -> str:
-    return (f"The published DA ablation on 1000 real images ({where}): no DA; contrast, negpos, hflip, vflip and "
-            "generated, each adding 1000 images; and the pairs of contrast, hflip and generated mixed 1:1 at 1000 "
-            "and 2000 added images (the study's 12 arms); then DiffAugment and ADA at the discriminator's "
-            "input on the real set alone and with vflip at 1000 (4 arms). GPU-cluster settings: 64x64 DCGAN (the study's GAN architecture; "
+    return (f"The published DA ablation on n_real real images ({where}): no DA; contrast, negpos, hflip, vflip and "
+            "generated, each adding n_real images; and the pairs of contrast, hflip and generated mixed 1:1 at n_real "
+            "and 2 n_real added images (the study's 12 arms); then DiffAugment and ADA at the discriminator's input "
+            "on the real set alone and with vflip at n_real (4 arms). GPU-cluster settings: 64x64 DCGAN (the study's "
+            "GAN architecture; "
             "--image-size 128 for its resolution), 20k steps at batch 64, Inception IS/FID/KID on 5000 samples "
-            "every 1000 steps, against 5000 held-out images where the source has them. Ranked by KID.")
+            "every 1000 steps, against held-out images (5000 CelebA faces; 200 Pomeranians). Ranked by KID.")
 
 
 def paper_celeba(**kw) -> GridStudy:
-    return grid_study("paper-celeba", _paper_description("CelebA"), DA_DESIGN, [{**GPU_SETTINGS, **CELEBA}],
+    return grid_study("paper-celeba", _paper_description("1000 CelebA faces"), DA_DESIGN, [{**GPU_SETTINGS, **CELEBA}],
                       paper_arms() + daug_arms(), **kw)
 
 
 def paper_pomeranian(**kw) -> GridStudy:
-    return grid_study("paper-pomeranian", _paper_description("Pomeranians; default folder:data/pomeranian"), DA_DESIGN,
+    return grid_study("paper-pomeranian", _paper_description("800 Pomeranians of a 1000-image "
+                                                             "folder, default folder:data/pomeranian, the other 200 "
+                                                             "held out"), DA_DESIGN,
                       [{**GPU_SETTINGS, **POMERANIAN}], paper_arms() + daug_arms(), **kw)
 
 

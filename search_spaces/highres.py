@@ -22,7 +22,27 @@ from search_spaces.space import Design, GridStudy
 
 # Methods that draw smaller images than the largest method: their outputs are resized before scoring.
 RESIZED = tuple(name for name, m in METHODS.items() if m.output_size < max(m.output_size for m in METHODS.values()))
-HIGHRES_DESIGN = Design(
+
+
+def duration(seconds: float) -> str:
+    """7200 -> '2 h', 90 -> '1.5 min', 12 -> '12 s'."""
+    for unit, size in (("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.3g} {unit}"
+    return f"{seconds:.3g} s"
+
+
+class BudgetDesign(Design):
+    """Study 2's design: its groups are budgets, titled 'equal iterations' and 'equal time (2 h)'."""
+
+    def title(self, key: tuple) -> str | None:
+        budget = dict(zip(self.group_by, key)).get("time_budget")
+        if budget is None:
+            return None
+        return "equal iterations" if not budget else f"equal time ({duration(float(budget))})"
+
+
+HIGHRES_DESIGN = BudgetDesign(
     arm_fields=("method",), group_by=("time_budget",), baseline="dcgan64",
     notes=((RESIZED, "Every method is scored at the trials' image_size against one reference; the outputs of "
             + ", ".join(f"{n} ({METHODS[n].output_size} px)" for n in RESIZED)

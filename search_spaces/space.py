@@ -111,6 +111,11 @@ class Design:
         """The values of `group_by` for a config (missing fields as None)."""
         return tuple(config.get(k) for k in self.group_by)
 
+    def title(self, key: tuple) -> str | None:
+        """A group's title in words (`key`: its `group_by` values), where a study's design says one (a subclass);
+        None: the report spells out the values."""
+        return None
+
     def notes_for(self, arms) -> list[str]:
         """The notes that concern any of `arms` (the arm labels a sweep has)."""
         arms = set(arms)

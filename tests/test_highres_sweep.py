@@ -69,7 +69,7 @@ def test_mlflow_holds_every_trial_with_its_device(sweep):
 def test_report_has_the_published_tables(sweep):
     plan, result = sweep
     md = next(f for f in result.files if f.name == "summary.md").read_text()
-    assert "## time_budget = 0.0" in md and f"## time_budget = {BUDGET}" in md and "Δ vs dcgan64" in md
+    assert "## equal iterations" in md and f"## equal time ({BUDGET:g} s)" in md and "Δ vs dcgan64" in md
     assert "iterations" in md and "train time" in md and "floor" in md
     assert "## Super-resolution: the SRCNN against plain bicubic" in md
     assert "Reference for skimage-photos (seed 0): 77 held-out real images" in md
@@ -105,7 +105,8 @@ def test_a_survey_on_the_sweep_reaches_the_report_and_mlflow(sweep):
     assert len(rates) == 4 and set(rates["decided"]) == {6} and set(rates["time_budget"]) == {0.0, BUDGET}
     for budget, g in rates.groupby("time_budget"):
         assert g["chosen"].sum() == 6  # every decided pair chose one of the two
-        section = md.split(f"## time_budget = {budget}")[1].split("\n## ")[0]
+        title = f"equal time ({budget:g} s)" if budget else "equal iterations"
+        section = md.split(f"## {title}")[1].split("\n## ")[0]
         assert "selected (survey)" in section and "iterations" in section
         for _, r in g.iterrows():
             row = next(line for line in section.splitlines() if f"| {r['arm']} " in line)

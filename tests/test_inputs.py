@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import torch
 
 from gan.cache import cache_root
 from gan.config import TrialConfig, flat
 from gan.realsets import load_split
 from trainables import inputs as inputs_module
-from trainables.inputs import donor_config, donor_key, donor_pool_size, load_or_train_donor, prepare_inputs
+from trainables.inputs import data_key, donor_config, donor_key, donor_pool_size, load_or_train_donor, prepare_inputs
 
 DONOR_STEPS = 20
 
@@ -79,13 +80,45 @@ def test_an_arms_training_set_does_not_depend_on_the_other_arms_of_its_sweep(tmp
     assert donor_key(donor_config(alone.replace(donor_steps=5)), real) != key  # and the donor's settings
 
 
-def test_a_source_that_cannot_spare_a_reference_says_so_in_words():
-    from trainables.inputs import MIN_HELDOUT, reference_notes
+def test_a_source_that_cannot_spare_the_reference_fails_in_one_line_unless_train_is_asked_for():
+    from trainables.inputs import load_real_sets, reference_notes
 
-    cfg = TrialConfig(dataset="lfw-subset", n_real=95, n_heldout=36)
-    real, heldout = load_split(cfg.dataset, cfg.n_real, cfg.n_heldout, cfg.image_size, cfg.seed, cache_dir=False)
-    assert len(heldout) == 5 < MIN_HELDOUT  # 100 faces: only 5 left after the 95 training ones
-    (note,) = reference_notes(cfg, real, heldout, held_out=False)
-    assert note == ("Reference for lfw-subset (seed 0): the 95 training images themselves, because only 5 images were "
-                    f"left after the 95 training images (at least {MIN_HELDOUT} are needed). A GAN that copies its "
-                    "training images scores as a perfect one here, and no floor can be computed.")
+    cfg = TrialConfig(dataset="lfw-subset", n_real=95, n_heldout=36)  # 100 faces: only 5 left after 95
+    with pytest.raises(ValueError) as e:
+        load_real_sets([cfg], cache_dir=False)
+    assert str(e.value) == ("lfw-subset (seed 0) can spare only 5 held-out images after the 95 training ones, not "
+                            "n_heldout = 36; lower n_real or n_heldout, or set reference=train to score against the "
+                            "training images")
+    with pytest.raises(ValueError, match=r"^n_heldout = 0 leaves no held-out reference \(at least 10\); set "):
+        load_real_sets([cfg.replace(n_heldout=0)], cache_dir=False)
+    asked = cfg.replace(reference="train")
+    real, heldout = load_real_sets([asked], cache_dir=False)[data_key(asked)]
+    assert (len(real), len(heldout)) == (95, 5)
+    (note,) = reference_notes(asked, real, heldout, held_out=False)
+    assert note == ("Reference for lfw-subset (seed 0): the 95 training images themselves (reference=train was asked "
+                    "for). A GAN that copies its training images scores as a perfect one here, and no floor can be "
+                    "computed.")
+    with pytest.raises(ValueError, match="reference 'both' is unknown; allowed: heldout, train"):
+        cfg.replace(reference="both")
+
+
+def test_the_floor_is_scored_at_the_arms_sample_count_or_drops_what_depends_on_it(tmp_path, monkeypatch):
+    """With eval_samples <= n_real the floor scores exactly eval_samples training images, every metric kept; with
+    more the whole training set is scored and FID / precision / recall are dropped and said so."""
+    monkeypatch.setattr(inputs_module.leakage, "with_leakage", lambda reference, *args, **kwargs: reference)
+    base = TrialConfig(dataset="lfw-subset", n_real=32, n_heldout=12, eval_samples=24, is_splits=2)
+    real, heldout = load_split(base.dataset, base.n_real, base.n_heldout, base.image_size, base.seed, cache_dir=False)
+    same = prepare_inputs([base], real, heldout, donor_dir=None, cache_dir=str(tmp_path), device="cpu", threads=1)
+    assert same.floor["n_samples"] == 24 and "dropped" not in same.floor
+    assert {"fid_effnet", "kid_mean_effnet", "precision_effnet", "recall_effnet"} <= set(same.floor)
+    assert not any(n.startswith("Floor for") for n in same.notes)
+
+    more = base.replace(eval_samples=48)
+    short = prepare_inputs([more], real, heldout, donor_dir=None, cache_dir=str(tmp_path), device="cpu", threads=1)
+    assert short.floor["n_samples"] == 32
+    assert short.floor["dropped"] == ["fid_effnet", "precision_effnet", "recall_effnet"]
+    assert not {"fid_effnet", "precision_effnet", "recall_effnet"} & set(short.floor)
+    assert {"kid_mean_effnet", "is_mean_effnet"} <= set(short.floor)
+    assert short.notes[-1] == ("Floor for lfw-subset (seed 0): only 32 training images for the arms' 48 samples, so its "
+                               "fid_effnet, precision_effnet, recall_effnet (which depend on the sample count) are "
+                               "left out; its KID (unbiased at any count) and IS are shown.")

@@ -46,19 +46,22 @@ def one_line_error(match: str, **kw) -> str:
 # Arms
 
 
-@pytest.mark.parametrize("name, dataset", [("paper-celeba", "celeba:data/celeba"),
-                                           ("paper-pomeranian", "folder:data/pomeranian")])
-def test_paper_study_has_exactly_the_published_arms(name, dataset):
+@pytest.mark.parametrize("name, dataset, n_real, n_heldout", [("paper-celeba", "celeba:data/celeba", 1000, 5000),
+                                                              ("paper-pomeranian", "folder:data/pomeranian", 800, 200)])
+def test_paper_study_has_exactly_the_published_arms(name, dataset, n_real, n_heldout):
+    """Every preset holds a reference out: a 1000-image Pomeranian folder trains 800 and holds 200 out, its DA counts
+    scaling with n_real (800, 1600)."""
     dataset = resolve_source(dataset)  # relative roots are made absolute once, where the study is built
     space = build_study(name)
     assert space.kind == "grid" and space.num_samples == len(space.configs) == 16 * 3  # 3 seeds by default
-    assert arms(space.configs) == paper_arms(1000)
-    assert {(c["da"], c["n_aug"], c["d_aug"]) for c in space.configs if c["d_aug"] != "none"} == daug_arms(1000)
+    assert arms(space.configs) == paper_arms(n_real)
+    assert {(c["da"], c["n_aug"], c["d_aug"]) for c in space.configs if c["d_aug"] != "none"} == daug_arms(n_real)
     assert {c["dataset"] for c in space.configs} == {dataset}
+    assert {c["reference"] for c in space.configs} == {"heldout"}
     assert sorted({c["seed"] for c in space.configs}) == [0, 1, 2]
     c = space.configs[0]
-    assert (c["n_real"], c["n_heldout"], c["image_size"], c["extractor"], c["study"]) == (1000, 5000, 64, "inception",
-                                                                                            name)
+    assert (c["n_real"], c["n_heldout"], c["image_size"], c["extractor"], c["study"]) == (n_real, n_heldout, 64,
+                                                                                            "inception", name)
     assert c["donor_steps"] == c["steps"]
     assert (space.metric, space.mode) == ("kid_mean_inception", "min")
 
@@ -264,7 +267,7 @@ def test_grid_param_space_names_every_key():
     ps = space.param_space()
     assert set(ps) == FIELDS
     varying = {k for k, v in ps.items() if isinstance(v, Categorical)}
-    assert varying == {"dataset", "da", "n_aug", "d_aug", "seed"}
+    assert varying == {"dataset", "n_real", "n_heldout", "da", "n_aug", "d_aug", "seed"}  # CelebA 1000+5000, Pomeranian 800+200
     for config in space.configs:
         for k, v in config.items():
             assert ps[k].is_valid(v) if k in varying else ps[k] == v

@@ -67,6 +67,14 @@ def test_dry_run_reads_no_data(capsys, tmp_path):
     assert len(rows) == 48 and all(r["dataset"].startswith("celeba:/") for r in rows)  # 16 arms x 3 seeds
 
 
+def test_dry_run_of_paper_pomeranian_shows_a_held_out_reference(capsys):
+    code, out, _ = run_cli(capsys, "run", "paper-pomeranian", "--dry-run", "--json")
+    assert code == 0
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert {(r["n_real"], r["n_heldout"], r["reference"], r["split"]) for r in rows} == {(800, 200, "heldout", "auto")}
+    assert {r["n_aug"] for r in rows} == {0, 800, 1600}  # DA counts scale with n_real
+
+
 def test_dry_run_of_an_optuna_study_marks_sampled_points(capsys):
     code, out, _ = run_cli(capsys, "run", "optuna-da", "--dry-run", "--json", "--num-samples", "5")
     assert code == 0
@@ -82,9 +90,14 @@ def test_dry_run_of_an_optuna_study_marks_sampled_points(capsys):
     (["run", "demo-grid", "--only", "blur@100"], "unknown arm 'blur@100'"),
     (["run", "demo-grid", "--set", "n_real=1000"], "has 100 images but n_real=1000"),
     (["run", "demo-highres", "--gpus-per-trial", "0.5"], "equal training time, which needs the same hardware"),
-    (["run", "demo-grid", "--set", "nosuch=1"], "unknown setting 'nosuch'"),
-    (["run", "demo-grid", "--metric", "accuracy"], "metric 'accuracy' is not reported by this study; allowed:"),
-    (["run", "demo-grid", "--dataset", "celeba:/nonexistent/root"], "CelebA not found"),
+    (["run", "demo", "--set", "nosuch=1"], "unknown setting 'nosuch'"),
+    (["run", "demo", "--set", "n_real=80"], "lfw-subset (seed 0) can spare only 20 held-out images after the 80 "
+                                            "training ones, not n_heldout = 36; lower n_real or n_heldout, or set "
+                                            "reference=train"),
+    (["run", "demo", "--set", "split=identity"], "split 'identity' needs a source that knows it (celeba, lfw); "
+                                                 "lfw-subset allows: auto, image"),
+    (["run", "demo", "--metric", "accuracy"], "metric 'accuracy' is not reported by this study; allowed:"),
+    (["run", "demo", "--dataset", "celeba:/nonexistent/root"], "CelebA not found"),
     (["resume", "/nonexistent/sweep"], "is not a gansweep sweep folder"),
     (["run", "demo-grid", "--in-process", "--storage", "s3://bucket/x"], "--in-process writes trials to a local folder"),
 ])

@@ -102,6 +102,13 @@ def test_smoke_sweep_writes_mlflow_runs_and_report(tmp_path):
     assert all(0 <= r["fpr"] <= 1 and 0 <= r["tpr"] <= 1 for r in entry["probe"].values())
     assert entry["probe"][leakage_keys("effnet", "vflip")[0]]["measurable"]  # upside-down faces: seen
     assert "probe on held-out real images (TPR / FPR)" in (Path(sweep.path) / "report" / "summary.md").read_text()
+    # which reference and split, and memorisation: per trial in MLflow, its floor on the parent, a report section
+    assert (entry["reference"], entry["split"]) == ("heldout", "image")  # the embedded faces carry no names
+    assert parent.data.tags["gansweep.reference_set"] == "heldout" and parent.data.tags["gansweep.split"] == "image"
+    for run in trials:
+        assert 0 <= run.data.metrics["memorisation_effnet"] <= 1 and run.data.metrics["iters_per_s"] > 0
+    assert 0 <= parent.data.metrics["floor_memorisation_effnet"] <= 1
+    assert "## Memorisation" in (Path(sweep.path) / "report" / "summary.md").read_text()
 
 
 def test_killed_worker_resumes_from_checkpoint_with_same_numbers(tmp_path, chaos_dir):

@@ -79,6 +79,8 @@ def train_arm(config: dict, inputs: dict | None = None) -> None:
                   if k not in ("steps", "seconds", "diverged")}  # this call's counts: the state's totals follow
         result.update(step=state.step, train_seconds=state.elapsed, diverged=int(state.diverged),
                       device=device_name(device))
+        if stats is not None and stats.seconds > 0:  # the clock's speed: equal-time trials must run at one speed
+            result["iters_per_s"] = stats.steps / stats.seconds
         if state.method.srcnn:  # the SRCNN's own iteration count, reported apart from the GAN's
             result["sr_step"] = state.sr_step
         if sr_stats is not None:

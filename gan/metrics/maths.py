@@ -185,7 +185,9 @@ def metrics_from_features(features: dict, extractor: str, reference=None, *, spl
 
     Always ``is_mean``/``is_std``; with ``reference`` (a `RealStats`) also ``fid``, ``kid_mean``, ``kid_std``
     (NaN for small sets, see `kernel_distance`), ``precision``, ``recall``. (A reference's leakage probe reads the
-    images, not features: `gan.metrics.compute_metrics` adds its keys.) ``seed`` drives the IS shuffle, the KID subsets and the precision/recall subsample.
+    images, not features: `gan.metrics.compute_metrics` adds its keys.) When the reference carries a memorisation probe
+    (``reference.memorisation``), also ``memorisation``. ``seed`` drives the IS shuffle, the KID subsets and the
+    precision/recall subsample.
     FID runs on ``device`` (default: the CPU).
     """
     out = {}
@@ -199,4 +201,9 @@ def metrics_from_features(features: dict, extractor: str, reference=None, *, spl
         out["fid"] = reference.frechet.distance(pool, device)
         out["kid_mean"], out["kid_std"] = kernel_distance(pool, reference.pool, seed=seed)
         out["precision"], out["recall"] = precision_recall(pool, reference.pool, seed=seed)
+        memo = getattr(reference, "memorisation", None)
+        if memo is not None:
+            if memo.extractor != extractor:
+                raise ValueError(f"the memorisation probe holds {memo.extractor!r} features, not {extractor!r}")
+            out.update(memo.score(pool))
     return {metric_key(k, extractor): float(v) for k, v in out.items()}

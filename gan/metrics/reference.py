@@ -33,6 +33,7 @@ class RealStats:
     sigma: np.ndarray  # (D, D) float64 FID covariance
     frechet: FrechetReference | None = field(default=None, repr=False)  # fast-FID real side (from mu, sigma)
     leakage: object | None = field(default=None, repr=False)  # a gan.leakage.LeakageProbe of this real set, or None
+    memorisation: object | None = field(default=None, repr=False)  # a gan.metrics.memorisation.MemorisationProbe
 
     def __post_init__(self):
         if self.frechet is None:

@@ -49,6 +49,8 @@ TRAINING_METRICS: tuple[Metric, ...] = (
     Metric("d_real", None, "mean D(x) on real batches"),
     Metric("d_fake", None, "mean D(G(z)) before the D update"),
     Metric("images_per_s", None, "real images consumed per training second"),
+    Metric("iters_per_s", None, "GAN iterations per training second since the last report (equal-time trials of "
+                                "one method should agree: they ran on the same hardware)"),
     Metric("train_seconds", None, "training seconds so far, evaluation excluded"),
     Metric("diverged", None, "1 when a non-finite loss ended training"),
     Metric("sr_step", None, "SRCNN iterations done (dcgan64+srcnn)"),
@@ -87,7 +89,14 @@ LEAKAGE_METRICS: tuple[Metric, ...] = tuple(m for da in LEAKAGE_DA for m in (
 ))
 LEAKAGE_KEYS = tuple(f"{m.name}_{LEAKAGE_PROBE}" for m in LEAKAGE_METRICS)  # every leakage key, as trials report it
 
-_BY_NAME = {m.name: m for m in FEATURE_METRICS}
+# Memorisation (gan.metrics.memorisation): reported when the reference carries a probe (a held-out reference).
+MEMORISATION_METRICS: tuple[Metric, ...] = (
+    Metric("memorisation", None, "share of generated samples closer to a training image than 95% of held-out real "
+                                 "images are (0.05 expected without memorisation, 1 for a copier); read beside "
+                                 "quality, never ranked"),
+)
+
+_BY_NAME = {m.name: m for m in (*FEATURE_METRICS, *MEMORISATION_METRICS)}
 
 
 def metric_key(name: str, extractor: str) -> str:
@@ -137,7 +146,7 @@ def _table() -> dict[str, tuple[Metric, str | None]]:
     table = {m.name: (m, None) for m in (*TRAINING_METRICS, *SR_METRICS)}
     table.update({f"{m.name}_{LEAKAGE_PROBE}": (m, None) for m in LEAKAGE_METRICS})
     for ext in EXTRACTOR_NAMES:
-        for m in FEATURE_METRICS:
+        for m in (*FEATURE_METRICS, *MEMORISATION_METRICS):
             table[metric_key(m.name, ext)] = (m, ext)
     return table
 
@@ -252,4 +261,5 @@ class CostColumn:
 COST_COLUMNS: tuple[CostColumn, ...] = (
     CostColumn("iterations", (("step", ""), ("sr_step", "SR"))),
     CostColumn("train time", (("train_seconds", ""),), seconds=True),
+    CostColumn("iterations / s", (("iters_per_s", ""),)),  # the clock's speed: one method's trials should agree
 )

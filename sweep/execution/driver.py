@@ -24,6 +24,7 @@ from pathlib import Path
 
 from gan.config import TrialConfig
 from gan.imagetable import write_image_table
+from gan.realsets import resolve_split
 from gan.runtime import CUBLAS_WORKSPACE, select_device
 from gan.train import grid_name
 from sweep.execution import orphans
@@ -108,9 +109,11 @@ def _cluster_resources() -> dict:
         return {}
 
 
-def trial_resources(options: Options, use_ray: bool) -> dict:
+def trial_resources(options: Options, use_ray: bool, budgeted: bool = False) -> dict:
     """{'cpu', 'gpu'} per trial: the options', else 1 CPU and a whole GPU where the cluster (under Ray) or the
-    device this process selects (in-process, `gan.runtime.select_device`) has one."""
+    device this process selects (in-process, `gan.runtime.select_device`) has one. `budgeted` (a study with
+    equal-time trials) on CPUs: every CPU of the smallest node per trial, so no two clocks run side by side and each
+    trial trains on the same cores (on GPUs a whole GPU each, fractions being refused by the plan)."""
     if options.gpus_per_trial is not None:
         gpus = options.gpus_per_trial
     elif use_ray:
@@ -119,7 +122,13 @@ def trial_resources(options: Options, use_ray: bool) -> dict:
         gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
     else:
         gpus = 1.0 if select_device().type == "cuda" else 0.0
-    return {"cpu": options.cpus_per_trial or (1 if use_ray else os.cpu_count() or 1), "gpu": gpus}
+    cpus = options.cpus_per_trial or (1 if use_ray else os.cpu_count() or 1)
+    if budgeted and not gpus and use_ray and options.cpus_per_trial is None:
+        import ray
+
+        cpus = min((n["Resources"]["CPU"] for n in ray.nodes() if n.get("Alive") and n["Resources"].get("CPU")),
+                   default=1)
+    return {"cpu": cpus, "gpu": gpus}
 
 
 def _log_donor(tracker, donor: dict) -> None:
@@ -199,6 +208,7 @@ def record_inputs(plan: Plan, prepared: dict, tracker) -> None:
         write_image_table(os.path.join(work, table), inp.reference_images,
                           metadata={"input": key, "held_out": inp.held_out})
         entries.append({"key": key, "match": {k: getattr(cfg, k) for k in INPUT_FIELDS}, "held_out": inp.held_out,
+                        "reference": cfg.reference, "split": resolve_split(cfg.dataset, cfg.split),
                         "n_reference": len(inp.reference), "reference_table": f"inputs/{table}",
                         "notes": inp.notes, "floor": inp.floor, "probe": probe_rates(inp.reference.leakage)})
         for k, v in inp.floor.items():
@@ -206,8 +216,10 @@ def record_inputs(plan: Plan, prepared: dict, tracker) -> None:
     storage.upload_dir(work, storage.join(plan.path, "inputs"))
     storage.write_text(storage.join(plan.path, INPUTS_FILE), json.dumps(entries, indent=2, default=float))
     tracker.sweep_summary(metrics={f"floor_{k}": sum(v) / len(v) for k, v in floors.items()
-                                   if k not in ("n_samples", "n_reference")},
-                          tags={"gansweep.reference": " ".join(n for e in entries for n in e["notes"])[:5000]})
+                                   if k not in ("n_samples", "n_reference", "dropped")},
+                          tags={"gansweep.reference": " ".join(n for e in entries for n in e["notes"])[:5000],
+                                "gansweep.reference_set": ",".join(sorted({e["reference"] for e in entries})),
+                                "gansweep.split": ",".join(sorted({e["split"] for e in entries}))})
 
 
 def probe_rates(probe) -> dict:
@@ -280,7 +292,7 @@ def run_sweep(plan: Plan, *, resume: bool = False, report: bool = True, real_set
     own_ray = use_ray and _init_ray(options, env)
     if own_ray:
         orphans.record_session(plan.path)
-    resources = trial_resources(options, use_ray)
+    resources = trial_resources(options, use_ray, budgeted=any(c.time_budget > 0 for c in plan.configs))
     preparation = submit_inputs(plan, real_sets, resources, use_ray)  # runs while MLflow is set up
     tracker = SweepTracker(options.mlflow_uri, experiment_name=options.experiment,
                            backoff=backoff_for(options.mlflow_patience))

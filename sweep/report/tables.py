@@ -82,7 +82,7 @@ def group_title(design: Design, key: tuple, *, spaced: bool = False) -> str:
     """A group's values as a reader sees them: 'dataset=lfw-subset, n_aug=64' ('dataset = lfw-subset, ...' when
     `spaced`, as Markdown headings have them); '' for a study without groups."""
     eq = " = " if spaced else "="
-    return ", ".join(f"{k}{eq}{v}" for k, v in zip(design.group_by, key))
+    return design.title(tuple(key)) or ", ".join(f"{k}{eq}{v}" for k, v in zip(design.group_by, key))
 
 
 def shown_groups(summary: pd.DataFrame, design: Design) -> list[tuple[tuple, pd.DataFrame]]:

@@ -33,6 +33,7 @@ from gan.metrics.schema import (COST_COLUMNS, REPORT_TABLES, ReportTable, descri
                                 lookup, metric_key)
 from search_spaces import Design
 from sweep.report import mosaic, plots, primaries, tables
+from sweep.report.memorisation import memorisation_section
 from sweep.survey import RATE_COLUMNS, NoVotes, survey_results, votes_path
 from sweep.survey.render import markdown as survey_markdown, plot as survey_plot
 from sweep.records import SweepFolder, read_inputs, read_sweep, reference_table, scored_generator_of
@@ -360,7 +361,7 @@ def write_report(sweep_path, design: Design, metric: str, mode: str) -> Report:
     markdown = [summary_markdown(summary, design, metric, mode, beside=beside, notes=notes, inputs=inputs,
                                  finals=finals, rates=rates, answer=primaries.answer_markdown(answers)),
                 *declared_tables(summary, finals, design, ext, inputs),
-                *survey_lines]
+                *memorisation_section(finals, design, ext, inputs), *survey_lines]
     files[2].write_text("\n".join(markdown))
     files += survey_files
     for key in [metric, *beside]:

@@ -50,8 +50,11 @@ def markdown(res: SurveyResults) -> str:
         lines += ["", *_group_tables(g, res.has_real)]
     notes = [
         ("Selection rate: times chosen / times shown, over the decided method-vs-method pairs of the group (the "
-         "published study's figure). Head to head: exact binomial test of \"each is chosen half the time\", "
-         "Holm-adjusted over the pairs of the group. Bradley-Terry: P(i chosen over j) = s_i / (s_i + s_j), "
+         "published study's figure). Head to head: \"each is chosen half the time\" tested over generators and "
+         "raters (crossed: a bootstrap resampling the raters and each method's trained generators, t test with "
+         "2 x the fewer generators - 2 degrees of freedom) where a pair rests on 2+ generators of each method and "
+         "2+ raters, else the exact binomial test over votes (binomial); Holm-adjusted over the pairs of the "
+         "group. Bradley-Terry: P(i chosen over j) = s_i / (s_i + s_j), "
          f"strengths of a group's methods summing to 100%, interval from bootstrap resamples of the group's "
          f"participants ({res.n_boot} drawn, seed {res.seed}; those that could be fitted: "
          f"{', '.join(str(g.boot_used) for g in res.groups)})."),
@@ -59,7 +62,9 @@ def markdown(res: SurveyResults) -> str:
     if res.has_real:
         notes.append("Realism rate: times a method's sample was chosen over a real photo / decided method-vs-real "
                      "pairs; 50% means its samples could not be told from photos.")
-    notes.append("Wilson intervals and binomial tests treat every vote as independent; the bootstrap does not.")
+    notes.append("Wilson intervals and binomial tests treat every vote as independent; the bootstraps do not. "
+                 "In simulation (20 raters x 40 votes, 5 generators per method, no true difference) the binomial "
+                 "test's false-positive rate at 0.05 is 0.17-0.38, the crossed test's at most 0.07.")
     failed = [group_label(g.group) for g in res.groups if not g.bt_mle_exists]
     if failed:
         notes.append(f"**Bradley-Terry ({'; '.join(failed)}):** some method never won (or never lost) against the "
@@ -75,18 +80,21 @@ def _group_tables(g: GroupResults, has_real: bool) -> list[str]:
               "Bradley-Terry strength", "95% CI (bootstrap)"]
     if has_real:
         header += ["chosen over real / shown", "realism rate", "95% CI (Wilson)", "can't tell vs real"]
+    header += ["generators", "raters"]  # what the figures rest on: the method's trials, the group's participants
     rows = []
     for m in g.methods:
         row = [m.method, *_rate(m.selection), str(m.cant_tell), _pct(m.strength), _ci(m.strength_low,
                                                                                       m.strength_high)]
         if has_real:
             row += [*_rate(m.realism), str(m.real_cant_tell)]
-        rows.append(row)
+        rows.append([*row, str(m.generators or "–"), str(g.participants)])
     lines = _table(header, rows)
     lines += ["", "Head to head:", ""]
-    lines += _table(["methods", "decided votes", "wins", "can't tell", "p (binomial, two-sided)", "p (Holm)"],
+    lines += _table(["methods", "decided votes", "wins", "can't tell", "generators", "raters", "first's share (95% CI)",
+                     "test", "p (two-sided)", "p (Holm)"],
                     [[f"{p.a} vs {p.b}", str(p.a_wins + p.b_wins), f"{p.a_wins} : {p.b_wins}", str(p.cant_tell),
-                      _p(p.p), _p(p.p_holm)] for p in g.pairs])
+                      f"{p.generators_a} : {p.generators_b}", str(p.raters), _ci(p.share_low, p.share_high),
+                      p.test or "–", _p(p.p), _p(p.p_holm)] for p in g.pairs])
     return lines
 
 

@@ -8,9 +8,12 @@ study asks about: equal iterations, or equal time). Counting rules (a vote is on
 
 - **selection rate** of a method (the published study's figure): times chosen / times shown, over the decided
   method-vs-method pairs of its group it was in; 95% Wilson interval (scipy `binomtest(...).proportion_ci("wilson")`).
-- **head to head**: for each pair of methods of a group, the decided votes between the two; two-sided exact binomial
-  test of "each is chosen half the time" (scipy `binomtest`), p-values Holm-adjusted over the group's pairs that have
-  votes (`sweep.report.stats.holm`).
+- **head to head**: for each pair of methods of a group, the decided votes between the two, tested for "each is
+  chosen half the time" over generators and raters (`sweep.survey.crossed`: a bootstrap resampling raters and each
+  method's generators, a generator being the trial whose samples table an image came from) where the votes rest on
+  at least 2 generators of each method and 2 raters; otherwise the two-sided exact binomial test over votes (scipy
+  `binomtest`), which treats votes as independent, and `test` says which. p-values Holm-adjusted over the group's
+  pairs that have votes (`sweep.report.stats.holm`).
 - **Bradley-Terry strength** (`bradley_terry`): one scale for the methods of a group, strengths summing to 1; 95%
   percentile bootstrap interval resampling the group's participants (fixed seed).
 - **realism rate** of a method: times its sample was chosen over a real photo / decided method-vs-real pairs of its
@@ -18,7 +21,8 @@ study asks about: equal iterations, or equal time). Counting rules (a vote is on
   preferred its samples as often as the photos.
 
 Wilson intervals and binomial tests treat votes as independent; one participant's votes are not quite, which is
-why the Bradley-Terry intervals resample whole participants. How the figures look (Markdown, chart) is
+why the Bradley-Terry intervals resample whole participants and the head-to-head test resamples generators and
+raters where it can. How the figures look (Markdown, chart) is
 `sweep.survey.render`'s business; this module never draws.
 """
 
@@ -35,6 +39,7 @@ from scipy.stats import binomtest
 
 from sweep.report import stats
 from sweep.survey.bradley_terry import bootstrap_strengths, fit_strengths, mle_exists
+from sweep.survey.crossed import crossed_test
 from sweep.survey.pool import REAL, Group, group_order
 from sweep.survey.store import Vote, read_votes
 
@@ -72,6 +77,7 @@ class MethodResult:
     strength_high: float
     realism: Rate  # chosen over a real photo / decided method-vs-real pairs (n = 0 without real photos)
     real_cant_tell: int  # "can't tell" answers against a real photo
+    generators: int = 0  # its trials (samples tables) behind the group's votes; 0 when votes do not record them
 
 
 @dataclass(frozen=True)
@@ -83,8 +89,14 @@ class PairResult:
     a_wins: int  # decided votes for a over b
     b_wins: int
     cant_tell: int  # "can't tell" answers on a-vs-b pairs
-    p: float  # two-sided exact binomial test of a_wins among a_wins + b_wins against 1/2; NaN without votes
+    p: float  # two-sided test of a's share of the decided votes against 1/2 (`test`); NaN without votes
     p_holm: float  # Holm-adjusted over the group's pairs with votes
+    test: str = ""  # "crossed" (over generators and raters) or "binomial" (over votes); "" without votes
+    share_low: float = NAN  # 95% interval of a's share: crossed t interval, or Wilson over votes
+    share_high: float = NAN
+    generators_a: int = 0  # generators (trials) of a and of b behind the decided votes
+    generators_b: int = 0
+    raters: int = 0  # participants behind the decided votes
 
 
 @dataclass(frozen=True)
@@ -264,6 +276,23 @@ def _head_to_head(votes: list[Vote]) -> _Counts:
     return _Counts(methods, people, wins_by, ties)
 
 
+def _pair_test(votes: list[Vote], a: str, b: str, a_wins: int, n: int) -> list:
+    """[test, p, share_low, share_high, generators of a, of b, raters] of the decided a-vs-b votes (see the module
+    docstring: crossed where there are 2+ generators of each and 2+ raters, binomial otherwise)."""
+    if not n:
+        return ["", NAN, NAN, NAN, 0, 0, 0]
+    decided = [v for v in votes if {v.left, v.right} == {a, b} and v.choice != "cant_tell"]
+    rater = [v.participant for v in decided]
+    gen_a = [v.left_table if v.left == a else v.right_table for v in decided]
+    gen_b = [v.right_table if v.left == a else v.left_table for v in decided]
+    counts = [len(set(rater)), len(set(gen_a) - {""}), len(set(gen_b) - {""})]
+    if min(counts) >= 2 and "" not in (*gen_a, *gen_b):
+        res = crossed_test(rater, gen_a, gen_b, [(v.choice == "left") == (v.left == a) for v in decided])
+        return ["crossed", res.p, res.low, res.high, res.generators_a, res.generators_b, res.raters]
+    rate = wilson(a_wins, n)
+    return ["binomial", binomtest(a_wins, n, 0.5).pvalue, rate.low, rate.high, counts[1], counts[2], counts[0]]
+
+
 def _group_results(group: Group, votes: list[Vote], n_boot: int, seed: int) -> GroupResults:
     counts = _head_to_head(votes)
     methods, k = counts.methods, len(counts.methods)
@@ -276,9 +305,8 @@ def _group_results(group: Group, votes: list[Vote], n_boot: int, seed: int) -> G
 
     pairs = []
     for a, b in itertools.combinations(range(k), 2):
-        n = wins[a, b] + wins[b, a]
-        p = binomtest(int(wins[a, b]), int(n), 0.5).pvalue if n else NAN
-        pairs.append([methods[a], methods[b], int(wins[a, b]), int(wins[b, a]), int(ties[a, b]), p, NAN])
+        test, p, *rest = _pair_test(votes, methods[a], methods[b], int(wins[a, b]), int(wins[a, b] + wins[b, a]))
+        pairs.append([methods[a], methods[b], int(wins[a, b]), int(wins[b, a]), int(ties[a, b]), p, NAN, test, *rest])
     tested = [row for row in pairs if not math.isnan(row[5])]
     for row, adjusted in zip(tested, stats.holm([row[5] for row in tested])):
         row[6] = adjusted
@@ -292,7 +320,9 @@ def _group_results(group: Group, votes: list[Vote], n_boot: int, seed: int) -> G
             method=m, selection=wilson(int(wins[i].sum()), int(wins[i].sum() + wins[:, i].sum())),
             cant_tell=int(ties[i].sum()), strength=float(strength[i]), strength_low=float(low[i]),
             strength_high=float(high[i]), realism=wilson(chosen, len(decided)),
-            real_cant_tell=len(against_real) - len(decided)))
+            real_cant_tell=len(against_real) - len(decided),
+            generators=len({t for v in votes for side, t in ((v.left, v.left_table), (v.right, v.right_table))
+                            if side == m and t})))
     rows.sort(key=lambda r: (-r.strength if not math.isnan(r.strength) else math.inf, r.method))
 
     return GroupResults(

@@ -86,6 +86,8 @@ class Vote:
     right: str  # method shown right
     choice: str  # one of CHOICES
     group: Group = ()  # the comparison group of the pair; () for a study without grouping fields
+    left_table: str = ""  # the image table the left image came from: one trial, one generator ("" when unknown)
+    right_table: str = ""
 
 
 def group_json(group: Group) -> str:
@@ -212,13 +214,14 @@ def read_votes(path) -> list[Vote]:
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version != SCHEMA_VERSION:
             raise ValueError(_version_error(path, version))
-        rows = db.execute("SELECT participant, left_method, right_method, choice, comparison FROM votes_view "
-                          "ORDER BY voted_at").fetchall()
+        rows = db.execute("SELECT p.participant, p.left_method, p.right_method, v.choice, p.comparison, "
+                          "p.left_table, p.right_table FROM votes v JOIN pairs p USING (token) "
+                          "ORDER BY v.voted_at").fetchall()
     except sqlite3.DatabaseError as e:
         raise ValueError(f"{path} is not a gansweep survey database ({e})") from e
     finally:
         db.close()
-    return [Vote(*row[:4], group=group_from_json(row[4])) for row in rows]
+    return [Vote(*row[:4], group=group_from_json(row[4]), left_table=row[5], right_table=row[6]) for row in rows]
 
 
 def _version_error(path, version: int) -> str:
