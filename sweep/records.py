@@ -4,7 +4,9 @@ outcome rule and how an outcome shows in MLflow.
 A sweep folder (a local path or a storage URI such as s3://...), as Tune or the in-process runner leaves it:
 
     <SWEEP>/gansweep.json                  the resolved plan (`sweep.plan`)
-    <SWEEP>/inputs.json                    what the driver prepared per input (`INPUTS_FILE`): reference, floor
+    <SWEEP>/inputs.json                    what the driver prepared per input (`INPUTS_FILE`): reference, floor,
+                                           donor
+    <SWEEP>/driver.json                    the commands that ran it and their resources (`DRIVER_FILE`)
     <SWEEP>/experiment_state-*.json        Tune's state, read through its public `tune.ExperimentAnalysis`
     <SWEEP>/<trial>/params.json            the trial's flat TrialConfig
     <SWEEP>/<trial>/result.json            one JSON line per report; a restored trial repeats steps (the last wins)
@@ -38,6 +40,7 @@ from trainables import storage
 from trainables.files import FINAL_SAMPLES_FILE, WEIGHTS_FILE
 
 INPUTS_FILE = "inputs.json"  # the sweep's prepared inputs, written by the driver beside the trials
+DRIVER_FILE = "driver.json"  # what the driver ran with: its command lines and resources (`read_driver`)
 
 # --- outcomes -----------------------------------------------------------------------------------------------------
 
@@ -190,6 +193,7 @@ class TrialRecord:
     grids: list[SampleGrid] = field(default_factory=list)  # sample grids of the checkpoints still on disk, by step
     weights: str | None = None  # the final generator weights (generator.pt), once the trial finished
     final_samples: str | None = None  # its final evaluation samples (a gan.imagetable Parquet table)
+    device: str | None = None  # where it ran: the `device` its first report names
 
     @property
     def last(self) -> dict:
@@ -312,7 +316,7 @@ def read_trial(folder: SweepFolder, name: str, tune_state: tuple[str, str] | Non
         outcome=outcome(last, config, status=status, error=bool({"error.txt", "error.pkl"} & set(files))),
         history=[{**metrics_of(r), "step": r.get("step")} for r in rows], status=status,
         timeline=[ReportLine.of(r) for r in lines], grids=sorted(grids, key=lambda g: g.step), weights=weights,
-        final_samples=final)
+        final_samples=final, device=next((r["device"] for r in lines if isinstance(r.get("device"), str)), None))
 
 
 def read_inputs(path) -> list[dict]:
@@ -322,6 +326,15 @@ def read_inputs(path) -> list[dict]:
     if INPUTS_FILE not in folder.listdir()[1]:
         return []
     return json.loads(folder.read_text(folder.join(INPUTS_FILE)))
+
+
+def read_driver(path) -> dict:
+    """The driver's `driver.json`: `command` (the command line that started the sweep), `last_command` (the last
+    resume's), `trial_resources` and `cluster_resources`; {} before it exists."""
+    folder = SweepFolder(path)
+    if DRIVER_FILE not in folder.listdir()[1]:
+        return {}
+    return json.loads(folder.read_text(folder.join(DRIVER_FILE)))
 
 
 def reference_table(path) -> str | None:

@@ -20,7 +20,8 @@ import pytest
 from gan.train import grid_name
 from sweep.mlflow import active as trackers
 from sweep.mlflow.backfill import backfill
-from sweep.mlflow.tracker import SweepTracker, mlflow_params
+from sweep.mlflow.layout import trial_params as mlflow_params
+from sweep.mlflow.tracker import SweepTracker
 from tests import _fake_sweep as fake
 
 EXPERIMENT = "gansweep-test"
@@ -195,7 +196,7 @@ def test_resume_reuses_runs_and_skips_logged_steps(store, tmp_path):
     # a new driver (resume): same parent, same children, nothing logged twice, params not re-logged
     t2 = SweepTracker(store, EXPERIMENT)
     assert t2.start_sweep("s", path, "test", params={"study": "test", "new_option": 1},
-                          tags={"gansweep.command": "resume"}) == parent
+                          tags={"gansweep.command": "run", "gansweep.last_command": "resume"}) == parent
     assert _start(t2, "a", "none") == rid
     assert t2.trial_result("a", fake.fake_metrics("none", 0, 3)) == 0
     assert t2.trial_result("a", {**fake.fake_metrics("none", 0, 3), "step": 4}) > 0

@@ -13,8 +13,8 @@ import tempfile
 from gan.metrics.schema import metric_key
 from gan.train import grid_name
 from sweep.mlflow import active
-from sweep.records import outcome, trial_name
-from sweep.mlflow.tracker import mlflow_params
+from sweep.records import outcome
+from sweep.mlflow.layout import trial_params, trial_run_name
 from trainables.files import WEIGHTS_FILE
 
 
@@ -38,8 +38,8 @@ def _make_callback_class():
 
         def on_trial_start(self, iteration, trials, trial, **info):
             if self.tracker:
-                self.tracker.trial_started(trial.trial_id, mlflow_params(trial.config),
-                                           trial_name(trial.config, trial.trial_id))
+                self.tracker.trial_started(trial.trial_id, trial_params(trial.config),
+                                           trial_run_name(trial.config, trial.trial_id))
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
             if self.tracker:

@@ -17,7 +17,8 @@ from pathlib import Path
 from gan.train import grid_name
 from sweep.plan import Plan
 from sweep.records import SweepFolder, inprocess_trial_id, outcome, read_trial, trial_dirname, trial_name
-from sweep.mlflow.tracker import SweepTracker, mlflow_params
+from sweep.mlflow.layout import trial_params, trial_run_name
+from sweep.mlflow.tracker import SweepTracker
 from trainables.arm import train_arm
 from trainables.files import WEIGHTS_FILE
 from trainables.session import InProcessSession
@@ -40,7 +41,7 @@ def run_in_process(plan: Plan, inputs: dict, tracker: SweepTracker) -> None:
         trial_dir.mkdir(parents=True, exist_ok=True)
         (trial_dir / "error.txt").unlink(missing_ok=True)  # a failed trial runs again, as Tune's resume_errored does
         (trial_dir / "params.json").write_text(json.dumps(config, indent=2, sort_keys=True))
-        tracker.trial_started(trial_id, mlflow_params(config), trial_name(config, trial_id))
+        tracker.trial_started(trial_id, trial_params(config), trial_run_name(config, trial_id))
         last: dict = before.last if before is not None else {}
 
         def on_report(metrics: dict, checkpoint: str | None):

@@ -9,12 +9,10 @@ entry or an image:
 - the parent run is found again by its tag `gansweep.sweep_path`, a trial's run by `gansweep.trial_id` under it;
 - every run remembers the highest step it has logged (read back from MLflow once when a run is reused), and
   results at or below it are skipped (a restored trial re-reports the steps after its checkpoint);
-- params are logged once; a sample grid is skipped when the run already has an image of that step.
+- params are logged once; a sample grid is skipped when the run's tag `SAMPLE_STEPS` lists its step.
 
-What researchers see: the experiment is tagged as model training (MLflow 3 otherwise opens it as GenAI); each run has
-a role tag (`gansweep.role`: sweep, trial, donor); sample grids are logged with `log_image(key="samples", step=)` so
-the UI's image view compares arms step by step; a finished trial carries its generator weights (`model/`); the
-parent carries the per-arm summary as a table, the best arm and the report files.
+Which runs, names, tags, params, metrics and artifact paths there are is decided in `sweep.mlflow.layout`; this
+module only writes what it is given, once.
 
 MLflow must never fail a sweep: every call goes through `_call`. A transient error (server unreachable, 5xx, a
 locked database) is retried with exponential backoff; only when it persists does the tracker go offline for the rest
@@ -33,14 +31,12 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sweep.records import MLFLOW_STATUS, OUTCOMES, arm_of, metrics_of
+from sweep.mlflow import layout as L
 from sweep.mlflow.active import source_version
+from sweep.mlflow.layout import DEFAULT_EXPERIMENT, EXPERIMENT_KIND  # noqa: F401  (the CLI and plan read them here)
+from sweep.records import MLFLOW_STATUS, OUTCOMES, metrics_of
 
 DEFAULT_URI = "sqlite:///mlflow.db"  # where a sweep logs unless told otherwise (`sweep.plan.Options`, the CLI)
-DEFAULT_EXPERIMENT = "gansweep"  # the MLflow experiment a sweep logs to unless told otherwise
-EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}  # MLflow 3: open on the runs table
-IMAGE_KEY = "samples"  # log_image key of the sample grids
-MODEL_DIR = "model"  # artifact folder of a trial's final generator weights
 DEFAULT_PATIENCE = 7.5  # seconds a call keeps retrying a transient failure before the tracker goes offline
 
 
@@ -105,17 +101,6 @@ def transient(error: Exception) -> bool:
     return not (isinstance(error, MlflowException) and error.error_code in REQUEST_ERRORS)
 
 
-def _param(v) -> str:
-    if isinstance(v, (list, tuple)):
-        return "+".join(map(str, v)) if v else "none"
-    return str(v)
-
-
-def _eq(key: str, value: str) -> str:
-    """An MLflow filter `key = 'value'` (a quote in the value is escaped the SQL way)."""
-    return f"{key} = '{value.replace(chr(39), chr(39) * 2)}'"
-
-
 @dataclass
 class _Run:
     """What the tracker knows about one MLflow run."""
@@ -124,6 +109,7 @@ class _Run:
     max_step: float = -math.inf  # highest step logged: results at or below it are skipped
     params: set[str] = field(default_factory=set)  # param keys already logged
     artifacts: dict[str, set[str]] = field(default_factory=dict)  # artifact folder -> names, listed on first need
+    sample_steps: set[int] = field(default_factory=set)  # steps whose sample grid it holds (tag `SAMPLE_STEPS`)
     finished: bool = False  # ended (not RUNNING) in MLflow
     diverged: bool = False  # a logged result said diverged=1
     outcome: str | None = None  # the gansweep.outcome it was last finished with
@@ -239,19 +225,17 @@ class SweepTracker:
 
         found = self._sweep_run(sweep_path)
         tags = {k: str(v) for k, v in tags.items()}
-        tags.setdefault("mlflow.source.git.commit", source_version())
-        tags.update({"gansweep.sweep_path": sweep_path, "gansweep.study": study, "gansweep.role": "sweep"})
-        if found:  # a resumed sweep: reopen its parent, keep its original command line
+        tags.setdefault(L.GIT_COMMIT, source_version())
+        tags.update({L.SWEEP_PATH: sweep_path, L.STUDY: study, L.ROLE: "sweep"})
+        if found:  # a resumed sweep: reopen its parent
             run = found
             run_id = run.info.run_id
-            if "gansweep.command" in tags and "gansweep.command" in run.data.tags:
-                tags["gansweep.last_command"] = tags.pop("gansweep.command")
             self.client.update_run(run_id, status="RUNNING")
             logged = set(run.data.params)
         else:
             run_id = self.client.create_run(self._experiment(), run_name=sweep_name).info.run_id
             logged = set()
-        new = [Param(k, _param(v)) for k, v in params.items() if k not in logged]
+        new = [Param(k, L.param_value(v)) for k, v in params.items() if k not in logged]
         self.client.log_batch(run_id, params=new, tags=[RunTag(k, v) for k, v in tags.items()])
         if run_id != self.parent_run_id:
             self._runs, self._children_loaded = {}, not found
@@ -259,10 +243,10 @@ class SweepTracker:
         return run_id
 
     def _sweep_run(self, sweep_path: str):
-        """The parent run of the sweep at `sweep_path` (by its tag `gansweep.sweep_path`; the oldest, should a store
-        hold more), or None."""
-        found = [r for r in self._search(_eq("tags.`gansweep.sweep_path`", sweep_path))
-                 if r.data.tags.get("gansweep.role") == "sweep"]
+        """The parent run of the sweep at `sweep_path` (by its tag `SWEEP_PATH`; the oldest, should a store hold
+        more), or None."""
+        found = [r for r in self._search(L.tag_filter(L.SWEEP_PATH, sweep_path))
+                 if r.data.tags.get(L.ROLE) == "sweep"]
         return min(found, key=lambda r: r.info.start_time) if found else None
 
     def attach(self, sweep_path: str) -> str | None:
@@ -284,33 +268,39 @@ class SweepTracker:
 
     def _load_children(self) -> None:
         """Index the runs that already exist under the parent run (one query), with what each holds."""
-        for r in self._search(_eq("tags.`mlflow.parentRunId`", self.parent_run_id)):
-            tid = r.data.tags.get("gansweep.trial_id")
+        for r in self._search(L.tag_filter(L.PARENT, self.parent_run_id)):
+            tid = r.data.tags.get(L.TRIAL_ID)
             if tid is None or tid in self._runs:
                 continue
             step = r.data.metrics.get("step")  # the latest 'step' value is the highest step logged
-            outcome = r.data.tags.get("gansweep.outcome")
+            outcome = r.data.tags.get(L.OUTCOME)
             self._runs[tid] = _Run(r.info.run_id, max_step=step if step is not None else -math.inf,
                                    params=set(r.data.params), finished=r.info.status != "RUNNING",
-                                   diverged=outcome == "diverged", outcome=outcome)
+                                   diverged=outcome == "diverged", outcome=outcome,
+                                   sample_steps={int(s) for s in r.data.tags.get(L.SAMPLE_STEPS, "").split()})
         self._children_loaded = True
 
     def sweep_summary(self, table=None, metrics: dict | None = None, tags: dict | None = None, files=()) -> None:
         """What the parent run shows: the per-arm summary as a table (`summary.json`, the UI's table view), metrics
-        (best score, reference floor, ...), tags (best arm, notes) and the report files under `report/`."""
+        (best score, reference floor, ...), tags (best arm, notes) and the report files under `report/`. A metric
+        the run already holds with the same value is not logged again (a backfill after a live sweep adds nothing)."""
         if self.parent_run_id is None:
             return
         from mlflow.entities import Metric, RunTag
 
         if table is not None and len(table):
-            self._call(self.client.log_table, self.parent_run_id, table, "summary.json")
+            self._call(self.client.log_table, self.parent_run_id, table, L.SUMMARY_TABLE)
         now = int(time.time() * 1000)
-        values = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items() if v is not None]
+        metrics = {k: float(v) for k, v in (metrics or {}).items() if v is not None}
+        current = self._call(self.client.get_run, self.parent_run_id) if metrics else None
+        held = current.data.metrics if current is not None else {}
+        values = [Metric(k, v, now, 0) for k, v in metrics.items()
+                  if not (k in held and (held[k] == v or (math.isnan(held[k]) and math.isnan(v))))]
         self._call(self.client.log_batch, self.parent_run_id, metrics=values,
                    tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()])
         for path in files or ():
             if os.path.isfile(path):
-                self._call(self.client.log_artifact, self.parent_run_id, str(path), "report")
+                self._call(self.client.log_artifact, self.parent_run_id, str(path), L.REPORT_DIR)
 
     def end_sweep(self, status: str = "FINISHED") -> None:
         """Terminate the parent run. Trial runs this tracker opened that are still RUNNING in MLflow (the sweep was
@@ -335,14 +325,14 @@ class SweepTracker:
             warnings.warn("SweepTracker.trial_started before start_sweep: trials are not tracked", RuntimeWarning,
                           stacklevel=2)
             return None
-        return self._call(self._trial_started, str(trial_id), {k: _param(v) for k, v in params.items()}, run_name,
+        return self._call(self._trial_started, str(trial_id), {k: L.param_value(v) for k, v in params.items()}, run_name,
                           role, dict(tags or {}))
 
     def _trial_started(self, trial_id, params, run_name, role, tags) -> str:
         from mlflow.entities import Param, RunTag
 
-        tags = {**{k: str(v) for k, v in tags.items()}, "mlflow.parentRunId": self.parent_run_id,
-                "gansweep.trial_id": trial_id, "gansweep.role": role, "gansweep.study": str(self.study)}
+        tags = {**{k: str(v) for k, v in tags.items()}, L.PARENT: self.parent_run_id, L.TRIAL_ID: trial_id,
+                L.ROLE: role, L.STUDY: str(self.study)}
         if trial_id not in self._runs and not self._children_loaded:
             self._load_children()
         run = self._runs.get(trial_id)
@@ -376,7 +366,7 @@ class SweepTracker:
         values = {**metrics_of(result), "step": float(step)}
         batch = [Metric(k, v, now, int(step)) for k, v in values.items()]
         if isinstance(result.get("device"), str) and run.max_step == -math.inf:  # where it ran (equal-time budgets)
-            self._call(self.client.log_batch, run.run_id, tags=[RunTag("gansweep.device", result["device"])])
+            self._call(self.client.log_batch, run.run_id, tags=[RunTag(L.DEVICE, result["device"])])
         for i in range(0, len(batch), 1000):  # MLflow's per-batch limit
             self._call(self.client.log_batch, run.run_id, metrics=batch[i:i + 1000])
             if self.failed:
@@ -395,11 +385,10 @@ class SweepTracker:
         return run.artifacts[folder]
 
     def has_grid(self, trial_id: str, step: int) -> bool:
-        """Whether the trial's run already holds the sample grid of `step`."""
+        """Whether the trial's run already holds the sample grid of `step` (its tag `SAMPLE_STEPS` says so: the
+        files `log_image` writes are MLflow's to name)."""
         run = self._run(trial_id)
-        names = self._artifacts(run, "images") if run is not None else None
-        prefix = f"{IMAGE_KEY}+step+{int(step)}+"
-        return bool(names) and any(n.startswith(prefix) for n in names)
+        return run is not None and int(step) in run.sample_steps
 
     def trial_grid(self, trial_id: str, png_path, step: int) -> bool:
         """Log a sample grid as the trial's image `samples` at `step` (the UI's image view); skipped when the file
@@ -411,15 +400,19 @@ class SweepTracker:
 
         with Image.open(png_path) as im:
             image = im.convert("RGB")
-        self._call(self.client.log_image, run.run_id, image, key=IMAGE_KEY, step=int(step), synchronous=True)
+        from mlflow.entities import RunTag
+
+        self._call(self.client.log_image, run.run_id, image, key=L.IMAGE_KEY, step=int(step), synchronous=True)
         if self.failed:
             return False
-        run.artifacts.pop("images", None)  # log_image names its files itself: list again when next asked
+        run.sample_steps.add(int(step))
+        steps = " ".join(map(str, sorted(run.sample_steps)))
+        self._call(self.client.log_batch, run.run_id, tags=[RunTag(L.SAMPLE_STEPS, steps)])
         return True
 
     def trial_weights(self, trial_id: str, path) -> bool:
         """Log the final generator weights (`model/generator.pt`) once. Returns whether they were logged."""
-        return self.trial_artifact(trial_id, path, MODEL_DIR)
+        return self.trial_artifact(trial_id, path, L.MODEL_DIR)
 
     def trial_artifact(self, trial_id: str, path, folder: str) -> bool:
         """Log a file under `folder` of the trial's run, once (skipped when missing or already there)."""
@@ -446,7 +439,7 @@ class SweepTracker:
         from mlflow.entities import RunTag
 
         diverged = outcome == "diverged" or run.diverged
-        tags = [RunTag("gansweep.outcome", outcome), RunTag("gansweep.diverged", str(int(diverged)))]
+        tags = [RunTag(L.OUTCOME, outcome), RunTag(L.DIVERGED, str(int(diverged)))]
         self._call(self.client.log_batch, run.run_id, tags=tags)
         self._call(self.client.set_terminated, run.run_id, MLFLOW_STATUS[outcome])
         run.finished = not self.offline
@@ -461,10 +454,4 @@ class SweepTracker:
         """The MLflow run id of a trial (None when unknown or offline)."""
         run = self._run(trial_id)
         return run.run_id if run else None
-
-
-def mlflow_params(config: dict, *, arm: bool = True) -> dict:
-    """MLflow params of a run: its flat config as strings, plus the arm for a trial (a donor is not an arm)."""
-    params = {k: _param(v) for k, v in config.items()}
-    return {**params, "arm": arm_of(config)} if arm else params
 
