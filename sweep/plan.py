@@ -28,8 +28,8 @@ from gan.config import TrialConfig, flat
 from gan.metrics.schema import direction, rankable
 from search_spaces import Design, GridStudy, OptunaStudy, build_study
 from sweep.mlflow.active import source_version
+from gan import storage
 from sweep.mlflow.tracker import DEFAULT_EXPERIMENT, DEFAULT_PATIENCE, DEFAULT_URI
-from trainables import storage
 
 RECORD = "gansweep.json"
 SCHEDULERS = ("fifo", "asha")

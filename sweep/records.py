@@ -31,12 +31,11 @@ import posixpath
 import re
 import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterable
 
+from gan import storage
 from gan.config import TrialConfig
 from gan.train import grid_step
-from trainables import storage
 from trainables.files import FINAL_SAMPLES_FILE, WEIGHTS_FILE
 
 INPUTS_FILE = "inputs.json"  # the sweep's prepared inputs, written by the driver beside the trials
@@ -211,57 +210,31 @@ class TrialRecord:
 
 
 class SweepFolder:
-    """Read-only access to a sweep folder: a local path, or a URI that pyarrow understands (s3://, gs://, file://)."""
+    """Read-only access to a sweep folder, a local path or a storage URI (reads go through `gan.storage`)."""
 
     def __init__(self, root):
         self.remote = storage.is_uri(root)
         self.root = str(root).rstrip("/") if self.remote else storage.absolute(root)
-        if self.remote:
-            import pyarrow.fs
-
-            self.fs, self.base = pyarrow.fs.FileSystem.from_uri(self.root)
         self._tmp = None
 
     def join(self, *parts) -> str:
         return posixpath.join(self.root, *parts) if self.remote else os.path.join(self.root, *parts)
 
-    def _fs_path(self, path: str) -> str:
-        return self.base + path[len(self.root):]
-
     def listdir(self, path: str | None = None) -> tuple[list[str], list[str]]:
         """(sub-folder names, file names) of `path` (default: the root); empty when it doesn't exist."""
-        path = path or self.root
-        if not self.remote:
-            try:
-                entries = list(os.scandir(path))
-            except (FileNotFoundError, NotADirectoryError):
-                return [], []
-            return sorted(e.name for e in entries if e.is_dir()), sorted(e.name for e in entries if e.is_file())
-        import pyarrow.fs
-
-        infos = self.fs.get_file_info(pyarrow.fs.FileSelector(self._fs_path(path), allow_not_found=True))
-        return (sorted(i.base_name for i in infos if i.type == pyarrow.fs.FileType.Directory),
-                sorted(i.base_name for i in infos if i.type == pyarrow.fs.FileType.File))
+        return storage.listdir(path or self.root)
 
     def read_text(self, path: str) -> str:
-        if not self.remote:
-            return Path(path).read_text()
-        with self.fs.open_input_stream(self._fs_path(path)) as f:
-            return f.read().decode()
+        return storage.read_text(path)
 
     def local(self, path: str) -> str:
-        """A local path to the file at `path` (a remote file is copied to a temporary folder first)."""
+        """A local path to the file at `path` (a remote file is copied to a temporary folder first, once)."""
         if not self.remote:
             return path
         if self._tmp is None:
             self._tmp = tempfile.mkdtemp(prefix="gansweep_sweep_")
         where = hashlib.sha256(path.encode()).hexdigest()[:16]  # one folder per file: the name stays the same
-        dest = os.path.join(self._tmp, where, posixpath.basename(path))
-        if not os.path.exists(dest):
-            os.makedirs(os.path.dirname(dest), exist_ok=True)
-            with self.fs.open_input_stream(self._fs_path(path)) as src, open(dest, "wb") as out:
-                out.write(src.read())
-        return dest
+        return storage.fetch(path, os.path.join(self._tmp, where))
 
 
 def _tune_trials(folder: SweepFolder) -> dict[str, tuple[str, str]]:

@@ -112,7 +112,7 @@ def log_to_parent_run(folder: Path, metrics: dict, files: list[Path], mlflow_uri
     are written anyway; `gansweep report PATH` attaches them later); an unreachable server likewise.
     """
     from sweep.plan import load_record
-    from trainables import storage
+    from gan import storage
 
     try:
         record = load_record(str(folder))

@@ -10,6 +10,7 @@ import os
 import sys
 import tempfile
 
+from gan import storage
 from gan.metrics.schema import metric_key
 from gan.train import grid_name
 from sweep.mlflow import active
@@ -51,7 +52,13 @@ def _make_callback_class():
                 return
             step = trial.last_result.get("step")
             grid = grid_name(step) if step is not None else None
-            with _CheckpointFiles(checkpoint, (WEIGHTS_FILE,) if grid is None else (grid, WEIGHTS_FILE)) as files:
+            names = (WEIGHTS_FILE,) if grid is None else (grid, WEIGHTS_FILE)
+            with tempfile.TemporaryDirectory(prefix="gansweep-ckpt-") as work:
+                try:  # a remote checkpoint's files are copied into `work` for the duration
+                    files = storage.fetch_files(checkpoint.filesystem, checkpoint.path, names, work)
+                except OSError as e:
+                    print(f"gansweep: could not read checkpoint {checkpoint.path}: {e}", file=sys.stderr)
+                    return
                 if grid in files:
                     self.tracker.trial_grid(trial.trial_id, files[grid], step)
                 if files.get(WEIGHTS_FILE):
@@ -70,40 +77,6 @@ def _make_callback_class():
     # Picklable by reference (Tune pickles its RunConfig, callbacks included, into the sweep folder).
     MlflowTuneCallback.__module__, MlflowTuneCallback.__qualname__ = __name__, "MlflowTuneCallback"
     return MlflowTuneCallback
-
-
-class _CheckpointFiles:
-    """Context manager: {name: local path} for the named files of a Tune checkpoint that exist; remote files are
-    copied to a temporary folder for the duration."""
-
-    def __init__(self, checkpoint, names):
-        self.checkpoint, self.names, self._tmp = checkpoint, names, None
-
-    def __enter__(self) -> dict[str, str]:
-        import pyarrow.fs
-
-        fs, base = self.checkpoint.filesystem, self.checkpoint.path.rstrip("/")
-        found = {}
-        try:
-            for name in self.names:
-                src = f"{base}/{name}"
-                if fs.get_file_info(src).type != pyarrow.fs.FileType.File:
-                    continue
-                if isinstance(fs, pyarrow.fs.LocalFileSystem):
-                    found[name] = src
-                    continue
-                if self._tmp is None:
-                    self._tmp = tempfile.TemporaryDirectory()
-                found[name] = os.path.join(self._tmp.name, name)
-                with fs.open_input_stream(src) as f, open(found[name], "wb") as out:
-                    out.write(f.read())
-        except OSError as e:
-            print(f"gansweep: could not read checkpoint {base}: {e}", file=sys.stderr)
-        return found
-
-    def __exit__(self, *exc):
-        if self._tmp is not None:
-            self._tmp.cleanup()
 
 
 def progress_reporter(metric: str, extractor: str):

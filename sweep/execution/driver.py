@@ -35,7 +35,7 @@ from sweep.plan import RECORD, Options, Plan, configs_changed, load_record, plan
 from sweep.records import (DRIVER_FILE, INPUTS_FILE, read_driver, read_sweep, sweep_status, trial_dirname,
                            trial_name)
 from sweep.report.write import write_report
-from trainables import storage
+from gan import storage
 from trainables.inputs import data_key, input_key, load_real_sets, prepare_inputs
 
 

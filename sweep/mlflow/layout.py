@@ -182,7 +182,7 @@ def log_donor(tracker, donor: dict) -> None:
     import os
 
     from gan.train import grid_name
-    from trainables import storage
+    from gan import storage
 
     trial_id, run_name, params, tags = donor_run(donor)
     tracker.trial_started(trial_id, params, run_name, role="donor", tags=tags)
