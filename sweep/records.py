@@ -192,7 +192,7 @@ class TrialRecord:
     grids: list[SampleGrid] = field(default_factory=list)  # sample grids of the checkpoints still on disk, by step
     weights: str | None = None  # the final generator weights (generator.pt), once the trial finished
     final_samples: str | None = None  # its final evaluation samples (a gan.imagetable Parquet table)
-    device: str | None = None  # where it ran: the `device` its first report names
+    text: dict[str, str] = field(default_factory=dict)  # its first report's text values: device, data digests
 
     @property
     def last(self) -> dict:
@@ -289,7 +289,8 @@ def read_trial(folder: SweepFolder, name: str, tune_state: tuple[str, str] | Non
         outcome=outcome(last, config, status=status, error=bool({"error.txt", "error.pkl"} & set(files))),
         history=[{**metrics_of(r), "step": r.get("step")} for r in rows], status=status,
         timeline=[ReportLine.of(r) for r in lines], grids=sorted(grids, key=lambda g: g.step), weights=weights,
-        final_samples=final, device=next((r["device"] for r in lines if isinstance(r.get("device"), str)), None))
+        final_samples=final, text={k: v for k, v in (lines[0] if lines else {}).items()
+                                   if isinstance(v, str) and k not in TUNE_KEYS})
 
 
 def read_inputs(path) -> list[dict]:

@@ -1,6 +1,7 @@
 """One MLflow layout: the same smoke sweep run live and run while MLflow was unreachable, then backfilled with
 `gansweep report PATH --mlflow-uri`, leaves two stores that hold the same runs, params, tags, metric keys and
-histories, and artifact paths (read back with MlflowClient; ids, timestamps and the sweep's own path aside)."""
+histories, artifact paths and dataset inputs (read back with MlflowClient; ids, timestamps and the sweep's own path
+aside)."""
 
 from __future__ import annotations
 
@@ -52,6 +53,8 @@ def snapshot(uri: str, sweep_path: str) -> dict:
             "status": r.info.status, "params": r.data.params, "tags": tags,
             "history": {k: [m.step for m in client.get_metric_history(r.info.run_id, k)] for k in r.data.metrics},
             "artifacts": sorted(_IMAGE_NAME.sub("", p) for p in _artifacts(client, r.info.run_id)),
+            "datasets": sorted((d.dataset.name, d.dataset.digest, tuple((t.key, t.value) for t in d.tags))
+                               for d in r.inputs.dataset_inputs),
         }
     return out
 
@@ -68,3 +71,6 @@ def test_a_backfilled_store_equals_a_live_one(tmp_path):
     assert sorted(a) == sorted(b)
     for name in a:
         assert a[name] == b[name], name
+    trials = [v for v in a.values() if v.get("tags", {}).get("gansweep.role") == "trial"]
+    assert len(trials) == len(ARMS) and all(len(t["datasets"]) == 2 for t in trials)  # training and evaluation
+    assert a["experiment"]["mlflow.experiment.primaryMetric.name"] == live.metric

@@ -127,8 +127,9 @@ def log_to_parent_run(folder: Path, metrics: dict, files: list[Path], mlflow_uri
     if uri.startswith(prefix) and not Path(uri[len(prefix):]).is_file():
         return f"MLflow: not logged (no store at {uri}; give --mlflow-uri)"
     from sweep.mlflow import tracker as tracking
+    from sweep.mlflow.layout import DEFAULT_EXPERIMENT
 
-    tracker = tracking.SweepTracker(uri, experiment_name=options.get("experiment", tracking.DEFAULT_EXPERIMENT))
+    tracker = tracking.SweepTracker(uri, experiment_name=options.get("experiment", DEFAULT_EXPERIMENT))
     if tracker.attach(sweep_path) is None:
         if tracker.offline:
             return f"MLflow: not logged (run `gansweep survey-results {folder}` again when {uri} is up)"

@@ -32,7 +32,7 @@ from sweep.mlflow import active, layout
 from sweep.mlflow.tracker import SweepTracker, backoff_for
 from sweep.mlflow.backfill import backfill
 from sweep.plan import RECORD, Options, Plan, configs_changed, load_record, plan_for_resume, plan_from_record
-from sweep.records import (DRIVER_FILE, INPUTS_FILE, read_driver, read_sweep, sweep_status, trial_dirname,
+from sweep.records import (DRIVER_FILE, INPUTS_FILE, SweepFolder, read_driver, read_sweep, sweep_status, trial_dirname,
                            trial_name)
 from sweep.report.write import write_report
 from gan import storage
@@ -320,6 +320,16 @@ def _report(plan: Plan, tracker) -> list[Path]:
         seeds.setdefault(cfg.arm, set()).add(cfg.seed)
     layout.log_answer(tracker, rep.summary.drop(columns=["context"]), rep.best, plan.metric, plan.design.group_by,
                       min(map(len, seeds.values())) if seeds else None, rep.metrics, rep.files)
+    records = read_sweep(plan.path)
+    study = getattr(plan, "study", None)
+    if study is not None and study.kind == "optuna":  # how much each searched field explains of the metric
+        layout.log_importances(tracker, study.importances(
+            [(r.config, r.last[plan.metric]) for r in records if r.outcome == "finished" and plan.metric in r.last],
+            plan.mode))
+    try:
+        layout.log_arm_grids(tracker, records, SweepFolder(plan.path))
+    except OSError as e:  # an unreadable grid: the rest of the answer is on the parent already
+        print(f"gansweep: the parent run's per-step image of every arm not logged: {e}", file=sys.stderr)
     return rep.files
 
 

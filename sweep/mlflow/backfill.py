@@ -31,8 +31,8 @@ def backfill(sweep_path, tracker: SweepTracker) -> dict[str, int]:
         if tracker.trial_started(record.trial_id, params, layout.trial_run_name(record.config, record.trial_id)) is None:
             break  # offline
         counts["runs_created"] += not existed
-        for row in record.history:
-            row = {**row, "device": record.device} if record.device else row
+        for row in record.history:  # with the text the live callback saw in each result (device, data digests)
+            row = {**record.text, **row}
             counts["metrics_logged"] += tracker.trial_result(record.trial_id, row)
         for grid in record.grids:
             if grid.step is not None and not tracker.has_grid(record.trial_id, grid.step):

@@ -22,12 +22,23 @@ path knows only at run time (the command line, the resources) is therefore kept 
 
 from __future__ import annotations
 
+import json
+
 from sweep.records import arm_of, trial_name
+from trainables.files import DATA_DIGEST, REFERENCE_DIGEST
 
 # --- the experiment ------------------------------------------------------------------------------------------------
 
 DEFAULT_EXPERIMENT = "gansweep"  # the MLflow experiment a sweep logs to unless told otherwise
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}  # MLflow 3: open on the runs table
+PRIMARY_METRIC = "mlflow.experiment.primaryMetric.name"  # the metric MLflow's default charts plot
+GREATER_IS_BETTER = "mlflow.experiment.primaryMetric.greaterIsBetter"  # "true" / "false"
+
+
+def experiment_tags(metric: str, mode: str) -> dict[str, str]:
+    """The experiment's tags for a sweep ranked by `metric` (`mode` min or max): model training, and the ranking
+    metric as the primary metric (the last sweep's, when sweeps of one experiment rank differently)."""
+    return {**EXPERIMENT_KIND, PRIMARY_METRIC: metric, GREATER_IS_BETTER: "true" if mode == "max" else "false"}
 
 # --- tags ----------------------------------------------------------------------------------------------------------
 
@@ -53,10 +64,23 @@ VERDICT = "gansweep.verdict"  # + ".<group values>": the report's verdict for th
 
 # --- artifacts, images, params -------------------------------------------------------------------------------------
 
+def artifact_location(tracking_uri: str) -> str | None:
+    """Artifacts of a sqlite store go beside its database file (`<dir>/mlruns`), wherever the sweep was started
+    from; a server decides for itself (None)."""
+    from pathlib import Path
+
+    prefix = "sqlite:///"
+    if not tracking_uri.startswith(prefix):
+        return None
+    return (Path(tracking_uri[len(prefix):]).expanduser().resolve().parent / "mlruns").as_uri()
+
+
 IMAGE_KEY = "samples"  # log_image key of the sample grids
+ARMS_KEY = "arms"  # log_image key of the parent's per-step image of every arm's grid (`log_arm_grids`)
 MODEL_DIR = "model"  # artifact folder of a trial's final generator weights
 REPORT_DIR = "report"  # artifact folder of the report's files on the parent run
 SUMMARY_TABLE = "summary.json"  # the per-arm table on the parent run (the UI's table view)
+IMPORTANCES_TABLE = "importances.json"  # an Optuna study's hyperparameter importances on the parent run
 METRIC, MODE = "metric", "mode"  # parent params: the ranking metric and its direction
 
 
@@ -96,8 +120,6 @@ def sweep_params(record: dict, trials: int) -> dict[str, str]:
 def sweep_tags(driver: dict) -> dict[str, str]:
     """The parent run's tags from what the driver recorded (`sweep.records.read_driver`): the command that started
     the sweep, the last one that resumed it, and the resources per trial and of the cluster."""
-    import json
-
     tags = {COMMAND: driver.get("command"), LAST_COMMAND: driver.get("last_command"),
             TRIAL_RESOURCES: json.dumps(driver["trial_resources"]) if "trial_resources" in driver else None,
             CLUSTER_RESOURCES: json.dumps(driver["cluster_resources"]) if "cluster_resources" in driver else None}
@@ -135,6 +157,32 @@ def answer(best_rows: list[dict], metric: str, group_by: tuple[str, ...], seeds_
     return metrics, tags
 
 
+# --- datasets ------------------------------------------------------------------------------------------------------
+
+CONTEXT = "mlflow.data.context"  # MLflow's input tag: what a run used a dataset for
+TRAINING, EVALUATION = "training", "evaluation"  # contexts: the set a GAN trains on, the reference it is scored on
+DATASET_SOURCE = "gansweep"  # source type of the datasets (images gansweep composed from a source)
+
+
+def dataset_inputs(params: dict, result: dict) -> list[tuple[dict, str]]:
+    """A trial's MLflow dataset inputs, from its params and a result carrying the data digests (the trainable's
+    `DATA_DIGEST` / `REFERENCE_DIGEST`): [(the Dataset's fields, context)]. The training set is named by its source
+    and arm (`lfw-subset: hflip@64`), the reference by its source; each digest is the image hash of its images, so
+    two runs trained on the same images show the same dataset."""
+    if DATA_DIGEST not in result:
+        return []
+    source = params.get("dataset", "?")
+    origin = json.dumps({"dataset": source, "n_real": params.get("n_real"), "seed": params.get("seed")})
+    n_aug = int(params.get("n_aug", 0) or 0) if not params.get("method") else 0
+    rows = int(params.get("n_real", 0) or 0) + n_aug
+    out = [({"name": f"{source}: {params.get('arm', '?')}", "digest": result[DATA_DIGEST],
+             "source_type": DATASET_SOURCE, "source": origin, "profile": json.dumps({"num_rows": rows})}, TRAINING)]
+    if REFERENCE_DIGEST in result:
+        out.append(({"name": f"{source}: reference", "digest": result[REFERENCE_DIGEST],
+                     "source_type": DATASET_SOURCE, "source": origin}, EVALUATION))
+    return out
+
+
 # --- trial and donor runs ------------------------------------------------------------------------------------------
 
 
@@ -160,9 +208,13 @@ def donor_run(donor: dict) -> tuple[str, str, dict[str, str], dict[str, str]]:
 
 
 def open_sweep(tracker, name: str, path: str, record: dict, trials: int, driver: dict) -> str | None:
-    """Create (or reopen) the sweep's parent run with its params and tags; its id, None offline."""
-    return tracker.start_sweep(name, path, record["study"], params=sweep_params(record, trials),
-                               tags=sweep_tags(driver))
+    """Create (or reopen) the sweep's parent run with its params and tags, and tag the experiment
+    (`experiment_tags`); its id, None offline."""
+    run_id = tracker.start_sweep(name, path, record["study"], params=sweep_params(record, trials),
+                                 tags=sweep_tags(driver))
+    if run_id is not None:
+        tracker.tag_experiment(experiment_tags(record["metric"], record["mode"]))
+    return run_id
 
 
 def log_inputs(tracker, entries: list[dict]) -> None:
@@ -199,3 +251,44 @@ def log_answer(tracker, table, best_rows: list[dict], metric: str, group_by: tup
     (`metrics`) and its files."""
     answer_metrics, tags = answer(best_rows, metric, group_by, seeds_per_arm)
     tracker.sweep_summary(table, metrics={**answer_metrics, **metrics}, tags=tags, files=files)
+
+
+def log_importances(tracker, importances: dict[str, float]) -> None:
+    """An Optuna study's hyperparameter importances of the ranking metric on the parent run: the table
+    `importances.json` (field, importance; most important first) and one metric `importance.<field>` each."""
+    if not importances:
+        return
+    import pandas as pd
+
+    ranked = sorted(importances.items(), key=lambda kv: -kv[1])
+    table = pd.DataFrame({"field": [k for k, _ in ranked], "importance": [float(v) for _, v in ranked]})
+    tracker.sweep_summary(table, metrics={f"importance.{k}": v for k, v in ranked}, table_file=IMPORTANCES_TABLE)
+
+
+def log_arm_grids(tracker, records, folder) -> int:
+    """On the parent run, per evaluation step, one image of every arm's sample grid (image `ARMS_KEY`): one row per
+    arm, the grid of its lowest seed that has one at that step, so all arms compare step by step on one page (the
+    UI's image view of trial runs shows at most 10 runs). Returns how many images were logged."""
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image
+
+    from sweep.report.mosaic import Row, compose
+
+    by_step: dict[int, dict[str, tuple[int, str]]] = {}
+    for record in records:
+        for grid in record.grids:
+            chosen = by_step.setdefault(grid.step, {}).get(record.arm)
+            if chosen is None or record.seed < chosen[0]:
+                by_step[grid.step][record.arm] = (record.seed, grid.path)
+    logged = 0
+    with tempfile.TemporaryDirectory(prefix="gansweep-arms-") as work:
+        for step, arms in sorted(by_step.items()):
+            rows = []
+            for arm, (seed, path) in sorted(arms.items()):
+                with Image.open(folder.local(path)) as im:
+                    rows.append(Row((arm, f"seed {seed}"), np.asarray(im.convert("RGB")).transpose(2, 0, 1)[None]))
+            logged += tracker.sweep_image(compose(rows, Path(work) / f"arms-{step}.png"), step)
+    return logged
