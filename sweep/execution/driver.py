@@ -3,10 +3,10 @@
 The flow of `run_sweep`: write the plan's record (`gansweep.json`), load every real set here (bad data fails in one
 line before Ray starts), start the MLflow parent run, prepare each distinct input once (reference statistics, the
 donor GAN for `generated`) as Ray tasks, then fit a Tuner whose trials share those inputs through the object store.
-`resume_sweep` rebuilds the plan from its record (refused when today's code resolves other configs) and restores
-the Tuner, running only what did not finish. Both end with the report, and say whether every trial came through
-(`sweep.records.sweep_status`): a failed or unfinished trial makes the sweep FAILED (exit 1); a diverged GAN is a
-result.
+A resume (`run_sweep(..., resume=True)` on `sweep.plan.plan_for_resume`'s plan, refused when today's code resolves
+other configs) restores the Tuner, running only what did not finish. Both end with the report, and say whether
+every trial came through (`sweep.records.sweep_status`): a failed or unfinished trial makes the sweep FAILED (exit
+1); a diverged GAN is a result.
 
 Ray is imported where it is used (it takes seconds), and so is the in-process runner, which imports Ray Tune
 through the trainable: `gansweep run` reaches `check_new` and `check_data` without it.
@@ -27,11 +27,10 @@ from gan.imagetable import write_image_table
 from gan.metrics.schema import leakage_keys
 from gan.runtime import CUBLAS_WORKSPACE, select_device
 from sweep.execution import orphans
-from sweep.execution.callback import MlflowTuneCallback, progress_reporter
 from sweep.mlflow import active, layout
 from sweep.mlflow.tracker import SweepTracker, backoff_for
 from sweep.mlflow.backfill import backfill
-from sweep.plan import RECORD, Options, Plan, configs_changed, load_record, plan_for_resume, plan_from_record
+from sweep.plan import RECORD, Options, Plan, configs_changed, load_record, plan_from_record
 from sweep.records import (DRIVER_FILE, INPUTS_FILE, SweepFolder, read_driver, read_sweep, sweep_status, trial_dirname,
                            trial_name)
 from sweep.report.write import write_report
@@ -207,7 +206,8 @@ INPUT_FIELDS = ("dataset", "n_real", "n_heldout", "image_size", "seed", "extract
 def _tuner(plan: Plan, inputs: dict, resources: dict, resume: bool):
     from ray import tune
 
-    from trainables.arm import train_arm  # imports Ray
+    from sweep.execution.callback import MlflowTuneCallback, progress_reporter  # import Ray Tune
+    from trainables.arm import train_arm
 
     trainable = tune.with_resources(tune.with_parameters(train_arm, inputs=inputs), resources)
     if resume:
@@ -333,13 +333,6 @@ def _report(plan: Plan, tracker) -> list[Path]:
     return rep.files
 
 
-def resume_sweep(path: str, *, address: str | None = None, mlflow_uri: str | None = None) -> SweepResult:
-    """Continue a sweep whose driver died: finished trials stay, the rest restart from their last checkpoint. A new
-    `mlflow_uri` takes everything from here on (backfilled first). Refused (ValueError, before anything runs) when
-    today's code resolves the sweep to other configs than it was started with (`sweep.plan.plan_for_resume`)."""
-    return run_sweep(plan_for_resume(path, address=address, mlflow_uri=mlflow_uri), resume=True)
-
-
 def report_sweep(path: str, *, metric: str | None = None, mode: str | None = None, mlflow_uri: str | None = None,
                  mlflow: bool = True) -> list[Path]:
     """Write the report of the sweep at `path`; with `mlflow`, first backfill whatever MLflow missed (a server that
@@ -362,4 +355,4 @@ def report_sweep(path: str, *, metric: str | None = None, mode: str | None = Non
     return files
 
 
-__all__ = ["SweepResult", "run_sweep", "resume_sweep", "report_sweep", "check_new", "check_data"]
+__all__ = ["SweepResult", "run_sweep", "report_sweep", "check_new", "check_data"]
