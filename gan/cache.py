@@ -15,6 +15,8 @@ from typing import Callable, TypeVar
 
 import torch
 
+from gan import storage
+
 T = TypeVar("T")
 
 CACHE_ENV = "GANSWEEP_CACHE"  # env var moving the cache root
@@ -47,8 +49,6 @@ def read_cached(path: Path, parse: Callable[[dict], T], valid: Callable[[T], boo
 
 
 def write_cached(path: Path, data: dict) -> None:
-    """Write a dict of tensors, numbers and strings atomically (a temporary file, then os.replace)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(data, tmp)
-    os.replace(tmp, path)
+    """Write a dict of tensors, numbers and strings atomically (`gan.storage.atomic`)."""
+    with storage.atomic(path) as tmp:
+        torch.save(data, tmp)

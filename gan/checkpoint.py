@@ -14,12 +14,11 @@ live in `gan.train`.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
+from gan import storage
 from gan.config import TrialConfig, flat
 from gan.daug import GEN_NETS, DAug, ema_copy
 from gan.methods import build_networks, method_of
@@ -157,12 +156,9 @@ def build_state(cfg: TrialConfig, device: torch.device | None = None) -> TrainSt
 
 
 def _save_atomically(payload: dict, path) -> None:
-    """torch.save to a temporary file beside `path`, then os.replace: a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    """torch.save through `gan.storage.atomic`: a crash never leaves half a file."""
+    with storage.atomic(path) as tmp:
+        torch.save(payload, tmp)
 
 
 def save_state(state: TrainState, path) -> None:

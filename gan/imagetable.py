@@ -10,12 +10,13 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from gan import storage
 
 FORMAT_VERSION = 1  # of the table layout (the preprocessing version lives in gan.realsets)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
@@ -118,7 +119,7 @@ def _unpng(data: bytes) -> torch.Tensor:
 
 
 def write_image_table(path, imageset: ImageSet, metadata: dict | None = None) -> None:
-    """Write an ImageSet as Parquet (columns png, source, da_type, index), atomically (tmp file + os.replace).
+    """Write an ImageSet as Parquet (columns png, source, da_type, index), atomically (`gan.storage.atomic`).
 
     `metadata` (JSON-serialisable) is stored in the schema metadata; read it back with `read_image_metadata`.
     """
@@ -137,16 +138,8 @@ def write_image_table(path, imageset: ImageSet, metadata: dict | None = None) ->
     })
     info = dict(format=FORMAT_VERSION, shape=list(images.shape), metadata=metadata or {})
     table = table.replace_schema_metadata({TABLE_KEY: json.dumps(info).encode()})
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with storage.atomic(path) as tmp:
         pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _table_info(schema, path) -> dict:

@@ -318,6 +318,29 @@ class OptunaStudy:
         """The configs a resolved plan holds (and a dry run prints): a few sampled points stand for the space."""
         return self.preview(min(self.num_samples, self.PLANNED))
 
+    def importances(self, results: list[tuple[dict, float]], mode: str | None = None) -> dict[str, float]:
+        """Optuna's hyperparameter importances (`optuna.importance.get_param_importances`, fANOVA seeded with 0) of
+        a metric over the searched fields, from finished trials' (flat config, value), which are replayed into an
+        in-memory study through `define_by_run` (its suggested names are TrialConfig fields). A field some trials
+        do not suggest (`n_aug` without DA) is left out, as Optuna does; {} with under two distinct values."""
+        results = [(c, float(v)) for c, v in results if v == v]  # NaN: no value to explain
+        if len({v for _, v in results}) < 2:
+            return {}
+        with _quiet_optuna() as optuna:
+            study = optuna.create_study(direction="maximize" if (mode or self.mode) == "max" else "minimize")
+            for config, value in results:
+                study.enqueue_trial(config)
+                trial = study.ask()
+                try:
+                    self.define_by_run(trial)  # Optuna refuses an enqueued value outside a choice
+                    if any(config.get(k) != v for k, v in trial.params.items()):
+                        raise ValueError("a suggestion differs from it")
+                except ValueError as e:
+                    raise ValueError(f"trial config {config} is not a point of {self.name}'s space ({e})") from e
+                study.tell(trial, value)
+            evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+            return dict(optuna.importance.get_param_importances(study, evaluator=evaluator))
+
     def restrict(self, only: list[str]) -> "OptunaStudy":
         raise ValueError(f"--only picks arms of a grid study; {self.name} is an Optuna search")
 

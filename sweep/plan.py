@@ -28,8 +28,9 @@ from gan.config import TrialConfig, flat
 from gan.metrics.schema import direction, rankable
 from search_spaces import Design, GridStudy, OptunaStudy, build_study
 from sweep.mlflow.active import source_version
-from sweep.mlflow.tracker import DEFAULT_EXPERIMENT, DEFAULT_PATIENCE, DEFAULT_URI
-from trainables import storage
+from gan import storage
+from sweep.mlflow.layout import DEFAULT_EXPERIMENT
+from sweep.mlflow.tracker import DEFAULT_PATIENCE, DEFAULT_URI
 
 RECORD = "gansweep.json"
 SCHEDULERS = ("fifo", "asha")

@@ -4,7 +4,9 @@ outcome rule and how an outcome shows in MLflow.
 A sweep folder (a local path or a storage URI such as s3://...), as Tune or the in-process runner leaves it:
 
     <SWEEP>/gansweep.json                  the resolved plan (`sweep.plan`)
-    <SWEEP>/inputs.json                    what the driver prepared per input (`INPUTS_FILE`): reference, floor
+    <SWEEP>/inputs.json                    what the driver prepared per input (`INPUTS_FILE`): reference, floor,
+                                           donor
+    <SWEEP>/driver.json                    the commands that ran it and their resources (`DRIVER_FILE`)
     <SWEEP>/experiment_state-*.json        Tune's state, read through its public `tune.ExperimentAnalysis`
     <SWEEP>/<trial>/params.json            the trial's flat TrialConfig
     <SWEEP>/<trial>/result.json            one JSON line per report; a restored trial repeats steps (the last wins)
@@ -29,15 +31,15 @@ import posixpath
 import re
 import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterable
 
+from gan import storage
 from gan.config import TrialConfig
 from gan.train import grid_step
-from trainables import storage
 from trainables.files import FINAL_SAMPLES_FILE, WEIGHTS_FILE
 
 INPUTS_FILE = "inputs.json"  # the sweep's prepared inputs, written by the driver beside the trials
+DRIVER_FILE = "driver.json"  # what the driver ran with: its command lines and resources (`read_driver`)
 
 # --- outcomes -----------------------------------------------------------------------------------------------------
 
@@ -199,6 +201,7 @@ class TrialRecord:
     grids: list[SampleGrid] = field(default_factory=list)  # sample grids of the checkpoints still on disk, by step
     weights: str | None = None  # the final generator weights (generator.pt), once the trial finished
     final_samples: str | None = None  # its final evaluation samples (a gan.imagetable Parquet table)
+    text: dict[str, str] = field(default_factory=dict)  # its first report's text values: device, data digests
 
     @property
     def last(self) -> dict:
@@ -216,57 +219,31 @@ class TrialRecord:
 
 
 class SweepFolder:
-    """Read-only access to a sweep folder: a local path, or a URI that pyarrow understands (s3://, gs://, file://)."""
+    """Read-only access to a sweep folder, a local path or a storage URI (reads go through `gan.storage`)."""
 
     def __init__(self, root):
         self.remote = storage.is_uri(root)
         self.root = str(root).rstrip("/") if self.remote else storage.absolute(root)
-        if self.remote:
-            import pyarrow.fs
-
-            self.fs, self.base = pyarrow.fs.FileSystem.from_uri(self.root)
         self._tmp = None
 
     def join(self, *parts) -> str:
         return posixpath.join(self.root, *parts) if self.remote else os.path.join(self.root, *parts)
 
-    def _fs_path(self, path: str) -> str:
-        return self.base + path[len(self.root):]
-
     def listdir(self, path: str | None = None) -> tuple[list[str], list[str]]:
         """(sub-folder names, file names) of `path` (default: the root); empty when it doesn't exist."""
-        path = path or self.root
-        if not self.remote:
-            try:
-                entries = list(os.scandir(path))
-            except (FileNotFoundError, NotADirectoryError):
-                return [], []
-            return sorted(e.name for e in entries if e.is_dir()), sorted(e.name for e in entries if e.is_file())
-        import pyarrow.fs
-
-        infos = self.fs.get_file_info(pyarrow.fs.FileSelector(self._fs_path(path), allow_not_found=True))
-        return (sorted(i.base_name for i in infos if i.type == pyarrow.fs.FileType.Directory),
-                sorted(i.base_name for i in infos if i.type == pyarrow.fs.FileType.File))
+        return storage.listdir(path or self.root)
 
     def read_text(self, path: str) -> str:
-        if not self.remote:
-            return Path(path).read_text()
-        with self.fs.open_input_stream(self._fs_path(path)) as f:
-            return f.read().decode()
+        return storage.read_text(path)
 
     def local(self, path: str) -> str:
-        """A local path to the file at `path` (a remote file is copied to a temporary folder first)."""
+        """A local path to the file at `path` (a remote file is copied to a temporary folder first, once)."""
         if not self.remote:
             return path
         if self._tmp is None:
             self._tmp = tempfile.mkdtemp(prefix="gansweep_sweep_")
         where = hashlib.sha256(path.encode()).hexdigest()[:16]  # one folder per file: the name stays the same
-        dest = os.path.join(self._tmp, where, posixpath.basename(path))
-        if not os.path.exists(dest):
-            os.makedirs(os.path.dirname(dest), exist_ok=True)
-            with self.fs.open_input_stream(self._fs_path(path)) as src, open(dest, "wb") as out:
-                out.write(src.read())
-        return dest
+        return storage.fetch(path, os.path.join(self._tmp, where))
 
 
 def _tune_trials(folder: SweepFolder) -> dict[str, tuple[str, str]]:
@@ -321,7 +298,8 @@ def read_trial(folder: SweepFolder, name: str, tune_state: tuple[str, str] | Non
         outcome=outcome(last, config, status=status, error=bool({"error.txt", "error.pkl"} & set(files))),
         history=[{**metrics_of(r), "step": r.get("step")} for r in rows], status=status,
         timeline=[ReportLine.of(r) for r in lines], grids=sorted(grids, key=lambda g: g.step), weights=weights,
-        final_samples=final)
+        final_samples=final, text={k: v for k, v in (lines[0] if lines else {}).items()
+                                   if isinstance(v, str) and k not in TUNE_KEYS})
 
 
 def read_inputs(path) -> list[dict]:
@@ -331,6 +309,15 @@ def read_inputs(path) -> list[dict]:
     if INPUTS_FILE not in folder.listdir()[1]:
         return []
     return json.loads(folder.read_text(folder.join(INPUTS_FILE)))
+
+
+def read_driver(path) -> dict:
+    """The driver's `driver.json`: `command` (the command line that started the sweep), `last_command` (the last
+    resume's), `trial_resources` and `cluster_resources`; {} before it exists."""
+    folder = SweepFolder(path)
+    if DRIVER_FILE not in folder.listdir()[1]:
+        return {}
+    return json.loads(folder.read_text(folder.join(DRIVER_FILE)))
 
 
 def reference_table(path) -> str | None:

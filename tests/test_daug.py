@@ -272,7 +272,7 @@ def test_paper_presets_and_demo_daug_have_the_arms():
 
 def test_mlflow_params_and_the_report_say_which_generator_was_scored():
     from gan.config import flat
-    from sweep.mlflow.tracker import mlflow_params
+    from sweep.mlflow.layout import trial_params as mlflow_params
     from sweep.report.write import generator_note
 
     assert mlflow_params(flat(TrialConfig()))["scored_generator"] == "ema"

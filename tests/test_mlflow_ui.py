@@ -1,6 +1,7 @@
 """`gansweep ui` on a finished smoke sweep, opened in headless Chromium (Debian's chromium + chromium-driver, driven
 by Selenium): the link it prints opens MLflow on the runs table (not the GenAI pages), the table shows the sweep's
-parent run and, listed flat by the ranking metric, every trial; a trial's page shows its sample grid."""
+parent run and, listed flat by the ranking metric, every trial with its training set in the Dataset column; a
+trial's page shows its sample grid, and the parent's page its per-step image of every arm's grid."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def sweep(tmp_path_factory):
     plan = resolve_plan("demo-grid", seeds=1, overrides=TINY, only=("none", "hflip@64"),
                         options=Options(storage=str(root / "results"), name="smoke", in_process=True, verbose=0,
                                         mlflow_uri=f"sqlite:///{root}/mlflow.db"))
-    assert run_sweep(plan, report=False).ok
+    assert run_sweep(plan).ok  # with the report: the parent's answer and its image of every arm
     return plan
 
 
@@ -54,7 +55,7 @@ def _wait_text(driver, needles, timeout=60.0) -> str:
         time.sleep(0.5)
 
 
-def test_runs_table_and_a_trials_sample_grid(sweep, ui):
+def test_runs_table_datasets_and_sample_grids(sweep, ui):
     port, printed = ui
     links = dict(re.findall(r"^\s+(.+?):\s+(http\S+)$", "".join(printed), re.M))
     runs_link = links["runs table"]
@@ -73,22 +74,35 @@ def test_runs_table_and_a_trials_sample_grid(sweep, ui):
         assert "Run Name" in text and parent.info.run_name in text, text[:2000]
         assert "Token Usage" not in text and "Tokens per Trace" not in text
         driver.get(flat_link)
-        text = _wait_text(driver, names)
+        # every trial, and the Dataset column filled with its training set (`sweep.mlflow.layout.dataset_inputs`)
+        trained_on = sorted(f"{r.data.params['dataset']}: {r.data.params['arm']}" for r in children)
+        text = _wait_text(driver, names + ["Dataset"] + trained_on)
         assert all(name in text for name in names), text[:2000]
+        assert "Dataset" in text and all(t in text for t in trained_on), text[:2000]
 
         child = children[0]
-        grids = [a.path for a in client.list_artifacts(child.info.run_id, "images") if a.path.endswith(".png")]
-        driver.get(f"http://127.0.0.1:{port}/#/experiments/{parent.info.experiment_id}/runs/{child.info.run_id}"
-                   f"/artifacts/{grids[-1]}?workflowType=machine_learning")
-        deadline = time.time() + 60
-        shown = []
-        while time.time() < deadline and not shown:
-            shown = [im for im in driver.find_elements("tag name", "img")
-                     if (im.get_attribute("src") or "").startswith("blob:") and im.get_property("naturalWidth")]
-            time.sleep(0.5)
-        assert shown, "the sample grid did not render"
-        from PIL import Image
+        grid = _render_image(driver, client, port, child)
+        # the parent's per-step image of every arm (`sweep.mlflow.layout.log_arm_grids`): both arms' grids stacked
+        both = _render_image(driver, client, port, parent)
+        assert both.height >= 2 * grid.height and both.width > grid.width
 
-        local = client.download_artifacts(child.info.run_id, grids[-1])
-        with Image.open(local) as im:
-            assert shown[0].get_property("naturalWidth") == im.width  # the grid itself, decoded by the browser
+
+def _render_image(driver, client, port, run):
+    """Open the run's last logged image on its artifact page; assert the browser decoded it at its own width, and
+    return it (as PIL reads the artifact)."""
+    from PIL import Image
+
+    pngs = [a.path for a in client.list_artifacts(run.info.run_id, "images") if a.path.endswith(".png")]
+    assert pngs, f"{run.info.run_name} has no image"
+    driver.get(f"http://127.0.0.1:{port}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+               f"/artifacts/{pngs[-1]}?workflowType=machine_learning")
+    deadline = time.time() + 60
+    shown = []
+    while time.time() < deadline and not shown:
+        shown = [im for im in driver.find_elements("tag name", "img")
+                 if (im.get_attribute("src") or "").startswith("blob:") and im.get_property("naturalWidth")]
+        time.sleep(0.5)
+    assert shown, f"the image of {run.info.run_name} did not render"
+    with Image.open(client.download_artifacts(run.info.run_id, pngs[-1])) as im:
+        assert shown[0].get_property("naturalWidth") == im.width  # the image itself, decoded by the browser
+        return im.copy()

@@ -28,7 +28,7 @@ from sweep.survey import REAL, create_app, pool_from_records, selection_rates, s
 from sweep.survey.app import COOKIE
 from sweep.survey.render import markdown, plot
 from sweep.survey.stats import results_of_votes, selection_table
-from trainables import storage
+from gan import storage
 from tests.test_survey_cli import fake_sweep_dir, run
 from tests.test_survey_pool import COLOURS, trial, write_samples
 from tests.test_survey_stats import binomial_p_by_hand, match, wilson_by_hand

@@ -199,10 +199,18 @@ def test_optuna_study(tmp_path, in_process):
                    in_process=in_process, verbose=0)
     sweep = resolve_plan("optuna-da", num_samples=3, options=opts,
                          overrides={**TINY, "dataset": "lfw-subset", "n_real": 100, "extractor": "effnet"})
-    run_sweep(sweep, report=False)
+    run_sweep(sweep, report=in_process)  # in-process with the report: the parent gets Optuna's importances
     opts = sweep.options
     records = read_sweep(sweep.path)
     assert len(records) == 3 and all(r.last["step"] == 4 for r in records)
+    if in_process:
+        client, (parent,), _ = sweep_runs(opts.mlflow_uri)
+        logged = json.loads(Path(client.download_artifacts(parent.info.run_id, "importances.json", str(tmp_path)))
+                            .read_text())
+        table = dict(logged["data"])  # field -> importance, fANOVA's shares of the metric's variance
+        assert "da" in table and set(table) <= {"da", "n_aug", "pair_ratio"}
+        assert sum(table.values()) == pytest.approx(1.0)
+        assert parent.data.metrics["importance.da"] == pytest.approx(table["da"])
     for c in (r.config for r in records):  # the study's settings, and the conditional space: a ratio other than 0.5 only for pairs
         assert (c["steps"], c["image_size"], c["g_width"]) == (4, 64, 8)
         assert "+" in c["da"] or c["pair_ratio"] == 0.5

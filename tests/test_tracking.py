@@ -20,7 +20,8 @@ import pytest
 from gan.train import grid_name
 from sweep.mlflow import active as trackers
 from sweep.mlflow.backfill import backfill
-from sweep.mlflow.tracker import SweepTracker, mlflow_params
+from sweep.mlflow.layout import trial_params as mlflow_params
+from sweep.mlflow.tracker import SweepTracker
 from tests import _fake_sweep as fake
 
 EXPERIMENT = "gansweep-test"
@@ -195,7 +196,7 @@ def test_resume_reuses_runs_and_skips_logged_steps(store, tmp_path):
     # a new driver (resume): same parent, same children, nothing logged twice, params not re-logged
     t2 = SweepTracker(store, EXPERIMENT)
     assert t2.start_sweep("s", path, "test", params={"study": "test", "new_option": 1},
-                          tags={"gansweep.command": "resume"}) == parent
+                          tags={"gansweep.command": "run", "gansweep.last_command": "resume"}) == parent
     assert _start(t2, "a", "none") == rid
     assert t2.trial_result("a", fake.fake_metrics("none", 0, 3)) == 0
     assert t2.trial_result("a", {**fake.fake_metrics("none", 0, 3), "step": 4}) > 0
@@ -337,6 +338,33 @@ def test_outcomes_grids_and_weights(store, tmp_path):
         t.trial_finished("finished", "exploded")
 
 
+def test_a_trials_data_are_its_dataset_inputs_and_the_ranking_metric_is_primary(store, tmp_path):
+    """The runs table's Dataset column: the composed training set (named by source and arm, digest its image hash)
+    and the held-out reference as context `evaluation`, logged once; the experiment's primary metric and direction
+    come from the sweep's record."""
+    from sweep.mlflow import layout
+
+    t = SweepTracker(store, EXPERIMENT)
+    record = {"study": "test", "metric": "kid_mean_effnet", "mode": "min", "configs": [{"seed": 0}], "overrides": {}}
+    layout.open_sweep(t, "s", str(tmp_path / "ds"), record, trials=1, driver={})
+    run_id = _start(t, "t0", "hflip", 0)
+    digests = {"data_digest": "0123456789abcdef", "reference_digest": "fedcba9876543210"}
+    for step in (1, 2):
+        t.trial_result("t0", {**fake.fake_metrics("hflip", 0, step), **digests, "device": "cpu"})
+    run = _client(store).get_run(run_id)
+    seen = sorted((d.dataset.name, d.dataset.digest, {x.key: x.value for x in d.tags}["mlflow.data.context"])
+                  for d in run.inputs.dataset_inputs)
+    assert seen == [("lfw-subset: hflip@100", "0123456789abcdef", "training"),
+                    ("lfw-subset: reference", "fedcba9876543210", "evaluation")]
+    train = next(d.dataset for d in run.inputs.dataset_inputs if d.dataset.name.endswith("hflip@100"))
+    assert json.loads(train.profile) == {"num_rows": 200}  # 100 real + 100 hflip
+    assert run.data.tags["gansweep.device"] == "cpu"
+    exp = _client(store).get_experiment_by_name(EXPERIMENT)
+    assert exp.tags["mlflow.experiment.primaryMetric.name"] == "kid_mean_effnet"
+    assert exp.tags["mlflow.experiment.primaryMetric.greaterIsBetter"] == "false"
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+
+
 def test_donor_runs_carry_their_role(store, tmp_path):
     t = SweepTracker(store, EXPERIMENT)
     parent = t.start_sweep("s", str(tmp_path / "d"), "test")
@@ -473,3 +501,29 @@ def test_backfill_after_callback_adds_nothing(live, monkeypatch):
     t.end_sweep()
     assert counts == {"trials": len(fake.TRIALS), "runs_created": 0, "metrics_logged": 0, "grids_logged": 0}
     assert len(_children(live["uri"], live["parent"])) == len(fake.TRIALS)
+
+
+def test_the_parent_shows_every_arm_per_step_once(live, store, monkeypatch, tmp_path):
+    from PIL import Image
+
+    from sweep.mlflow import layout
+    from sweep.records import SweepFolder, read_sweep
+
+    monkeypatch.chdir(tmp_path)
+    records = read_sweep(live["path"])
+    steps = sorted({g.step for r in records for g in r.grids})
+    first = {r.arm for r in records for g in r.grids if g.step == steps[0]}  # the arms with a grid at step 1
+    t = SweepTracker(store, EXPERIMENT)
+    parent = t.start_sweep("s", str(live["path"]), "test")
+    assert layout.log_arm_grids(t, records, SweepFolder(live["path"])) == len(steps) > 0
+    again = SweepTracker(store, EXPERIMENT)  # a second report (another process) adds nothing
+    again.start_sweep("s", str(live["path"]), "test")
+    assert layout.log_arm_grids(again, records, SweepFolder(live["path"])) == 0
+    assert _images(store, parent) == []  # not trial grids: the parent's own key
+    client = _client(store)
+    pngs = sorted(a.path for a in client.list_artifacts(parent, "images") if a.path.endswith(".png"))
+    assert len(pngs) == len(steps) and all(p.startswith("images/arms+step+") for p in pngs)
+    assert client.get_run(parent).data.tags["gansweep.sample_steps"] == " ".join(map(str, steps))
+    first_png = next(p for p in pngs if p.startswith(f"images/arms+step+{steps[0]}+"))
+    with Image.open(client.download_artifacts(parent, first_png, str(tmp_path))) as im:
+        assert len(first) > 1 and im.height >= len(first) * 64  # a row per arm, each grid at least MIN_TILE high

@@ -1,6 +1,6 @@
 """Ray Tune function trainables: the only code that calls tune.report / tune.get_checkpoint.
 
-`trainables.arm.train_arm` is the trainable; `inputs` prepares what trials share, `files` names what a trial writes,
-`storage` reaches the sweep's storage and `session` stands between a trainable and Tune (or the in-process driver).
-The package imports none of them, so a reader of `files` or `storage` does not import Ray.
+`trainables.arm.train_arm` is the trainable; `inputs` prepares what trials share, `files` names what a trial writes
+and `session` stands between a trainable and Tune (or the in-process driver). The package imports none of them, so
+a reader of `files` does not import Ray. Files are written and read through `gan.storage`.
 """

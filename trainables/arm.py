@@ -18,12 +18,13 @@ from pathlib import Path
 import ray
 
 from gan import augment, metrics, methods, train
+from gan.cache import image_hash
 from gan.checkpoint import build_state, load_state, save_generator, save_state
 from gan.config import TrialConfig
 from gan.imagetable import ImageSet, write_image_table
 from gan.runtime import device_name, select_device, set_threads
 from trainables import session
-from trainables.files import FINAL_SAMPLES_FILE, STATE_FILE, WEIGHTS_FILE
+from trainables.files import DATA_DIGEST, FINAL_SAMPLES_FILE, REFERENCE_DIGEST, STATE_FILE, WEIGHTS_FILE
 from trainables.inputs import TrialInputs, input_key
 
 
@@ -31,13 +32,14 @@ def _resolve(inputs) -> TrialInputs:
     return ray.get(inputs) if isinstance(inputs, ray.ObjectRef) else inputs
 
 
-def training_data(cfg: TrialConfig, shared: TrialInputs, device):
-    """A study-1 trial's composed set (real + DA, uint8 on the device), or a method's images at every size it needs."""
+def training_data(cfg: TrialConfig, shared: TrialInputs, device) -> tuple:
+    """A study-1 trial's composed set (real + DA, uint8 on the device), or a method's images at every size it needs;
+    with the `image_hash` of the images it trains on (the composed set, or the method's real images)."""
     if cfg.method:
-        return methods.prepare_data(shared.real.images, cfg, device)
+        return methods.prepare_data(shared.real.images, cfg, device), image_hash(shared.real.images)
     composed = augment.compose(shared.real, cfg.da, cfg.n_aug, pair_ratio=cfg.pair_ratio, seed=cfg.seed,
                                generated=shared.generated, allow_repeats=cfg.allow_repeats)
-    return composed.images.to(device)
+    return composed.images.to(device), image_hash(composed.images)
 
 
 def expected_leakage(cfg: TrialConfig, shared: TrialInputs, data) -> dict:
@@ -59,7 +61,8 @@ def train_arm(config: dict, inputs: dict | None = None) -> None:
     shared = _resolve(inputs[key])
     device = select_device()
     set_threads(session.cpus_allotted())
-    data = training_data(cfg, shared, device)
+    data, digest = training_data(cfg, shared, device)
+    digests = {DATA_DIGEST: digest, REFERENCE_DIGEST: image_hash(shared.reference_images.images)}
     checkpoint = session.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as d:
@@ -78,7 +81,7 @@ def train_arm(config: dict, inputs: dict | None = None) -> None:
         result = {k: v for k, v in (stats.as_dict() if stats else {}).items()
                   if k not in ("steps", "seconds", "diverged")}  # this call's counts: the state's totals follow
         result.update(step=state.step, train_seconds=state.elapsed, diverged=int(state.diverged),
-                      device=device_name(device))
+                      device=device_name(device), **digests)
         if stats is not None and stats.seconds > 0:  # the clock's speed: equal-time trials must run at one speed
             result["iters_per_s"] = stats.steps / stats.seconds
         if state.method.srcnn:  # the SRCNN's own iteration count, reported apart from the GAN's

@@ -38,7 +38,7 @@ from gan.config import TrialConfig, flat
 from gan.imagetable import ImageSet
 from gan.metrics.memorisation import memorisation_probe
 from gan.runtime import configure_backends, select_device, set_threads
-from trainables import storage
+from gan import storage
 
 # The fields of TrialConfig that decide the donor GAN (with the real images' content, and so its samples).
 DONOR_FIELDS = ("image_size", "seed", "donor_steps", "model", "nz", "g_width", "d_width", "batch_size", "lr", "beta1",

@@ -266,19 +266,21 @@ def ui_links(mlflow_uri: str, experiment: str, base: str) -> list[str]:
     ranking metric (sorting by a metric lists child runs flat, so the chart view shows all of them)."""
     from mlflow.tracking import MlflowClient  # seconds to import: only this command needs it
 
+    from sweep.mlflow import layout
+
     try:
         client = MlflowClient(mlflow_uri)
         exp = client.get_experiment_by_name(experiment)
         if exp is None:
             return [f"  (no experiment {experiment!r} in this store yet)"]
-        last = client.search_runs([exp.experiment_id], filter_string="tags.`gansweep.role` = 'sweep'",
+        last = client.search_runs([exp.experiment_id], filter_string=layout.SWEEPS,
                                   order_by=["attributes.start_time DESC"], max_results=1)
     except Exception as e:  # noqa: BLE001 -- the links are a convenience; the UI starts anyway
         return [f"  (could not read {mlflow_uri}: {str(e).splitlines()[0]})"]
     runs = f"{base}/#/experiments/{exp.experiment_id}/runs?workflowType=machine_learning"
     lines = [f"  runs table:  {runs}"]
-    if last and "metric" in last[0].data.params:
-        metric, mode = last[0].data.params["metric"], last[0].data.params.get("mode", "min")
+    if last and layout.METRIC in last[0].data.params:
+        metric, mode = last[0].data.params[layout.METRIC], last[0].data.params.get(layout.MODE, "min")
         lines.append(f"  every trial, best first by {metric}:  {runs}&orderByKey={quote(f'metrics.`{metric}`')}"
                      f"&orderByAsc={'true' if mode == 'min' else 'false'}")
     return lines

@@ -112,7 +112,7 @@ def log_to_parent_run(folder: Path, metrics: dict, files: list[Path], mlflow_uri
     are written anyway; `gansweep report PATH` attaches them later); an unreachable server likewise.
     """
     from sweep.plan import load_record
-    from trainables import storage
+    from gan import storage
 
     try:
         record = load_record(str(folder))
@@ -127,8 +127,9 @@ def log_to_parent_run(folder: Path, metrics: dict, files: list[Path], mlflow_uri
     if uri.startswith(prefix) and not Path(uri[len(prefix):]).is_file():
         return f"MLflow: not logged (no store at {uri}; give --mlflow-uri)"
     from sweep.mlflow import tracker as tracking
+    from sweep.mlflow.layout import DEFAULT_EXPERIMENT
 
-    tracker = tracking.SweepTracker(uri, experiment_name=options.get("experiment", tracking.DEFAULT_EXPERIMENT))
+    tracker = tracking.SweepTracker(uri, experiment_name=options.get("experiment", DEFAULT_EXPERIMENT))
     if tracker.attach(sweep_path) is None:
         if tracker.offline:
             return f"MLflow: not logged (run `gansweep survey-results {folder}` again when {uri} is up)"

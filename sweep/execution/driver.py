@@ -3,10 +3,10 @@
 The flow of `run_sweep`: write the plan's record (`gansweep.json`), load every real set here (bad data fails in one
 line before Ray starts), start the MLflow parent run, prepare each distinct input once (reference statistics, the
 donor GAN for `generated`) as Ray tasks, then fit a Tuner whose trials share those inputs through the object store.
-`resume_sweep` rebuilds the plan from its record (refused when today's code resolves other configs) and restores
-the Tuner, running only what did not finish. Both end with the report, and say whether every trial came through
-(`sweep.records.sweep_status`): a failed or unfinished trial makes the sweep FAILED (exit 1); a diverged GAN is a
-result.
+A resume (`run_sweep(..., resume=True)` on `sweep.plan.plan_for_resume`'s plan, refused when today's code resolves
+other configs) restores the Tuner, running only what did not finish. Both end with the report, and say whether
+every trial came through (`sweep.records.sweep_status`): a failed or unfinished trial makes the sweep FAILED (exit
+1); a diverged GAN is a result.
 
 Ray is imported where it is used (it takes seconds), and so is the in-process runner, which imports Ray Tune
 through the trainable: `gansweep run` reaches `check_new` and `check_data` without it.
@@ -26,17 +26,16 @@ from gan.config import TrialConfig
 from gan.imagetable import write_image_table
 from gan.realsets import resolve_split
 from gan.runtime import CUBLAS_WORKSPACE, select_device
-from gan.train import grid_name
 from sweep.execution import orphans
-from sweep.execution.callback import MlflowTuneCallback, progress_reporter
-from sweep.mlflow import active
-from sweep.mlflow.tracker import SweepTracker, backoff_for, mlflow_params
+from sweep.mlflow import active, layout
+from sweep.mlflow.tracker import SweepTracker, backoff_for
 from sweep.mlflow.backfill import backfill
-from sweep.plan import RECORD, Options, Plan, configs_changed, load_record, plan_for_resume, plan_from_record
-from sweep.records import INPUTS_FILE, read_sweep, sweep_status, trial_dirname, trial_name
+from sweep.plan import RECORD, Options, Plan, configs_changed, load_record, plan_from_record
+from sweep.records import (DRIVER_FILE, INPUTS_FILE, SweepFolder, read_driver, read_sweep, sweep_status, trial_dirname,
+                           trial_name)
 from sweep.report import primaries
 from sweep.report.write import write_report
-from trainables import storage
+from gan import storage
 from trainables.inputs import data_key, input_key, load_real_sets, prepare_inputs
 
 
@@ -131,21 +130,6 @@ def trial_resources(options: Options, use_ray: bool, budgeted: bool = False) -> 
     return {"cpu": cpus, "gpu": gpus}
 
 
-def _log_donor(tracker, donor: dict) -> None:
-    """The donor GAN as an MLflow run of its own under the sweep (role `donor`: not an arm), whether this sweep
-    trained it or found it in the donor cache (tag `gansweep.donor`), so every sweep's store names the donor its
-    `generated` arms drew from (a resume to a new store included)."""
-    run_id = f"donor-{donor['key']}"
-    how = "trained by this sweep" if donor.get("trained") else f"reused from the donor cache ({donor['path']})"
-    tracker.trial_started(run_id, mlflow_params(donor["config"], arm=False), f"donor {donor['key']}",
-                          role="donor", tags={"gansweep.donor": how})
-    steps = donor["config"]["steps"]
-    tracker.trial_result(run_id, {"step": steps, "train_seconds": donor.get("train_seconds", 0.0)})
-    if not storage.is_uri(donor["path"]):  # the donor trained here: its last grid is beside its state
-        tracker.trial_grid(run_id, str(Path(donor["path"]) / grid_name(steps)), steps)
-    tracker.trial_finished(run_id, "finished")
-
-
 @dataclass
 class Preparation:
     """Inputs being prepared: Ray tasks already running (or, in-process, the calls still to make)."""
@@ -189,20 +173,17 @@ def collect_inputs(plan: Plan, preparation: Preparation, tracker, use_ray: bool)
             print(f"gansweep: input {len(inputs)}/{len(keys)} ready", file=sys.stderr, flush=True)
     else:
         inputs = {k: prepare_inputs(*a) for k, a in preparation.pending.items()}
-    for inp in inputs.values():
-        if inp.donor:
-            _log_donor(tracker, inp.donor)
     record_inputs(plan, {k: (preparation.groups[k][0], inp) for k, inp in inputs.items()}, tracker)
     return inputs
 
 
 def record_inputs(plan: Plan, prepared: dict, tracker) -> None:
     """`<SWEEP>/inputs.json`: per input, the config fields that select its trials, which reference it used and why,
-    and the floor; the reference images as an image table (`inputs/`, what a survey shows as real photos). The floor
-    and the real images' own IS also go on the parent run."""
+    the floor and the donor GAN; the reference images as an image table (`inputs/`, what a survey shows as real
+    photos). Then MLflow gets what `inputs.json` says (`sweep.mlflow.layout.log_inputs`), as a backfill would."""
     work = tempfile.mkdtemp(prefix="gansweep_inputs_") if storage.is_uri(plan.path) else \
         os.path.join(plan.path, "inputs")
-    entries, floors = [], {}
+    entries = []
     for i, (key, (cfg, inp)) in enumerate(sorted(prepared.items())):
         table = f"reference-{i:03d}.parquet"
         write_image_table(os.path.join(work, table), inp.reference_images,
@@ -210,16 +191,11 @@ def record_inputs(plan: Plan, prepared: dict, tracker) -> None:
         entries.append({"key": key, "match": {k: getattr(cfg, k) for k in INPUT_FIELDS}, "held_out": inp.held_out,
                         "reference": cfg.reference, "split": resolve_split(cfg.dataset, cfg.split),
                         "n_reference": len(inp.reference), "reference_table": f"inputs/{table}",
-                        "notes": inp.notes, "floor": inp.floor, "probe": probe_rates(inp.reference.leakage)})
-        for k, v in inp.floor.items():
-            floors.setdefault(k, []).append(v)
+                        "notes": inp.notes, "floor": inp.floor, "probe": probe_rates(inp.reference.leakage),
+                        "donor": inp.donor})
     storage.upload_dir(work, storage.join(plan.path, "inputs"))
     storage.write_text(storage.join(plan.path, INPUTS_FILE), json.dumps(entries, indent=2, default=float))
-    tracker.sweep_summary(metrics={f"floor_{k}": sum(v) / len(v) for k, v in floors.items()
-                                   if k not in ("n_samples", "n_reference", "dropped")},
-                          tags={"gansweep.reference": " ".join(n for e in entries for n in e["notes"])[:5000],
-                                "gansweep.reference_set": ",".join(sorted({e["reference"] for e in entries})),
-                                "gansweep.split": ",".join(sorted({e["split"] for e in entries}))})
+    layout.log_inputs(tracker, json.loads(json.dumps(entries, default=float)))  # as a backfill reads them
 
 
 def probe_rates(probe) -> dict:
@@ -237,7 +213,8 @@ INPUT_FIELDS = ("dataset", "n_real", "n_heldout", "image_size", "seed", "extract
 def _tuner(plan: Plan, inputs: dict, resources: dict, resume: bool):
     from ray import tune
 
-    from trainables.arm import train_arm  # imports Ray
+    from sweep.execution.callback import MlflowTuneCallback, progress_reporter  # import Ray Tune
+    from trainables.arm import train_arm
 
     trainable = tune.with_resources(tune.with_parameters(train_arm, inputs=inputs), resources)
     if resume:
@@ -297,14 +274,8 @@ def run_sweep(plan: Plan, *, resume: bool = False, report: bool = True, real_set
     tracker = SweepTracker(options.mlflow_uri, experiment_name=options.experiment,
                            backoff=backoff_for(options.mlflow_patience))
     active.activate(plan.path, tracker)
-    tracker.start_sweep(plan.name, plan.path, plan.study.name,
-                        params={"study": plan.study.name, "seeds": len({c.seed for c in plan.configs}),
-                                "metric": plan.metric,
-                                "mode": plan.mode, "trials": plan.study.num_samples,
-                                **{f"override.{k}": v for k, v in plan.overrides}},
-                        tags={"gansweep.command": " ".join(options.argv),
-                              "gansweep.trial_resources": json.dumps(resources),
-                              "gansweep.cluster_resources": json.dumps(_cluster_resources() if use_ray else {})})
+    driver = record_driver(plan, resources, _cluster_resources() if use_ray else {}, resume)
+    layout.open_sweep(tracker, plan.name, plan.path, load_record(plan.path), plan.study.num_samples, driver)
     completed = False
     result = SweepResult(Counter())
     try:
@@ -332,13 +303,21 @@ def run_sweep(plan: Plan, *, resume: bool = False, report: bool = True, real_set
     return result
 
 
+def record_driver(plan: Plan, resources: dict, cluster: dict, resume: bool) -> dict:
+    """`<SWEEP>/driver.json`: the command line that started the sweep (a resume's as `last_command`) and the
+    resources its trials and cluster had, what the parent run's tags say (`sweep.mlflow.layout.sweep_tags`)."""
+    driver = read_driver(plan.path) if resume else {}
+    command = " ".join(plan.options.argv)
+    driver.update({"last_command" if "command" in driver else "command": command,
+                   "trial_resources": resources, "cluster_resources": cluster})
+    storage.write_text(storage.join(plan.path, DRIVER_FILE), json.dumps(driver, indent=2))
+    return driver
+
+
 def _report(plan: Plan, tracker) -> list[Path]:
-    """Write the report and put its answer on the parent run: the primary hypotheses' answer
-    (`SweepTracker.sweep_answer`), the per-arm table (with the pooled shares), per group
-    the best arm (tag `gansweep.best.<group>`), its score (`best_<metric>.<group>`), Δ and Holm p to the baseline and
-    whether that difference holds (`best_holds.<group>`, and the verdict in words as `gansweep.verdict.<group>`),
-    and the seeds per arm the plan resolved (`seeds_per_arm`, the fewest of any arm). A report failure must not hide
-    the sweep's outcome."""
+    """Write the report and put its answer on the parent run: the best arm per group where a difference holds
+    (`sweep.mlflow.layout.log_answer`), the primary hypotheses' answer (`SweepTracker.sweep_answer`), with the seeds
+    per arm the plan resolved. A report failure must not hide the sweep's outcome."""
     try:
         rep = write_report(plan.path, plan.design, plan.metric, plan.mode)
     except Exception as e:  # noqa: BLE001
@@ -347,27 +326,21 @@ def _report(plan: Plan, tracker) -> list[Path]:
     seeds: dict[str, set] = {}
     for cfg in plan.configs:
         seeds.setdefault(cfg.arm, set()).add(cfg.seed)
-    metrics, tags = {"seeds_per_arm": min(map(len, seeds.values()))} if seeds else {}, {}
-    for best in rep.best:
-        group = "".join(f".{best[k]}" for k in plan.design.group_by)
-        tags[f"gansweep.verdict{group}"] = f"{best['arm']}: {best['verdict']}" if best["arm"] else best["verdict"]
-        if best["arm"] is None:
-            continue
-        tags[f"gansweep.best{group}"] = best["arm"]
-        metrics.update({f"best_{plan.metric}{group}": best[plan.metric], f"best_delta{group}": best["delta"],
-                        f"best_p_holm{group}": best["p_holm"], f"best_holds{group}": float(best["holds"])})
-    tracker.sweep_summary(rep.summary.drop(columns=["context"]), metrics={**metrics, **rep.metrics}, tags=tags,
-                          files=rep.files)
+    layout.log_answer(tracker, rep.summary.drop(columns=["context"]), rep.best, plan.metric, plan.design.group_by,
+                      min(map(len, seeds.values())) if seeds else None, rep.metrics, rep.files)
     tracker.sweep_answer(primaries.answer_text(rep.primaries), primaries.mlflow_fields(rep.primaries),
                          primaries.EXPLORATORY)
+    records = read_sweep(plan.path)
+    study = getattr(plan, "study", None)
+    if study is not None and study.kind == "optuna":  # how much each searched field explains of the metric
+        layout.log_importances(tracker, study.importances(
+            [(r.config, r.last[plan.metric]) for r in records if r.outcome == "finished" and plan.metric in r.last],
+            plan.mode))
+    try:
+        layout.log_arm_grids(tracker, records, SweepFolder(plan.path))
+    except OSError as e:  # an unreadable grid: the rest of the answer is on the parent already
+        print(f"gansweep: the parent run's per-step image of every arm not logged: {e}", file=sys.stderr)
     return rep.files
-
-
-def resume_sweep(path: str, *, address: str | None = None, mlflow_uri: str | None = None) -> SweepResult:
-    """Continue a sweep whose driver died: finished trials stay, the rest restart from their last checkpoint. A new
-    `mlflow_uri` takes everything from here on (backfilled first). Refused (ValueError, before anything runs) when
-    today's code resolves the sweep to other configs than it was started with (`sweep.plan.plan_for_resume`)."""
-    return run_sweep(plan_for_resume(path, address=address, mlflow_uri=mlflow_uri), resume=True)
 
 
 def report_sweep(path: str, *, metric: str | None = None, mode: str | None = None, mlflow_uri: str | None = None,
@@ -385,11 +358,11 @@ def report_sweep(path: str, *, metric: str | None = None, mode: str | None = Non
         return write_report(plan.path, plan.design, plan.metric, plan.mode).files
     tracker = SweepTracker(plan.options.mlflow_uri, experiment_name=plan.options.experiment,
                            backoff=backoff_for(plan.options.mlflow_patience))
-    tracker.start_sweep(plan.name, plan.path, plan.study.name)
+    layout.open_sweep(tracker, plan.name, plan.path, record, plan.study.num_samples, read_driver(plan.path))
     backfill(plan.path, tracker)
     files = _report(plan, tracker)
     tracker.end_sweep(sweep_status(r.outcome for r in read_sweep(plan.path)))
     return files
 
 
-__all__ = ["SweepResult", "run_sweep", "resume_sweep", "report_sweep", "check_new", "check_data"]
+__all__ = ["SweepResult", "run_sweep", "report_sweep", "check_new", "check_data"]

@@ -14,10 +14,12 @@ import time
 import traceback
 from pathlib import Path
 
+from gan import storage
 from gan.train import grid_name
 from sweep.plan import Plan
 from sweep.records import SweepFolder, inprocess_trial_id, outcome, read_trial, trial_dirname, trial_name
-from sweep.mlflow.tracker import SweepTracker, mlflow_params
+from sweep.mlflow.layout import trial_params, trial_run_name
+from sweep.mlflow.tracker import SweepTracker
 from trainables.arm import train_arm
 from trainables.files import WEIGHTS_FILE
 from trainables.session import InProcessSession
@@ -39,8 +41,8 @@ def run_in_process(plan: Plan, inputs: dict, tracker: SweepTracker) -> None:
             continue
         trial_dir.mkdir(parents=True, exist_ok=True)
         (trial_dir / "error.txt").unlink(missing_ok=True)  # a failed trial runs again, as Tune's resume_errored does
-        (trial_dir / "params.json").write_text(json.dumps(config, indent=2, sort_keys=True))
-        tracker.trial_started(trial_id, mlflow_params(config), trial_name(config, trial_id))
+        storage.write_text(trial_dir / "params.json", json.dumps(config, indent=2, sort_keys=True))
+        tracker.trial_started(trial_id, trial_params(config), trial_run_name(config, trial_id))
         last: dict = before.last if before is not None else {}
 
         def on_report(metrics: dict, checkpoint: str | None):
@@ -69,7 +71,7 @@ def run_in_process(plan: Plan, inputs: dict, tracker: SweepTracker) -> None:
                 train_arm(config, inputs)
             ended = outcome(last, config, status="TERMINATED")
         except Exception:
-            (trial_dir / "error.txt").write_text(traceback.format_exc())
+            storage.write_text(trial_dir / "error.txt", traceback.format_exc())
             print(f"[{trial_name(config, trial_id)}] failed:\n{traceback.format_exc()}", flush=True)
             ended = "failed"
         tracker.trial_finished(trial_id, ended)

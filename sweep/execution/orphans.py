@@ -17,7 +17,7 @@ import socket
 import sys
 import time
 
-from trainables import storage
+from gan import storage
 
 RAY_SESSION = "ray_session.json"  # in the sweep folder: the session folder of the one-node Ray its driver started
 

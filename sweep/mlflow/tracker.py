@@ -1,21 +1,11 @@
-"""MLflow tracking of a sweep: one parent run per sweep, one child run per trial (and per donor GAN).
-
-`SweepTracker` knows nothing about Tune: a Tune callback (`sweep.execution.callback`, which finds the driver's tracker
-through `sweep.mlflow.active`), the in-process runner and the backfill (`sweep.mlflow.backfill`) call it. It talks to MLflow
-through `MlflowClient` with explicit run ids (never the fluent active-run stack), and it is idempotent, so resuming a
-sweep, restarting a trial from its checkpoint or backfilling twice never duplicates a run, a param, a (metric, step)
-entry or an image:
-
-- the parent run is found again by its tag `gansweep.sweep_path`, a trial's run by `gansweep.trial_id` under it;
-- every run remembers the highest step it has logged (read back from MLflow once when a run is reused), and
-  results at or below it are skipped (a restored trial re-reports the steps after its checkpoint);
-- params are logged once; a sample grid is skipped when the run already has an image of that step.
-
-What researchers see: the experiment is tagged as model training (MLflow 3 otherwise opens it as GenAI); each run has
-a role tag (`gansweep.role`: sweep, trial, donor); sample grids are logged with `log_image(key="samples", step=)` so
-the UI's image view compares arms step by step; a finished trial carries its generator weights (`model/`); the
-parent carries the answer to the primary hypotheses, the per-arm summary as a table, the best arm and the report
-files.
+"""How a sweep talks to MLflow: `SweepTracker`, one parent run per sweep, one child run per trial (and per donor),
+written where and as `sweep.mlflow.layout` says. It knows nothing about Tune (the Tune callback, the in-process
+runner and the backfill call it), uses `MlflowClient` with explicit run ids (never the fluent active-run stack),
+and is idempotent, so a resume, a trial restarted from its checkpoint or a second backfill duplicates no run, param,
+(metric, step) entry or image: the parent is found again by its tag `SWEEP_PATH`, a trial's run by `TRIAL_ID`
+under it; each run remembers the highest step it logged (results at or below it are skipped), its params and the
+steps of its sample grids (tag `SAMPLE_STEPS`). The parent carries the answer to the study's primary
+hypotheses (`sweep_answer`).
 
 MLflow must never fail a sweep: every call goes through `_call`. A transient error (server unreachable, 5xx, a
 locked database) is retried with exponential backoff; only when it persists does the tracker go offline for the rest
@@ -34,14 +24,12 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sweep.records import MLFLOW_STATUS, OUTCOMES, arm_of, metrics_of, scored_generator_of
+from sweep.mlflow import layout as L
 from sweep.mlflow.active import source_version
+from sweep.mlflow.layout import EXPERIMENT_KIND
+from sweep.records import MLFLOW_STATUS, OUTCOMES, metrics_of
 
 DEFAULT_URI = "sqlite:///mlflow.db"  # where a sweep logs unless told otherwise (`sweep.plan.Options`, the CLI)
-DEFAULT_EXPERIMENT = "gansweep"  # the MLflow experiment a sweep logs to unless told otherwise
-EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}  # MLflow 3: open on the runs table
-IMAGE_KEY = "samples"  # log_image key of the sample grids
-MODEL_DIR = "model"  # artifact folder of a trial's final generator weights
 DEFAULT_PATIENCE = 7.5  # seconds a call keeps retrying a transient failure before the tracker goes offline
 
 
@@ -65,16 +53,6 @@ REQUEST_ERRORS = frozenset({"INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS"
 # Short HTTP limits so each attempt against an unreachable server costs seconds (set unless already set); the
 # retries are ours, with backoff.
 HTTP_ENV = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "5", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
-
-
-def artifact_location(tracking_uri: str) -> str | None:
-    """Artifacts of a sqlite store go beside its database file (`<dir>/mlruns`), wherever the sweep was started
-    from; a server decides for itself (None)."""
-    prefix = "sqlite:///"
-    if not tracking_uri.startswith(prefix):
-        return None
-    db = Path(tracking_uri[len(prefix):]).expanduser().resolve()
-    return (db.parent / "mlruns").as_uri()
 
 
 @contextlib.contextmanager
@@ -106,25 +84,14 @@ def transient(error: Exception) -> bool:
     return not (isinstance(error, MlflowException) and error.error_code in REQUEST_ERRORS)
 
 
-def _param(v) -> str:
-    if isinstance(v, (list, tuple)):
-        return "+".join(map(str, v)) if v else "none"
-    return str(v)
-
-
-def _eq(key: str, value: str) -> str:
-    """An MLflow filter `key = 'value'` (a quote in the value is escaped the SQL way)."""
-    return f"{key} = '{value.replace(chr(39), chr(39) * 2)}'"
-
-
 @dataclass
 class _Run:
     """What the tracker knows about one MLflow run."""
 
     run_id: str  # MLflow's id of the run
     max_step: float = -math.inf  # highest step logged: results at or below it are skipped
-    params: set[str] = field(default_factory=set)  # param keys already logged
-    artifacts: dict[str, set[str]] = field(default_factory=dict)  # artifact folder -> names, listed on first need
+    params: dict[str, str] = field(default_factory=dict)  # params already logged
+    sample_steps: set[int] = field(default_factory=set)  # steps whose sample grid it holds (tag `SAMPLE_STEPS`)
     finished: bool = False  # ended (not RUNNING) in MLflow
     diverged: bool = False  # a logged result said diverged=1
     outcome: str | None = None  # the gansweep.outcome it was last finished with
@@ -147,6 +114,7 @@ class SweepTracker:
         self._client = None
         self._experiment_id: str | None = None
         self._runs: dict[str, _Run] = {}  # trial_id -> run
+        self._parent: _Run | None = None  # the parent run's images, once one is logged
         self._children_loaded = False  # _runs holds every existing child of the parent run
         if tracking_uri.startswith(("http://", "https://")):
             for k, v in HTTP_ENV.items():
@@ -183,7 +151,7 @@ class SweepTracker:
         """Picklable (Ray may ship it): keep the identity (URI, experiment, parent run), drop the client and the run
         cache, which a copy reads back from MLflow."""
         state = self.__dict__.copy()
-        state.update(_client=None, _runs={}, _children_loaded=False, offline=False, offline_reason=None, failed=False)
+        state.update(_client=None, _runs={}, _parent=None, _children_loaded=False, offline=False, offline_reason=None, failed=False)
         return state
 
     @property
@@ -203,7 +171,7 @@ class SweepTracker:
             if exp is None:
                 try:
                     self._experiment_id = self.client.create_experiment(
-                        self.experiment_name, artifact_location=artifact_location(self.tracking_uri),
+                        self.experiment_name, artifact_location=L.artifact_location(self.tracking_uri),
                         tags=EXPERIMENT_KIND)
                 except Exception as e:  # another sweep made it between the look-up and now: use that one
                     if getattr(e, "error_code", None) != "RESOURCE_ALREADY_EXISTS":
@@ -240,19 +208,17 @@ class SweepTracker:
 
         found = self._sweep_run(sweep_path)
         tags = {k: str(v) for k, v in tags.items()}
-        tags.setdefault("mlflow.source.git.commit", source_version())
-        tags.update({"gansweep.sweep_path": sweep_path, "gansweep.study": study, "gansweep.role": "sweep"})
-        if found:  # a resumed sweep: reopen its parent, keep its original command line
+        tags.setdefault(L.GIT_COMMIT, source_version())
+        tags.update({L.SWEEP_PATH: sweep_path, L.STUDY: study, L.ROLE: "sweep"})
+        if found:  # a resumed sweep: reopen its parent
             run = found
             run_id = run.info.run_id
-            if "gansweep.command" in tags and "gansweep.command" in run.data.tags:
-                tags["gansweep.last_command"] = tags.pop("gansweep.command")
             self.client.update_run(run_id, status="RUNNING")
             logged = set(run.data.params)
         else:
             run_id = self.client.create_run(self._experiment(), run_name=sweep_name).info.run_id
             logged = set()
-        new = [Param(k, _param(v)) for k, v in params.items() if k not in logged]
+        new = [Param(k, L.param_value(v)) for k, v in params.items() if k not in logged]
         self.client.log_batch(run_id, params=new, tags=[RunTag(k, v) for k, v in tags.items()])
         if run_id != self.parent_run_id:
             self._runs, self._children_loaded = {}, not found
@@ -260,10 +226,10 @@ class SweepTracker:
         return run_id
 
     def _sweep_run(self, sweep_path: str):
-        """The parent run of the sweep at `sweep_path` (by its tag `gansweep.sweep_path`; the oldest, should a store
-        hold more), or None."""
-        found = [r for r in self._search(_eq("tags.`gansweep.sweep_path`", sweep_path))
-                 if r.data.tags.get("gansweep.role") == "sweep"]
+        """The parent run of the sweep at `sweep_path` (by its tag `SWEEP_PATH`; the oldest, should a store hold
+        more), or None."""
+        found = [r for r in self._search(L.tag_filter(L.SWEEP_PATH, sweep_path))
+                 if r.data.tags.get(L.ROLE) == "sweep"]
         return min(found, key=lambda r: r.info.start_time) if found else None
 
     def attach(self, sweep_path: str) -> str | None:
@@ -285,33 +251,40 @@ class SweepTracker:
 
     def _load_children(self) -> None:
         """Index the runs that already exist under the parent run (one query), with what each holds."""
-        for r in self._search(_eq("tags.`mlflow.parentRunId`", self.parent_run_id)):
-            tid = r.data.tags.get("gansweep.trial_id")
+        for r in self._search(L.tag_filter(L.PARENT, self.parent_run_id)):
+            tid = r.data.tags.get(L.TRIAL_ID)
             if tid is None or tid in self._runs:
                 continue
             step = r.data.metrics.get("step")  # the latest 'step' value is the highest step logged
-            outcome = r.data.tags.get("gansweep.outcome")
+            outcome = r.data.tags.get(L.OUTCOME)
             self._runs[tid] = _Run(r.info.run_id, max_step=step if step is not None else -math.inf,
-                                   params=set(r.data.params), finished=r.info.status != "RUNNING",
-                                   diverged=outcome == "diverged", outcome=outcome)
+                                   params=dict(r.data.params), finished=r.info.status != "RUNNING",
+                                   diverged=outcome == "diverged", outcome=outcome,
+                                   sample_steps={int(s) for s in r.data.tags.get(L.SAMPLE_STEPS, "").split()})
         self._children_loaded = True
 
-    def sweep_summary(self, table=None, metrics: dict | None = None, tags: dict | None = None, files=()) -> None:
-        """What the parent run shows: the per-arm summary as a table (`summary.json`, the UI's table view), metrics
-        (best score, reference floor, ...), tags (best arm, notes) and the report files under `report/`."""
+    def sweep_summary(self, table=None, metrics: dict | None = None, tags: dict | None = None, files=(),
+                      table_file: str = L.SUMMARY_TABLE) -> None:
+        """What the parent run shows: a table (`table_file`: the UI's table view), metrics, tags and report files
+        (under `report/`). A metric it holds with the same value is not logged again (a backfill after a live sweep
+        adds nothing)."""
         if self.parent_run_id is None:
             return
         from mlflow.entities import Metric, RunTag
 
         if table is not None and len(table):
-            self._call(self.client.log_table, self.parent_run_id, table, "summary.json")
+            self._call(self.client.log_table, self.parent_run_id, table, table_file)
         now = int(time.time() * 1000)
-        values = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items() if v is not None]
+        metrics = {k: float(v) for k, v in (metrics or {}).items() if v is not None}
+        current = self._call(self.client.get_run, self.parent_run_id) if metrics else None
+        held = current.data.metrics if current is not None else {}
+        values = [Metric(k, v, now, 0) for k, v in metrics.items()
+                  if not (k in held and (held[k] == v or (math.isnan(held[k]) and math.isnan(v))))]
         self._call(self.client.log_batch, self.parent_run_id, metrics=values,
                    tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()])
         for path in files or ():
             if os.path.isfile(path):
-                self._call(self.client.log_artifact, self.parent_run_id, str(path), "report")
+                self._call(self.client.log_artifact, self.parent_run_id, str(path), L.REPORT_DIR)
 
     def sweep_answer(self, answer: str, primaries: dict[str, dict], exploratory: str) -> None:
         """The answer to the study's primary hypotheses on the parent run: tag `gansweep.answer` (in words), per
@@ -346,14 +319,14 @@ class SweepTracker:
             warnings.warn("SweepTracker.trial_started before start_sweep: trials are not tracked", RuntimeWarning,
                           stacklevel=2)
             return None
-        return self._call(self._trial_started, str(trial_id), {k: _param(v) for k, v in params.items()}, run_name,
+        return self._call(self._trial_started, str(trial_id), {k: L.param_value(v) for k, v in params.items()}, run_name,
                           role, dict(tags or {}))
 
     def _trial_started(self, trial_id, params, run_name, role, tags) -> str:
         from mlflow.entities import Param, RunTag
 
-        tags = {**{k: str(v) for k, v in tags.items()}, "mlflow.parentRunId": self.parent_run_id,
-                "gansweep.trial_id": trial_id, "gansweep.role": role, "gansweep.study": str(self.study)}
+        tags = {**{k: str(v) for k, v in tags.items()}, L.PARENT: self.parent_run_id, L.TRIAL_ID: trial_id,
+                L.ROLE: role, L.STUDY: str(self.study)}
         if trial_id not in self._runs and not self._children_loaded:
             self._load_children()
         run = self._runs.get(trial_id)
@@ -366,7 +339,7 @@ class SweepTracker:
         new = {k: v for k, v in params.items() if k not in run.params}
         self.client.log_batch(run.run_id, params=[Param(k, v) for k, v in new.items()],
                               tags=[RunTag(k, v) for k, v in tags.items()])
-        run.params |= set(new)
+        run.params.update(new)
         return run.run_id
 
     def _run(self, trial_id: str) -> _Run | None:
@@ -381,70 +354,81 @@ class SweepTracker:
         step = result.get("step", result.get("training_iteration"))
         if run is None or step is None or step <= run.max_step:
             return 0
-        from mlflow.entities import Metric, RunTag
+        from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, RunTag
 
         now = int(time.time() * 1000)
         values = {**metrics_of(result), "step": float(step)}
         batch = [Metric(k, v, now, int(step)) for k, v in values.items()]
-        if isinstance(result.get("device"), str) and run.max_step == -math.inf:  # where it ran (equal-time budgets)
-            self._call(self.client.log_batch, run.run_id, tags=[RunTag("gansweep.device", result["device"])])
+        first = run.max_step == -math.inf  # the first result also says where it ran and on which data
+        tags = [RunTag(L.DEVICE, result["device"])] if first and isinstance(result.get("device"), str) else []
+        inputs = [DatasetInput(Dataset(**fields), [InputTag(L.CONTEXT, context)])
+                  for fields, context in L.dataset_inputs(run.params, result)] if first else []
+        if inputs:
+            self._call(self.client.log_inputs, run.run_id, inputs)
         for i in range(0, len(batch), 1000):  # MLflow's per-batch limit
-            self._call(self.client.log_batch, run.run_id, metrics=batch[i:i + 1000])
+            self._call(self.client.log_batch, run.run_id, metrics=batch[i:i + 1000], tags=tags if i == 0 else [])
             if self.failed:
                 return 0  # offline, or rejected: the step counts as not logged
         run.max_step = step
         run.diverged = run.diverged or result.get("diverged") == 1
         return len(batch)
 
-    def _artifacts(self, run: _Run, folder: str) -> set[str] | None:
-        """Names of the files already logged under `folder` of a run (listed once, then kept up to date)."""
-        if folder not in run.artifacts:
-            listed = self._call(self.client.list_artifacts, run.run_id, folder)
-            if listed is None:
-                return None
-            run.artifacts[folder] = {os.path.basename(f.path) for f in listed}
-        return run.artifacts[folder]
+    def tag_experiment(self, tags: dict[str, str]) -> None:
+        """Set the experiment's tags that differ from `tags`."""
+        held = self._call(lambda: self.client.get_experiment(self._experiment()).tags) or {}
+        for k, v in tags.items():
+            if held.get(k) != v:
+                self._call(self.client.set_experiment_tag, self._experiment_id, k, v)
 
     def has_grid(self, trial_id: str, step: int) -> bool:
-        """Whether the trial's run already holds the sample grid of `step`."""
+        """Whether the trial's run already holds the sample grid of `step` (its tag `SAMPLE_STEPS` says so)."""
         run = self._run(trial_id)
-        names = self._artifacts(run, "images") if run is not None else None
-        prefix = f"{IMAGE_KEY}+step+{int(step)}+"
-        return bool(names) and any(n.startswith(prefix) for n in names)
+        return run is not None and int(step) in run.sample_steps
 
     def trial_grid(self, trial_id: str, png_path, step: int) -> bool:
-        """Log a sample grid as the trial's image `samples` at `step` (the UI's image view); skipped when the file
+        """Log a sample grid as the trial's image `IMAGE_KEY` at `step` (the UI's image view); skipped when the file
         is missing or that step is already there. Returns whether it was logged."""
         run = self._run(trial_id)
-        if run is None or step is None or not os.path.isfile(png_path) or self.has_grid(trial_id, step):
+        return run is not None and self._image(run, png_path, L.IMAGE_KEY, step)
+
+    def sweep_image(self, png_path, step: int) -> bool:
+        """Log an image of the parent run as `ARMS_KEY` at `step` (every arm side by side), once."""
+        if self.parent_run_id is None or self.offline:
             return False
+        if self._parent is None or self._parent.run_id != self.parent_run_id:
+            run = self._call(self.client.get_run, self.parent_run_id)
+            if run is None:
+                return False
+            steps = {int(s) for s in run.data.tags.get(L.SAMPLE_STEPS, "").split()}
+            self._parent = _Run(self.parent_run_id, sample_steps=steps)
+        return self._image(self._parent, png_path, L.ARMS_KEY, step)
+
+    def _image(self, run: _Run, png_path, key: str, step: int) -> bool:
+        if step is None or not os.path.isfile(png_path) or int(step) in run.sample_steps:
+            return False
+        from mlflow.entities import RunTag
         from PIL import Image
 
         with Image.open(png_path) as im:
             image = im.convert("RGB")
-        self._call(self.client.log_image, run.run_id, image, key=IMAGE_KEY, step=int(step), synchronous=True)
+        self._call(self.client.log_image, run.run_id, image, key=key, step=int(step), synchronous=True)
         if self.failed:
             return False
-        run.artifacts.pop("images", None)  # log_image names its files itself: list again when next asked
+        run.sample_steps.add(int(step))
+        steps = " ".join(map(str, sorted(run.sample_steps)))
+        self._call(self.client.log_batch, run.run_id, tags=[RunTag(L.SAMPLE_STEPS, steps)])
         return True
 
     def trial_weights(self, trial_id: str, path) -> bool:
-        """Log the final generator weights (`model/generator.pt`) once. Returns whether they were logged."""
-        return self.trial_artifact(trial_id, path, MODEL_DIR)
-
-    def trial_artifact(self, trial_id: str, path, folder: str) -> bool:
-        """Log a file under `folder` of the trial's run, once (skipped when missing or already there)."""
+        """Log the final generator weights (`model/generator.pt`) once; whether they were logged now."""
         run = self._run(trial_id)
         if run is None or not os.path.isfile(path):
             return False
-        names = self._artifacts(run, folder)
-        if names is None or os.path.basename(path) in names:
+        listed = self._call(self.client.list_artifacts, run.run_id, L.MODEL_DIR)
+        if listed is None or os.path.basename(path) in {os.path.basename(f.path) for f in listed}:
             return False
-        self._call(self.client.log_artifact, run.run_id, str(path), folder)
-        if self.failed:
-            return False
-        names.add(os.path.basename(path))
-        return True
+        self._call(self.client.log_artifact, run.run_id, str(path), L.MODEL_DIR)
+        return not self.failed
 
     def trial_finished(self, trial_id: str, outcome: str) -> None:
         """End the trial's run with the status `sweep.records.MLFLOW_STATUS` gives its outcome; tags
@@ -457,7 +441,7 @@ class SweepTracker:
         from mlflow.entities import RunTag
 
         diverged = outcome == "diverged" or run.diverged
-        tags = [RunTag("gansweep.outcome", outcome), RunTag("gansweep.diverged", str(int(diverged)))]
+        tags = [RunTag(L.OUTCOME, outcome), RunTag(L.DIVERGED, str(int(diverged)))]
         self._call(self.client.log_batch, run.run_id, tags=tags)
         self._call(self.client.set_terminated, run.run_id, MLFLOW_STATUS[outcome])
         run.finished = not self.offline
@@ -472,11 +456,4 @@ class SweepTracker:
         """The MLflow run id of a trial (None when unknown or offline)."""
         run = self._run(trial_id)
         return run.run_id if run else None
-
-
-def mlflow_params(config: dict, *, arm: bool = True) -> dict:
-    """MLflow params of a run: its flat config as strings, the generator its samples come from (ema or raw), and
-    the arm for a trial (a donor is not an arm)."""
-    params = {**{k: _param(v) for k, v in config.items()}, "scored_generator": scored_generator_of(config)}
-    return {**params, "arm": arm_of(config)} if arm else params
 

@@ -38,7 +38,7 @@ from sweep.survey import RATE_COLUMNS, NoVotes, survey_results, votes_path
 from sweep.survey.render import markdown as survey_markdown, plot as survey_plot
 from sweep.records import SweepFolder, read_inputs, read_sweep, reference_table, scored_generator_of
 from sweep.report.stats import ALPHA, MIN_SEEDS
-from trainables import storage
+from gan import storage
 
 REPORT_DIR = "report"
 
@@ -383,13 +383,7 @@ def write_report(sweep_path, design: Design, metric: str, mode: str) -> Report:
             *mosaic.arm_rows(records, summary, design, folder)]
     files.append(mosaic.compose(rows, out / "samples_mosaic.png"))
     if remote:
-        import pyarrow.fs
-
-        fs, base = pyarrow.fs.FileSystem.from_uri(storage.join(str(sweep_path).rstrip("/"), REPORT_DIR))
-        fs.create_dir(base, recursive=True)
-        fs.delete_dir_contents(base, missing_dir_ok=True)
-        pyarrow.fs.copy_files(str(out), base, source_filesystem=pyarrow.fs.LocalFileSystem(),
-                              destination_filesystem=fs)
+        storage.upload_dir(out, storage.join(str(sweep_path).rstrip("/"), REPORT_DIR), replace=True)
     return Report(files=files, summary=summary, best=tables.best_per_group(summary, design, metric, mode),
                   notes=notes, metrics=survey_metrics, primaries=answers)
 

@@ -27,7 +27,7 @@ from sweep.plan import load_record
 from sweep.survey.pool import REAL, ImageRef, Pool, pool_from_records
 from sweep.survey.stats import RATE_COLUMNS, NoVotes, SurveyResults, selection_table, survey_results
 from sweep.survey.store import read_votes
-from trainables import storage
+from gan import storage
 
 __all__ = ["REAL", "ImageRef", "NoVotes", "Pool", "SurveyResults", "create_app", "pool_from_records", "serve",
            "selection_rates", "survey_results", "sweep_design", "votes_path"]
