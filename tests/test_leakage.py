@@ -248,7 +248,7 @@ def test_a_trial_reports_the_share_its_own_training_mixture_scores(faces, tmp_pa
     key = schema.leakage_expected_key("vflip")
     for da, n_aug, share in (("vflip", 20, 0.5), ("none", 0, 0.0)):
         cfg = TrialConfig(dataset="lfw-subset", n_real=20, image_size=32, da=da, n_aug=n_aug)
-        data = training_data(cfg, shared, "cpu")
+        data, _ = training_data(cfg, shared, "cpu")
         expected = expected_leakage(cfg, shared, data)
         assert expected == faces["probe"].expected(data) and abs(expected[key] - share) <= TOLERANCE
         assert schema.leakage_expected_key("contrast") not in expected  # blind: no expected value either

@@ -316,7 +316,7 @@ def record_driver(plan: Plan, resources: dict, cluster: dict, resume: bool) -> d
 
 def _report(plan: Plan, tracker) -> list[Path]:
     """Write the report and put its answer on the parent run: the best arm per group where a difference holds
-    (`sweep.mlflow.layout.log_answer`), the primary hypotheses' answer (`SweepTracker.sweep_answer`), with the seeds
+    (`sweep.mlflow.layout.log_answer`), the primary hypotheses' answer (`layout.log_primaries`), with the seeds
     per arm the plan resolved. A report failure must not hide the sweep's outcome."""
     try:
         rep = write_report(plan.path, plan.design, plan.metric, plan.mode)
@@ -328,7 +328,7 @@ def _report(plan: Plan, tracker) -> list[Path]:
         seeds.setdefault(cfg.arm, set()).add(cfg.seed)
     layout.log_answer(tracker, rep.summary.drop(columns=["context"]), rep.best, plan.metric, plan.design.group_by,
                       min(map(len, seeds.values())) if seeds else None, rep.metrics, rep.files)
-    tracker.sweep_answer(primaries.answer_text(rep.primaries), primaries.mlflow_fields(rep.primaries),
+    layout.log_primaries(tracker, primaries.answer_text(rep.primaries), primaries.mlflow_fields(rep.primaries),
                          primaries.EXPLORATORY)
     records = read_sweep(plan.path)
     study = getattr(plan, "study", None)

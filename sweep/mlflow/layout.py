@@ -23,6 +23,7 @@ path knows only at run time (the command line, the resources) is therefore kept 
 from __future__ import annotations
 
 import json
+import math
 
 from sweep.records import arm_of, scored_generator_of, trial_name
 from trainables.files import DATA_DIGEST, REFERENCE_DIGEST
@@ -252,6 +253,21 @@ def log_donor(tracker, donor: dict) -> None:
     if not storage.is_uri(donor["path"]):
         tracker.trial_grid(trial_id, os.path.join(donor["path"], grid_name(steps)), steps)
     tracker.trial_finished(trial_id, "finished")
+
+
+ANSWER = "gansweep.answer"  # the answer to the study's primary hypotheses, in words
+PRIMARY = "gansweep.primary."  # + a hypothesis's name: its verdict; metrics `primary.<name>.<figure>`
+EXPLORATORY = "gansweep.exploratory"  # says that every other figure on the parent run is exploratory
+
+
+def log_primaries(tracker, answer: str, primaries: dict[str, dict], exploratory: str) -> None:
+    """The answer to the study's primary hypotheses on the parent run: `ANSWER`, per primary test its verdict
+    (`PRIMARY<name>`) and metrics `primary.<name>.<p_holm|delta|d_z|detectable|holds>`, and `EXPLORATORY`."""
+    tags = {ANSWER: answer, EXPLORATORY: exploratory,
+            **{f"{PRIMARY}{name}": f["verdict"] for name, f in primaries.items()}}
+    metrics = {f"primary.{name}.{k}": v for name, f in primaries.items() for k, v in f.items()
+               if k not in ("verdict", "status") and v is not None and math.isfinite(v)}
+    tracker.sweep_summary(metrics=metrics, tags=tags)
 
 
 def log_answer(tracker, table, best_rows: list[dict], metric: str, group_by: tuple[str, ...],

@@ -4,8 +4,7 @@ runner and the backfill call it), uses `MlflowClient` with explicit run ids (nev
 and is idempotent, so a resume, a trial restarted from its checkpoint or a second backfill duplicates no run, param,
 (metric, step) entry or image: the parent is found again by its tag `SWEEP_PATH`, a trial's run by `TRIAL_ID`
 under it; each run remembers the highest step it logged (results at or below it are skipped), its params and the
-steps of its sample grids (tag `SAMPLE_STEPS`). The parent carries the answer to the study's primary
-hypotheses (`sweep_answer`).
+steps of its sample grids (tag `SAMPLE_STEPS`).
 
 MLflow must never fail a sweep: every call goes through `_call`. A transient error (server unreachable, 5xx, a
 locked database) is retried with exponential backoff; only when it persists does the tracker go offline for the rest
@@ -285,16 +284,6 @@ class SweepTracker:
         for path in files or ():
             if os.path.isfile(path):
                 self._call(self.client.log_artifact, self.parent_run_id, str(path), L.REPORT_DIR)
-
-    def sweep_answer(self, answer: str, primaries: dict[str, dict], exploratory: str) -> None:
-        """The answer to the study's primary hypotheses on the parent run: tag `gansweep.answer` (in words), per
-        primary test `gansweep.primary.<name>` (its verdict) and metrics `primary.<name>.<p_holm|delta|d_z|
-        detectable|holds>`, and `gansweep.exploratory` saying that every other figure on the run is exploratory."""
-        tags = {"gansweep.answer": answer, "gansweep.exploratory": exploratory,
-                **{f"gansweep.primary.{name}": f["verdict"] for name, f in primaries.items()}}
-        metrics = {f"primary.{name}.{k}": v for name, f in primaries.items() for k, v in f.items()
-                   if k not in ("verdict", "status") and v is not None and math.isfinite(v)}
-        self.sweep_summary(metrics=metrics, tags=tags)
 
     def end_sweep(self, status: str = "FINISHED") -> None:
         """Terminate the parent run. Trial runs this tracker opened that are still RUNNING in MLflow (the sweep was
