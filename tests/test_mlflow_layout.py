@@ -21,9 +21,9 @@ ARMS = ("none", "hflip@64", "generated@64")  # a donor run too
 
 
 def _plan(root, uri):
-    return resolve_plan("demo", seeds=1, overrides=TINY, only=ARMS,
+    return resolve_plan("demo-grid", seeds=1, overrides=TINY, only=ARMS,
                         options=Options(storage=str(root / "results"), name="smoke", in_process=True, verbose=0,
-                                        mlflow_uri=uri, argv=("gansweep", "run", "demo")))
+                                        mlflow_uri=uri, argv=("gansweep", "run", "demo-grid")))
 
 
 def _artifacts(client, run_id, folder=None) -> list[str]:
