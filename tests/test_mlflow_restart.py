@@ -95,6 +95,9 @@ def test_a_server_restarted_within_the_patience_loses_nothing(server, tmp_path, 
 
 def test_a_server_down_longer_than_the_patience_goes_offline_then_backfills(server, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
+    # the read-back below is a plain MlflowClient: give it a loaded machine's time (the tracker's own 5 s limit is for
+    # attempts its backoff retries; nothing listens on the down server's port, so its attempts fail at once anyway)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
     exp = shutil.copytree(fake.experiment(), tmp_path / "exp")  # a Tune experiment MLflow has not seen
     down = SweepTracker(f"http://127.0.0.1:{free_port()}", EXPERIMENT, backoff=backoff_for(1.0))
     assert down.start_sweep("late", str(exp), "test") is None and down.offline

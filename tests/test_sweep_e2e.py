@@ -198,7 +198,8 @@ def test_optuna_study(tmp_path, in_process):
     opts = Options(storage=str(tmp_path / "results"), name="o", mlflow_uri=f"sqlite:///{tmp_path}/mlflow.db",
                    in_process=in_process, verbose=0)
     sweep = resolve_plan("optuna-da", num_samples=3, options=opts,
-                         overrides={**TINY, "dataset": "lfw-subset", "n_real": 100, "extractor": "effnet"})
+                         overrides={**TINY, "dataset": "lfw-subset", "n_real": 64, "n_heldout": 36,
+                                   "extractor": "effnet"})
     run_sweep(sweep, report=in_process)  # in-process with the report: the parent gets Optuna's importances
     opts = sweep.options
     records = read_sweep(sweep.path)
