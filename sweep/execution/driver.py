@@ -94,7 +94,10 @@ def _init_ray(options: Options, env: dict[str, str]) -> bool:
     if options.address:
         ray.init(address=options.address, include_dashboard=False, runtime_env=runtime_env)
         return False
-    ray.init(num_cpus=options.num_cpus, include_dashboard=False, runtime_env=runtime_env)
+    # "local": a new one-node Ray even where this machine has another's (Ray would otherwise join the one named in
+    # /tmp/ray/ray_current_cluster, a killed driver's stale one included, and refuse num_cpus); RAY_ADDRESS joins.
+    address = None if os.environ.get("RAY_ADDRESS") else "local"
+    ray.init(address=address, num_cpus=options.num_cpus, include_dashboard=False, runtime_env=runtime_env)
     return True
 
 
