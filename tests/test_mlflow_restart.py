@@ -33,10 +33,14 @@ class Server:
     def __init__(self, db: str, artifacts, port: int):
         self.cmd, self.port, self.proc = mlflow_server(db, artifacts, port), port, None
         self.uri = f"http://127.0.0.1:{port}"
+        self.log = os.path.join(str(artifacts), "server.log")
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        # output to a file, not a pipe nobody reads: a full pipe would block the server mid-request
+        log = open(self.log, "a")
+        self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT, text=True,
                                      start_new_session=True)
+        log.close()
         wait_http(f"{self.uri}/health", timeout=240, proc=self.proc)
 
     def kill(self) -> None:
