@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 from mlflow.tracking import MlflowClient
 
 # Small enough that a trial is a few seconds on 2 CPU cores, large enough to exercise every code path.
@@ -26,3 +29,15 @@ def grid_steps(client: MlflowClient, run_id: str) -> list[int]:
     """The steps of the sample grids a run holds (MLflow's log_image files under images/)."""
     names = [a.path.rsplit("/", 1)[-1] for a in client.list_artifacts(run_id, "images")]
     return sorted(int(n.split("+")[2]) for n in names if n.startswith("samples+step+") and n.endswith(".png"))
+
+
+def subprocess_env() -> dict[str, str]:
+    """The environment of a `gansweep` subprocess: no RAY_* variable, so it starts its own Ray, not a test's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def gansweep_cmd(*args) -> list[str]:
+    """A `gansweep` command line run by this interpreter."""
+    return [sys.executable, "-m", "sweep", *args]

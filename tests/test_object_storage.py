@@ -4,7 +4,6 @@ the donor cache, the report and every MLflow artifact end up in the bucket, each
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import time
 import pytest
 
 from sweep.records import read_sweep
-from tests.sweep_helpers import TINY, grid_steps, metric_steps, sweep_runs
+from tests.sweep_helpers import TINY, gansweep_cmd, grid_steps, metric_steps, subprocess_env, sweep_runs
 
 pytestmark = pytest.mark.slow
 moto_server = pytest.importorskip("moto.server", reason="moto[server] is not installed (pip install -e .[test])")
@@ -62,16 +61,6 @@ def _keys(client, prefix: str) -> list[str]:
     return [o["Key"] for page in pages for o in page.get("Contents", [])]
 
 
-def _env():
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}  # its own Ray, not a test's
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def _gansweep(*args):
-    return [sys.executable, "-m", "sweep", *args]
-
-
 def test_sweep_and_report_through_a_bucket(tmp_path, s3):
     from mlflow.tracking import MlflowClient
 
@@ -80,12 +69,12 @@ def test_sweep_and_report_through_a_bucket(tmp_path, s3):
     storage = f"s3://{BUCKET}/prefix"
     sweep = f"{storage}/sw"
     settings = [f"--set={k}={v}" for k, v in TINY.items() if k != "steps"] + ["--steps", str(STEPS)]
-    done = subprocess.run(_gansweep("run", "demo-grid", "--only", "none", "--only", "generated@64", "--name", "sw",
-                                    "--storage", storage, "--mlflow-uri", uri, "--num-cpus", "2", "--seeds", "1",
-                                    *settings), cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=400)
+    cmd = gansweep_cmd("run", "demo-grid", "--only", "none", "--only", "generated@64", "--name", "sw", "--storage",
+                       storage, "--mlflow-uri", uri, "--num-cpus", "2", "--seeds", "1", *settings)
+    done = subprocess.run(cmd, cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
-    report = subprocess.run(_gansweep("report", sweep), cwd=tmp_path, env=_env(), capture_output=True, text=True,
-                            timeout=300)
+    report = subprocess.run(gansweep_cmd("report", sweep), cwd=tmp_path, env=subprocess_env(), capture_output=True,
+                            text=True, timeout=300)
     assert report.returncode == 0, report.stderr[-3000:]
     assert "none" in report.stdout and "generated@64" in report.stdout  # the summary, read back from the bucket
 

@@ -8,25 +8,14 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
 from sweep.records import read_sweep
-from tests.sweep_helpers import TINY, grid_steps, metric_steps, sweep_runs
+from tests.sweep_helpers import TINY, gansweep_cmd, grid_steps, metric_steps, subprocess_env, sweep_runs
 
 pytestmark = pytest.mark.slow
-
-
-def _env():
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}  # its own Ray, not a test's
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def _gansweep(*args):
-    return [sys.executable, "-m", "sweep", *args]
 
 
 @pytest.mark.parametrize("mode", ["ray", "in-process"])
@@ -34,11 +23,11 @@ def test_kill_driver_then_resume(tmp_path, mode):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     storage = tmp_path / "results"
     settings = [f"--set={k}={v}" for k, v in {**TINY, "steps": 40}.items() if k != "steps"] + ["--steps", "40"]
-    cmd = _gansweep("run", "demo-grid", "--only", "none", "--only", "hflip@64", "--name", "sw", "--storage",
+    cmd = gansweep_cmd("run", "demo-grid", "--only", "none", "--only", "hflip@64", "--name", "sw", "--storage",
                     str(storage), "--mlflow-uri", uri, "--num-cpus", "2", "--seeds", "1", *settings,
                     *(["--in-process"] if mode == "in-process" else []))
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=subprocess_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
     sweep = storage / "sw"
     deadline, unreadable = time.time() + 240, None
     try:
@@ -61,8 +50,8 @@ def test_kill_driver_then_resume(tmp_path, mode):
     assert unfinished, "both trials finished before the kill: the test did not test resume"
 
     new_uri = f"sqlite:///{tmp_path}/moved.db" if mode == "ray" else None
-    done = subprocess.run(_gansweep("resume", str(sweep), *(["--mlflow-uri", new_uri] if new_uri else [])),
-                          cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=400)
+    done = subprocess.run(gansweep_cmd("resume", str(sweep), *(["--mlflow-uri", new_uri] if new_uri else [])),
+                          cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
 
     client, parents, children = sweep_runs(new_uri or uri)
